@@ -1,0 +1,1 @@
+"""Capture: the browser and the platform adapters that turn a page into posts."""

@@ -1,0 +1,183 @@
+"""The adapter base class and the registry of adapters by platform name.
+
+An adapter is one small class: a default :class:`Recipe` plus, where a platform needs it,
+a few overrides of the recipe-driven extraction. Extraction is pure (HTML in, posts out)
+so it can be golden-tested on saved pages.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+from urllib.parse import urljoin, urlsplit
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from watcher.capture.recipe import Recipe, Selector
+from watcher.models import Post
+from watcher.timeutil import normalise_page_time
+
+_ADAPTERS: dict[str, type[Adapter]] = {}
+_SPACES = re.compile(r"[ \t\f\v]+")
+_BLANK_LINES = re.compile(r"\n\s*\n+")
+_CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)['\"]?\s*\)")
+_SAFE_SCHEMES = ("http", "https")
+
+
+def register_adapter(cls: type[Adapter]) -> type[Adapter]:
+    """Class decorator: make ``cls`` available as ``platform: <cls.name>`` in watchlists."""
+    _ADAPTERS[cls.name] = cls
+    return cls
+
+
+def known_platforms() -> list[str]:
+    """Names of every registered platform, sorted."""
+    return sorted(_ADAPTERS)
+
+
+def adapter_for(platform: str, selectors: dict[str, str] | None = None) -> Adapter:
+    """An adapter for ``platform`` whose recipe is patched with a target's ``selectors``."""
+    cls = _ADAPTERS[platform]
+    return cls(cls.default_recipe.overridden(selectors))
+
+
+class Adapter:
+    """Turns the HTML of a loaded page into :class:`Post` records using a recipe."""
+
+    name: ClassVar[str] = ""
+    default_recipe: ClassVar[Recipe] = Recipe()
+    # Selector names a watchlist must give for this platform (generic has no defaults).
+    required_selectors: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, recipe: Recipe) -> None:
+        self.recipe = recipe
+
+    # -- the pure part -------------------------------------------------------------------
+    def extract(self, html: str, base_url: str) -> list[Post]:
+        """Every post on the page, in page order, with URLs made absolute."""
+        if self.recipe.post is None or self.recipe.post.css is None:
+            return []
+        tree = LexborHTMLParser(html)
+        posts: list[Post] = []
+        seen: set[str] = set()
+        for node in tree.css(self.recipe.post.css):
+            post = self.extract_post(node, base_url)
+            if post is not None and post.post_id not in seen:
+                seen.add(post.post_id)
+                posts.append(post)
+        return posts
+
+    def extract_post(self, node: LexborNode, base_url: str) -> Post | None:
+        """One post element to a :class:`Post`; None when it has no id (not a real post)."""
+        post_id = self.read_id(node, base_url)
+        if not post_id:
+            return None
+        return Post(
+            post_id=post_id,
+            text=self.read_text(node),
+            permalink=self.read_url(node, self.recipe.link, base_url),
+            author=self.read_first(node, self.recipe.author),
+            posted_at=normalise_page_time(self.read_first(node, self.recipe.time)),
+            image_urls=self.read_images(node, base_url),
+            links=self.read_links(node, base_url),
+        )
+
+    def read_id(self, node: LexborNode, base_url: str) -> str | None:
+        """The platform's post id."""
+        value = self.read_first(node, self.recipe.id)
+        return value.strip() if value else None
+
+    def read_text(self, node: LexborNode) -> str:
+        """Post text with line breaks kept and runs of spaces folded."""
+        selector = self.recipe.text
+        if selector is None:
+            return ""
+        target = node if selector.css is None else node.css_first(selector.css)
+        if target is None:
+            return ""
+        if selector.attr:
+            return (target.attributes.get(selector.attr) or "").strip()
+        return node_text(target)
+
+    def read_images(self, node: LexborNode, base_url: str) -> tuple[str, ...]:
+        """Absolute http(s) URLs of the post's images, de-duplicated, in page order."""
+        return _unique(
+            url
+            for raw in self.read_all(node, self.recipe.images)
+            if (url := absolute_url(raw, base_url))
+        )
+
+    def read_links(self, node: LexborNode, base_url: str) -> tuple[str, ...]:
+        """Outbound links in the post text."""
+        return _unique(
+            url
+            for raw in self.read_all(node, self.recipe.links)
+            if (url := absolute_url(raw, base_url))
+        )
+
+    def read_url(self, node: LexborNode, selector: Selector | None, base_url: str) -> str | None:
+        """First value of ``selector`` as an absolute http(s) URL."""
+        raw = self.read_first(node, selector)
+        return absolute_url(raw, base_url) if raw else None
+
+    def older_page_url(self, url: str, posts: list[Post]) -> str | None:
+        """URL of the next (older) page after reading ``posts`` from ``url``; None if none."""
+        return None
+
+    # -- selector helpers ------------------------------------------------------------------
+    def read_first(self, node: LexborNode, selector: Selector | None) -> str | None:
+        """The first value ``selector`` yields inside ``node``."""
+        values = self.read_all(node, selector, limit=1)
+        return values[0] if values else None
+
+    def read_all(
+        self, node: LexborNode, selector: Selector | None, limit: int | None = None
+    ) -> list[str]:
+        """Every value ``selector`` yields inside ``node`` (attribute values or element text)."""
+        if selector is None:
+            return []
+        targets = [node] if selector.css is None else node.css(selector.css)
+        values: list[str] = []
+        for target in targets:
+            value = self.selector_value(target, selector)
+            if value:
+                values.append(value)
+                if limit and len(values) >= limit:
+                    break
+        return values
+
+    @staticmethod
+    def selector_value(target: LexborNode, selector: Selector) -> str | None:
+        """Attribute value (``style`` yields its ``url(...)``) or text of one element."""
+        if not selector.attr:
+            return node_text(target) or None
+        value = target.attributes.get(selector.attr)
+        if value and selector.attr == "style":
+            match = _CSS_URL.search(value)
+            return match.group(1) if match else None
+        return value
+
+
+def node_text(node: LexborNode) -> str:
+    """Visible text of an element: ``<br>`` and block ends become newlines, spaces folded."""
+    html = node.html or ""
+    html = re.sub(r"(?i)<br\s*/?>", "\n", html)
+    html = re.sub(r"(?i)</(p|div|li|h[1-6])>", "\n", html)
+    text = LexborHTMLParser(html).text(separator="") if html else ""
+    lines = [_SPACES.sub(" ", line).strip() for line in text.replace("\r", "").split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def absolute_url(raw: str | None, base_url: str) -> str | None:
+    """``raw`` resolved against ``base_url``; None unless the result is http(s).
+
+    Pages may point images at ``file:``, ``data:`` or ``javascript:`` URLs: never follow those.
+    """
+    if not raw:
+        return None
+    url = urljoin(base_url, raw.strip())
+    return url if urlsplit(url).scheme in _SAFE_SCHEMES else None
+
+
+def _unique(values) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))

@@ -1,0 +1,73 @@
+"""Our exception types.
+
+Library exceptions (Playwright, Telegram, SQLite, YAML) are translated into these once, at
+the module that talks to the library, with ``raise ... from exc``. Every message says what
+is wrong and how to fix it, because the people reading it are investigators.
+"""
+
+from __future__ import annotations
+
+
+class WatcherError(Exception):
+    """Base class: a problem the user can act on. The CLI prints it without a traceback."""
+
+
+class WatchlistError(WatcherError):
+    """The watchlist file cannot be used. ``problems`` lists every problem found."""
+
+    def __init__(self, path: str, problems: list[WatchlistProblem]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = [f"{path}: {len(problems)} problem(s)"]
+        lines += [f"  {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+class WatchlistProblem:
+    """One problem in a watchlist: where it is, what is wrong, how to fix it."""
+
+    def __init__(self, line: int | None, where: str, message: str, fix: str) -> None:
+        self.line = line
+        self.where = where
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        at = f"line {self.line}" if self.line else "file"
+        where = f" ({self.where})" if self.where else ""
+        return f"{at}{where}: {self.message}. Fix: {self.fix}"
+
+    def __repr__(self) -> str:
+        return f"WatchlistProblem({self.line!r}, {self.where!r}, {self.message!r})"
+
+
+class BrowserError(WatcherError):
+    """The browser could not be found or started."""
+
+
+class CaptureError(WatcherError):
+    """A capture of one target failed; ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class StoreError(WatcherError):
+    """The database or blob store could not be read or written."""
+
+
+class AlertError(WatcherError):
+    """An alert could not be delivered."""
+
+
+class PermanentAlertError(AlertError):
+    """Delivery will never succeed without a change by the team (chat gone, bot removed)."""
+
+
+class TransientAlertError(AlertError):
+    """Delivery failed for now and should be retried, after ``retry_after`` seconds if set."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)

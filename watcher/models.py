@@ -1,0 +1,148 @@
+"""Records that cross module boundaries. Plain frozen dataclasses, never raw dicts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One post as a platform adapter extracted it from a page."""
+
+    post_id: str
+    text: str = ""
+    permalink: str | None = None
+    author: str | None = None
+    posted_at: str | None = None  # UTC ISO-8601, or None when the page gives no time
+    image_urls: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (lists instead of tuples), as used in golden files and posts.json."""
+        data = asdict(self)
+        data["image_urls"] = list(self.image_urls)
+        data["links"] = list(self.links)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Post:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            post_id=str(data["post_id"]),
+            text=data.get("text", ""),
+            permalink=data.get("permalink"),
+            author=data.get("author"),
+            posted_at=data.get("posted_at"),
+            image_urls=tuple(data.get("image_urls", ())),
+            links=tuple(data.get("links", ())),
+        )
+
+
+class EventKind(StrEnum):
+    """What a diff or a capture found. Alerts and ``check --json`` use these names."""
+
+    NEW_POST = "new_post"
+    EDITED_POST = "edited_post"
+    DELETED_POST = "deleted_post"
+    IMAGE_SEEN_BEFORE = "image_seen_before"
+    CAPTURE_FAILED = "capture_failed"
+    CAPTURE_RECOVERED = "capture_recovered"
+    KEYWORD = "keyword"
+    WATCHLIST_INVALID = "watchlist_invalid"
+
+
+class CaptureStatus(StrEnum):
+    """Outcome of one capture."""
+
+    OK = "ok"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something the team may need to know, produced by the diff or the capture pipeline."""
+
+    kind: EventKind
+    target: str
+    post_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    capture_id: int | None = None
+    created_at: str | None = None
+    id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """One JSON object, the form ``watcher check --json`` prints."""
+        return {
+            "kind": str(self.kind),
+            "target": self.target,
+            "post_id": self.post_id,
+            "capture_id": self.capture_id,
+            "created_at": self.created_at,
+            "details": self.details,
+        }
+
+    def to_json_line(self) -> str:
+        """:meth:`to_json` as one line of JSON."""
+        return json.dumps(self.to_json(), ensure_ascii=False, sort_keys=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A file kept as evidence for a capture; its bytes live in the blob store under ``sha256``."""
+
+    kind: str  # screenshot, html, posts, image, error_screenshot
+    sha256: str
+    size: int
+    media_type: str
+    source_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """A downloaded post image with its perceptual hashes (None when it could not be decoded)."""
+
+    url: str
+    sha256: str | None
+    size: int
+    media_type: str | None
+    phash: int | None = None
+    dhash: int | None = None
+    width: int | None = None
+    height: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageSnapshot:
+    """What the browser saw of a target: the raw material of one capture."""
+
+    requested_url: str
+    final_url: str
+    http_status: int | None
+    html_pages: tuple[str, ...]  # rendered HTML of each page read (first page, then older pages)
+    screenshot: bytes | None
+    user_agent: str
+    browser_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureSummary:
+    """Result of one capture as the CLI and scheduler report it."""
+
+    target: str
+    capture_id: int | None
+    status: CaptureStatus
+    reason: str | None
+    started_at: str
+    ended_at: str
+    post_count: int
+    baseline: bool
+    events: tuple[Event, ...] = ()
+
+    def count(self, kind: EventKind) -> int:
+        """How many events of ``kind`` this capture produced."""
+        return sum(1 for e in self.events if e.kind == kind)
