@@ -1,0 +1,657 @@
+"""Load and check ``watchlist.yaml``, the file investigators edit by hand.
+
+Every problem in the file is reported at once, each with its line number and a fix written
+for someone who is not a programmer, so a broken watchlist takes one round of edits to
+repair rather than one round per mistake.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from watcher.capture.adapters import Adapter, adapter_for, known_platforms
+from watcher.capture.recipe import RECIPE_FIELDS, Selector
+from watcher.errors import WatcherError, WatchlistError, WatchlistProblem
+from watcher.models import EventKind
+from watcher.timeutil import format_duration, parse_duration
+
+Loc = tuple[str | int, ...]
+
+MIN_EVERY = 5.0
+MAX_PAGES = 50
+DURATION_FIX = "write a number and a unit, e.g. 30s, 15m, 2h, 1d"
+YAML_FIX = "check the indentation and that every `key: value` has a space after the colon"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME_FIX = (
+    "use only letters, digits, `_`, `.` and `-` (no spaces), start with a letter or digit, "
+    "at most 64 characters, e.g. ivory-market-1"
+)
+_SELECTOR_EXAMPLES = {"post": ".listing", "id": "@data-id", "text": ".description"}
+_DEFAULT_KINDS = [
+    "new_post",
+    "edited_post",
+    "deleted_post",
+    "image_seen_before",
+    "keyword",
+    "capture_failed",
+    "capture_recovered",
+]
+# Keys the loader fills in itself; a `path:` written in the file is a mistake.
+_INTERNAL_KEYS = frozenset({"path"})
+
+
+# -- field validators ----------------------------------------------------------------------
+def _invalid(message: str, fix: str) -> PydanticCustomError:
+    """An error carrying our own wording, which the loader reports unchanged."""
+    return PydanticCustomError("watchlist", "{message}", {"message": message, "fix": fix})
+
+
+def _seconds(value: Any) -> float:
+    if value is None or value == "":
+        raise _invalid("no length of time is given", DURATION_FIX)
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise _invalid(f"`{value}` is not a length of time", DURATION_FIX) from None
+
+
+def _at_least(minimum: float) -> AfterValidator:
+    def check(seconds: float) -> float:
+        if seconds < minimum:
+            raise _invalid(
+                f"{format_duration(seconds) if seconds >= 0 else seconds} is too short "
+                f"(the minimum is {format_duration(minimum)})",
+                f"{DURATION_FIX}, of at least {format_duration(minimum)}",
+            )
+        return seconds
+
+    return AfterValidator(check)
+
+
+def _not_negative(seconds: float) -> float:
+    if seconds < 0:
+        raise _invalid(f"{seconds:g} is below zero", f"{DURATION_FIX}, or 0 for none")
+    return seconds
+
+
+def _no_bool(value: Any) -> Any:
+    # YAML reads yes/no/on/off as true/false, which pydantic would quietly turn into 1/0.
+    if isinstance(value, bool):
+        raise _invalid(
+            f"this should be a whole number, not `{'yes' if value else 'no'}`",
+            "write a whole number such as 3, without quotes, units or decimals",
+        )
+    return value
+
+
+def _check_pages(pages: int) -> int:
+    if not 1 <= pages <= MAX_PAGES:
+        raise _invalid(f"{pages} pages is out of range", f"write a number from 1 to {MAX_PAGES}")
+    return pages
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in url.strip():
+        raise _invalid(
+            f"`{url}` is not a web address",
+            "write the full address starting with https:// (or http://), "
+            "e.g. https://t.me/s/channelname",
+        )
+    return url.strip()
+
+
+def _none_as_empty(value: Any) -> Any:
+    # A key left blank (`tags:`) reads as null; investigators mean "none".
+    return {} if value is None else value
+
+
+def _none_as_empty_list(value: Any) -> Any:
+    return [] if value is None else value
+
+
+def _check_selector_name(name: str) -> str:
+    if name not in RECIPE_FIELDS:
+        raise _invalid(f"unknown selector name `{name}`", _choose_fix(name, RECIPE_FIELDS))
+    return name
+
+
+def _check_selector_text(text: Any) -> Any:
+    if text is None or (isinstance(text, str) and not text.strip()):
+        raise _invalid(
+            "the selector is empty",
+            'write a CSS selector in double quotes, e.g. ".listing" or "@data-id", '
+            "or remove the line",
+        )
+    if isinstance(text, str):
+        Selector.parse(text)
+    return text
+
+
+def _check_kind(kind: str) -> str:
+    kinds = [k.value for k in EventKind]
+    if kind not in kinds:
+        raise _invalid(f"unknown alert kind `{kind}`", _choose_fix(kind, kinds))
+    return kind
+
+
+def _choose_fix(word: str, allowed: list[str] | tuple[str, ...]) -> str:
+    """'did you mean X? use one of: ...' with the closest allowed word, if any is close."""
+    close = difflib.get_close_matches(str(word), list(allowed), n=1, cutoff=0.6)
+    hint = f"did you mean `{close[0]}`? " if close else ""
+    return f"{hint}use one of: {', '.join(allowed)}"
+
+
+Every = Annotated[float, BeforeValidator(_seconds), _at_least(MIN_EVERY)]
+Jitter = Annotated[float, BeforeValidator(_seconds), AfterValidator(_not_negative)]
+Timeout = Annotated[float, BeforeValidator(_seconds), _at_least(1.0)]
+WholeNumber = Annotated[int, BeforeValidator(_no_bool)]
+Pages = Annotated[WholeNumber, AfterValidator(_check_pages)]
+Url = Annotated[str, AfterValidator(_check_url)]
+SelectorName = Annotated[str, AfterValidator(_check_selector_name)]
+SelectorText = Annotated[str, BeforeValidator(_check_selector_text)]
+Kind = Annotated[str, AfterValidator(_check_kind)]
+
+
+# -- the models ----------------------------------------------------------------------------
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Defaults(_Model):
+    """Values a target takes when it does not set its own."""
+
+    every: Every = 900.0
+    jitter: Jitter = 60.0
+    pages: Pages = 1
+    timeout: Timeout = 45.0
+
+
+class Target(_Model):
+    """One page to watch."""
+
+    name: str
+    platform: str
+    url: Url
+    every: Every = 900.0
+    jitter: Jitter = 60.0
+    pages: Pages = 1
+    timeout: Timeout = 45.0
+    tags: Annotated[tuple[str, ...], BeforeValidator(_none_as_empty_list)] = ()
+    session: str | None = None
+    alert_on: Literal["all", "keyword"] = "all"
+    selectors: Annotated[dict[SelectorName, SelectorText], BeforeValidator(_none_as_empty)] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if not _NAME.match(name):
+            raise _invalid(f"the name `{name}` cannot be used in file names", _NAME_FIX)
+        return name
+
+    @field_validator("platform")
+    @classmethod
+    def _check_platform(cls, platform: str) -> str:
+        if platform not in known_platforms():
+            raise _invalid(
+                f"unknown platform `{platform}`", _choose_fix(platform, known_platforms())
+            )
+        return platform
+
+    def adapter(self) -> Adapter:
+        """The platform's adapter with this target's selectors patched into its recipe."""
+        return adapter_for(self.platform, self.selectors)
+
+
+class TelegramAlerts(_Model):
+    """Where and which alerts go to Telegram."""
+
+    chat_ids: list[WholeNumber]
+    api_url: Url | None = None
+    token_file: str | None = None
+    kinds: list[Kind] = Field(default_factory=lambda: list(_DEFAULT_KINDS))
+
+    @field_validator("chat_ids")
+    @classmethod
+    def _need_a_chat(cls, chat_ids: list[WholeNumber]) -> list[int]:
+        if not chat_ids:
+            raise _invalid(
+                "no chat is given",
+                "add at least one chat id, e.g. chat_ids: [-1001234567890]",
+            )
+        return chat_ids
+
+
+class Alerts(_Model):
+    """Alert channels; none configured means alerts are only logged."""
+
+    telegram: TelegramAlerts | None = None
+
+
+class Images(_Model):
+    """Images the team already knows (file paths), matched against captured images."""
+
+    known: Annotated[list[str], BeforeValidator(_none_as_empty_list)] = Field(default_factory=list)
+
+
+class Watchlist(_Model):
+    """The whole watchlist file, with each target's gaps filled from ``defaults``."""
+
+    path: str | None = None
+    operator: str | None = None
+    defaults: Annotated[Defaults, BeforeValidator(_none_as_empty)] = Field(default_factory=Defaults)
+    targets: Annotated[list[Target], BeforeValidator(_none_as_empty_list)]
+    alerts: Annotated[Alerts, BeforeValidator(_none_as_empty)] = Field(default_factory=Alerts)
+    admins: Annotated[list[WholeNumber], BeforeValidator(_none_as_empty_list)] = Field(
+        default_factory=list
+    )
+    members: Annotated[list[WholeNumber], BeforeValidator(_none_as_empty_list)] = Field(
+        default_factory=list
+    )
+    keywords: Annotated[dict[str, list[str]], BeforeValidator(_none_as_empty)] = Field(
+        default_factory=dict
+    )
+    images: Annotated[Images, BeforeValidator(_none_as_empty)] = Field(default_factory=Images)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
+            return data
+        try:
+            defaults = Defaults.model_validate(_none_as_empty(data.get("defaults", {})))
+        except ValidationError:
+            # Reported once under `defaults`; targets keep the built-in values meanwhile
+            # so a bad default is not repeated as a problem in every target.
+            return data
+        base = defaults.model_dump()
+        targets = [{**base, **t} if isinstance(t, dict) else t for t in data["targets"]]
+        return {**data, "targets": targets}
+
+    @field_validator("targets")
+    @classmethod
+    def _need_a_target(cls, targets: list[Target]) -> list[Target]:
+        if not targets:
+            raise _invalid("there are no targets to watch", _TARGETS_FIX)
+        return targets
+
+    def target(self, name: str) -> Target:
+        """The target called ``name``; WatcherError naming the known ones if there is none."""
+        for target in self.targets:
+            if target.name == name:
+                return target
+        raise WatcherError(f"no target named {name}; known: {self._known_names()}")
+
+    def select(self, names: list[str]) -> list[Target]:
+        """The named targets in the order given (every target when ``names`` is empty)."""
+        if not names:
+            return list(self.targets)
+        by_name = {t.name: t for t in self.targets}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise WatcherError(
+                f"no target named {', '.join(unknown)}; known: {self._known_names()}"
+            )
+        return [by_name[n] for n in dict.fromkeys(names)]
+
+    def _known_names(self) -> str:
+        return ", ".join(t.name for t in self.targets)
+
+
+_TARGETS_FIX = (
+    "add a `targets:` list with at least one target, e.g.\n"
+    "targets:\n  - name: ivory-channel\n    platform: telegram\n"
+    "    url: https://t.me/s/channelname"
+)
+
+
+# -- loading -------------------------------------------------------------------------------
+def load_watchlist(path: str | Path) -> Watchlist:
+    """Read and check a watchlist file; WatchlistError lists every problem found."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _file_error(str(path), "the file does not exist", "check the path") from None
+    except UnicodeDecodeError:
+        raise _file_error(
+            str(path), "the file is not plain text (UTF-8)", "save it as UTF-8 text"
+        ) from None
+    except OSError as exc:
+        raise _file_error(
+            str(path),
+            f"the file cannot be read ({exc.strerror})",
+            "check the path and its permissions",
+        ) from None
+    watchlist = parse_watchlist(text, str(path))
+    return watchlist.model_copy(update={"path": str(file.resolve())})
+
+
+def parse_watchlist(text: str, path: str = "<watchlist>") -> Watchlist:
+    """Check watchlist text; WatchlistError (naming ``path``) lists every problem found."""
+    try:
+        data, lines = _read_yaml(text)
+    except yaml.YAMLError as exc:
+        raise WatchlistError(path, [_yaml_problem(exc)]) from None
+    problems = _shape_problems(data, lines)
+    if problems:
+        raise WatchlistError(path, problems)
+    watchlist: Watchlist | None = None
+    try:
+        watchlist = Watchlist.model_validate({k: v for k, v in data.items() if k != "path"})
+    except ValidationError as exc:
+        problems += [_pydantic_problem(e, data, lines) for e in exc.errors()]
+    problems += _cross_target_problems(data, lines)
+    if problems or watchlist is None:
+        raise WatchlistError(path, sorted(problems, key=lambda p: (p.line or 0, p.where)))
+    return watchlist
+
+
+def _file_error(path: str, message: str, fix: str) -> WatchlistError:
+    return WatchlistError(path, [WatchlistProblem(None, "", message, fix)])
+
+
+# -- YAML and line numbers -----------------------------------------------------------------
+class _Lines:
+    """1-based line of each key or list item, by its path such as ("targets", 1, "every")."""
+
+    def __init__(self) -> None:
+        self.by_path: dict[Loc, int] = {}
+        self.duplicates: list[tuple[Loc, int, int]] = []  # path, first line, repeat line
+
+    def line(self, loc: Loc) -> int | None:
+        """Line of ``loc`` or, when it is not in the file (a missing key), of its parent."""
+        for end in range(len(loc), -1, -1):
+            line = self.by_path.get(loc[:end]) or self.by_path.get(_as_text(loc[:end]))
+            if line is not None:
+                return line
+        return None
+
+    def walk(self, node: yaml.Node, path: Loc, stack: frozenset[int] = frozenset()) -> None:
+        self.by_path.setdefault(path, node.start_mark.line + 1)
+        if id(node) in stack:  # a recursive alias (&a [*a]) would never end
+            return
+        stack = stack | {id(node)}
+        if isinstance(node, yaml.MappingNode):
+            self._walk_mapping(node, path, stack)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.walk(item, (*path, index), stack)
+
+    def _walk_mapping(self, node: yaml.MappingNode, path: Loc, stack: frozenset[int]) -> None:
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key, line = str(key_node.value), key_node.start_mark.line + 1
+            if key in seen and key != "<<":
+                self.duplicates.append(((*path, key), seen[key], line))
+            seen[key] = line
+            # The last of duplicated keys is the one YAML keeps, so point at that one.
+            self.by_path[(*path, key)] = line
+            self.walk(value_node, (*path, key), stack)
+
+
+def _as_text(loc: Loc) -> Loc:
+    # YAML keys such as `1:` are numbers in the data but text in the map.
+    return tuple(str(p) if not isinstance(p, str) else p for p in loc)
+
+
+def _read_yaml(text: str) -> tuple[Any, _Lines]:
+    loader = yaml.SafeLoader(text)
+    lines = _Lines()
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, lines
+        # Walk before constructing: construction folds `<<:` merges into the nodes, which
+        # would make merged keys look like duplicates written on the anchor's lines.
+        lines.walk(node, ())
+        return loader.construct_document(node), lines
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> WatchlistProblem:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    detail = getattr(exc, "problem", None) or str(exc)
+    fix = YAML_FIX
+    if "another document" in detail:
+        fix = "keep the whole watchlist in one document: remove the extra `---` line"
+    elif "'\\t'" in detail:
+        fix = "replace the tab characters with spaces; " + YAML_FIX
+    elif "cannot start any token" in detail:
+        fix = 'put the value in double quotes, e.g. id: "@data-id"; ' + YAML_FIX
+    line = mark.line + 1 if mark is not None else None
+    return WatchlistProblem(line, "", f"this is not valid YAML: {detail}", fix)
+
+
+# -- problems pydantic cannot see ----------------------------------------------------------
+def _shape_problems(data: Any, lines: _Lines) -> list[WatchlistProblem]:
+    """Problems that stop the rest of the check: an empty file or one that is not a mapping."""
+    if data is None:
+        return [WatchlistProblem(None, "", "the file is empty", _TARGETS_FIX)]
+    if not isinstance(data, dict):
+        return [
+            WatchlistProblem(
+                lines.line(()),
+                "",
+                "the file should be made of `key: value` lines",
+                "start the file with `targets:` (and optionally operator:, defaults:, alerts:) "
+                "at the very left, with no `- ` in front",
+            )
+        ]
+    return []
+
+
+def _cross_target_problems(data: dict[str, Any], lines: _Lines) -> list[WatchlistProblem]:
+    problems = [_unknown_key_problem((k,), data, lines) for k in _INTERNAL_KEYS if k in data]
+    problems += [
+        WatchlistProblem(
+            line,
+            _where(path, data),
+            f"`{path[-1]}` is written twice in this block (first on line {first})",
+            "remove one of them; only the last one would count",
+        )
+        for path, first, line in lines.duplicates
+    ]
+    targets = data.get("targets")
+    if isinstance(targets, list):
+        problems += _duplicate_names(targets, lines)
+        for index, target in enumerate(targets):
+            if isinstance(target, dict):
+                problems += _missing_selectors(target, ("targets", index), data, lines)
+    return problems
+
+
+def _duplicate_names(targets: list[Any], lines: _Lines) -> list[WatchlistProblem]:
+    first: dict[str, int | None] = {}
+    problems = []
+    for index, target in enumerate(targets):
+        name = target.get("name") if isinstance(target, dict) else None
+        if not isinstance(name, str):
+            continue
+        line = lines.line(("targets", index, "name"))
+        if name in first:
+            problems.append(
+                WatchlistProblem(
+                    line,
+                    f"target {name}",
+                    f"the name `{name}` is already used by the target on line {first[name]}",
+                    "give each target its own name (names are used for evidence file names)",
+                )
+            )
+        else:
+            first[name] = line
+    return problems
+
+
+def _missing_selectors(
+    target: dict[str, Any], loc: Loc, data: dict[str, Any], lines: _Lines
+) -> list[WatchlistProblem]:
+    platform = target.get("platform")
+    if not isinstance(platform, str) or platform not in known_platforms():
+        return []
+    given = target.get("selectors")
+    given = given if isinstance(given, dict) else {}
+    where_loc = (*loc, "selectors") if "selectors" in target else (*loc, "platform")
+    return [
+        WatchlistProblem(
+            lines.line(where_loc),
+            _where(where_loc, data),
+            f"selector missing: platform {platform} needs the `{name}` selector",
+            f"add under `selectors:` a line like "
+            f'{name}: "{_SELECTOR_EXAMPLES.get(name, ".css-class")}" that matches the page',
+        )
+        for name in adapter_for(platform).required_selectors
+        if name not in given
+    ]
+
+
+# -- pydantic errors in plain words --------------------------------------------------------
+def _pydantic_problem(error: ErrorDetails, data: dict[str, Any], lines: _Lines) -> WatchlistProblem:
+    loc = tuple(p for p in error["loc"] if p != "[key]")
+    if error["type"] == "invalid_key":  # a key YAML read as a number, such as `1:`
+        message, fix = _unknown_key(loc)
+        return WatchlistProblem(lines.line(loc), _where(loc[:-1], data), message, fix)
+    message, fix = _explain(error, loc)
+    return WatchlistProblem(lines.line(loc), _where(loc, data), message, fix)
+
+
+def _explain(error: ErrorDetails, loc: Loc) -> tuple[str, str]:
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "watchlist":
+        return ctx["message"], ctx["fix"]
+    if kind == "extra_forbidden":
+        return _unknown_key(loc)
+    if kind == "missing":
+        return f"`{loc[-1]}` is missing", _missing_fix(str(loc[-1]))
+    if kind == "literal_error":
+        return f"{_shown(error)} is not allowed here", f"write one of: {ctx.get('expected')}"
+    for kinds, (what, fix) in _TYPE_WORDS.items():
+        if kind in kinds:
+            return f"this should be {what}, not {_shown(error)}", fix
+    return error["msg"], "compare this line with the example watchlist"
+
+
+def _shown(error: ErrorDetails) -> str:
+    value = error.get("input")
+    if value is None:
+        return "empty"
+    if isinstance(value, dict):
+        return "a block of `key: value` lines"
+    if isinstance(value, list):
+        return "a list"
+    text = str(value)
+    return f"`{text[:60]}…`" if len(text) > 60 else f"`{text}`"
+
+
+_LIST_FIX = "write one item per line starting with `- `, or all on one line like [a, b]"
+_TEXT_FIX = 'write text; put it in "double quotes" if it looks like a number, a date or yes/no'
+_TYPE_WORDS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("string_type",): ("text", _TEXT_FIX),
+    ("int_type", "int_parsing", "int_from_float"): (
+        "a whole number",
+        "write a whole number such as 3, without quotes, units or decimals",
+    ),
+    ("float_type", "float_parsing"): ("a number", "write a number such as 2.5"),
+    ("bool_type", "bool_parsing"): ("yes or no", "write yes or no"),
+    ("list_type", "tuple_type", "set_type"): ("a list", _LIST_FIX),
+    ("dict_type", "model_type", "model_attributes_type"): (
+        "a block of `key: value` lines",
+        "put each `key: value` on its own line below, indented by two more spaces",
+    ),
+}
+_MISSING_FIX = {
+    "targets": _TARGETS_FIX,
+    "name": "add a line `name: short-name` (letters, digits, `_`, `.`, `-`)",
+    "url": "add a line `url: https://...` with the page address",
+    "chat_ids": "add a line `chat_ids: [-1001234567890]` with the team chat's id",
+}
+
+
+def _missing_fix(key: str) -> str:
+    if key == "platform":  # adapters may register after import, so ask each time
+        return f"add a line `platform: NAME`, where NAME is one of: {', '.join(known_platforms())}"
+    return _MISSING_FIX.get(key, f"add a line `{key}: ...` here")
+
+
+def _unknown_key(loc: Loc) -> tuple[str, str]:
+    allowed = _allowed_keys(loc[:-1])
+    return f"unknown key `{loc[-1]}`", _choose_fix(str(loc[-1]), allowed)
+
+
+def _unknown_key_problem(loc: Loc, data: dict[str, Any], lines: _Lines) -> WatchlistProblem:
+    message, fix = _unknown_key(loc)
+    return WatchlistProblem(lines.line(loc), _where(loc, data), message, fix)
+
+
+def _allowed_keys(loc: Loc) -> list[str]:
+    model = _model_at(loc)
+    if model is None:
+        return []
+    return [k for k in model.model_fields if not (model is Watchlist and k in _INTERNAL_KEYS)]
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The model that validates the mapping at ``loc``, found by following field types."""
+    kind: Any = Watchlist
+    for part in loc:
+        kind = _unwrap(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(str(part))
+            kind = field.annotation if field else None
+        else:  # a list or dict: step to its item type
+            args = get_args(kind)
+            kind = args[-1] if args else None
+    kind = _unwrap(kind)
+    return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+
+
+def _unwrap(kind: Any) -> Any:
+    if get_origin(kind) is Annotated:
+        kind = get_args(kind)[0]
+    if get_origin(kind) in (Union, types.UnionType):
+        kind = next(a for a in get_args(kind) if a is not type(None))
+    return kind
+
+
+def _where(loc: Loc, data: dict[str, Any]) -> str:
+    """Plain description of a place: ``target ivory-1: selectors.post`` or ``defaults.every``."""
+    if len(loc) >= 2 and loc[0] == "targets" and isinstance(loc[1], int):
+        targets = data.get("targets")
+        target = targets[loc[1]] if isinstance(targets, list) else None
+        name = target.get("name") if isinstance(target, dict) else None
+        head = f"target {name}" if isinstance(name, str) else f"target {loc[1] + 1}"
+        tail = _dotted(loc[2:])
+        return f"{head}: {tail}" if tail else head
+    return _dotted(loc)
+
+
+def _dotted(loc: Loc) -> str:
+    # List positions are counted from 1 for people: `admins item 2`, not `admins.1`.
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f" item {part + 1}"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
