@@ -48,8 +48,9 @@ class BrowserError(WatcherError):
 class CaptureError(WatcherError):
     """A capture of one target failed; ``reason`` is a short machine-readable code."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, screenshot: bytes | None = None) -> None:
         self.reason = reason
+        self.screenshot = screenshot  # what the browser showed when it failed, if anything
         super().__init__(message)
 
 

@@ -142,7 +142,46 @@ class CaptureSummary:
     post_count: int
     baseline: bool
     events: tuple[Event, ...] = ()
+    new_images: int = 0
 
     def count(self, kind: EventKind) -> int:
         """How many events of ``kind`` this capture produced."""
         return sum(1 for e in self.events if e.kind == kind)
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedPost:
+    """A post from this capture with the SHA-256 of each of its images (None: not downloaded)."""
+
+    post: Post
+    image_shas: tuple[str | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPost:
+    """The latest stored version of a live post, as the diff needs it."""
+
+    row_id: int
+    post_id: str
+    version_id: int
+    version: int
+    text: str
+    image_shas: tuple[str | None, ...]
+    posted_at: str | None
+    permalink: str | None
+    first_seen_at: str
+    last_seen_at: str
+    last_capture_id: int
+    position: int  # place in the last capture that saw it, for deletion windows
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSighting:
+    """Where an archived image was first seen: the post that carried it."""
+
+    sha256: str
+    target: str
+    post_id: str
+    permalink: str | None
+    seen_at: str
+    capture_id: int

@@ -60,7 +60,7 @@ def parse_duration(text: str | int | float) -> float:
 
 def format_duration(seconds: float) -> str:
     """Short human form of a duration: ``90`` -> ``1m30s``."""
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:

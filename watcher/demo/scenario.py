@@ -165,7 +165,9 @@ class DemoScenario:
         posts = self.site.posts(CHANNEL)
         if len(posts) < 2:
             return self._new_channel_post(round_number)
-        post = posts[0] if round_number % 2 == 0 else posts[len(posts) // 2]
+        # A middle post: watcher reports a deletion only when newer and older posts remain,
+        # since the oldest post may simply have scrolled out of the page it reads.
+        post = posts[len(posts) // 2]
         self.site.delete_post(CHANNEL, post.id)
         return f"deleted {CHANNEL}/{post.id}"
 

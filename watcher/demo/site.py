@@ -163,7 +163,7 @@ class DemoSite:
             target.posts[post_id] = SitePost(
                 id=post_id,
                 text=text,
-                images=list(images),
+                images=_image_keys(images),
                 author=author,
                 posted_at=_iso_time(posted_at),
                 links=list(links),
@@ -183,7 +183,7 @@ class DemoSite:
             if text is not None:
                 post.text = text
             if images is not None:
-                post.images = list(images)
+                post.images = _image_keys(images)
             post.edited = True
 
     def delete_post(self, feed: str, post_id: int) -> None:
@@ -310,6 +310,11 @@ class DemoSite:
             return self._feed(feed).posts[post_id]
         except KeyError:
             raise KeyError(f"{feed!r} has no post {post_id}") from None
+
+
+def _image_keys(images: list[str] | tuple[str, ...]) -> list[str]:
+    # Accept what put_image/add_photo return (``/img/<key>``) as well as bare keys.
+    return [unquote(i.removeprefix("/img/")) for i in images]
 
 
 def image_path(key: str) -> str:

@@ -48,6 +48,8 @@ class Adapter:
     default_recipe: ClassVar[Recipe] = Recipe()
     # Selector names a watchlist must give for this platform (generic has no defaults).
     required_selectors: ClassVar[tuple[str, ...]] = ()
+    # Pages that list oldest first (Telegram) put older pages in front when merging.
+    oldest_first: ClassVar[bool] = False
 
     def __init__(self, recipe: Recipe) -> None:
         self.recipe = recipe

@@ -14,6 +14,7 @@ class TelegramAdapter(Adapter):
     """Telegram's server-rendered channel preview; older posts come from ``?before=<id>``."""
 
     name = "telegram"
+    oldest_first = True
     default_recipe = Recipe.from_strings(
         {
             "post": ".tgme_widget_message[data-post]",

@@ -1,0 +1,49 @@
+# `make demo` and `make test` work on a fresh machine: they set everything up first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup browser demo test lint format bench clean-venv
+
+setup: $(STAMP) browser
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Playwright cannot download its own browser here: use the system Chromium, installing
+# Debian's package when we are root, else fall back to Playwright's managed browser.
+browser: $(STAMP)
+	@if [ -n "$$WATCHER_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 \
+	    || command -v chromium-browser >/dev/null 2>&1; then \
+	  echo "browser: $${WATCHER_CHROMIUM:-$$(command -v chromium || command -v chromium-browser)}"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "browser: installing Debian's chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "browser: no system Chromium; installing Playwright's"; \
+	  $(BIN)/python -m playwright install chromium; \
+	fi
+
+demo: setup
+	$(BIN)/watcher demo
+
+test: setup
+	$(BIN)/python -m pytest -q -m "not soak"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	@for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,83 @@
+"""Shared fixtures: the loopback fixture site, one real Chromium, temp data folders."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from watcher.app import App
+from watcher.capture.browser import Browser
+from watcher.demo.site import DemoSite
+from watcher.watchlist import Watchlist, load_watchlist
+
+SHOP_SELECTORS = """
+    selectors:
+      post: .listing
+      id: "@data-id"
+      text: .desc
+      time: time@datetime
+      images: .photos img@src
+      link: a.permalink@href
+      author: .seller
+"""
+
+
+@pytest.fixture
+def site() -> Iterator[DemoSite]:
+    """A fresh fixture site on 127.0.0.1 with a random port."""
+    with DemoSite() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One real Chromium shared by the whole test run (a fresh context per capture)."""
+    shared = Browser(max_concurrent=2)
+    await shared.start()
+    yield shared
+    await shared.close()
+
+
+@pytest.fixture
+def write_watchlist(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a watchlist (dedented YAML) into the test's folder and return its path."""
+
+    def write(text: str, name: str = "watchlist.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+def channel_target(name: str, url: str, extra: str = "") -> str:
+    """YAML for a telegram target."""
+    return f"  - name: {name}\n    platform: telegram\n    url: {url}\n    every: 5s\n{extra}"
+
+
+def shop_target(name: str, url: str) -> str:
+    """YAML for a generic shop target with the fixture site's selectors."""
+    return f"  - name: {name}\n    platform: generic\n    url: {url}\n    every: 5s\n" + (
+        textwrap.indent(textwrap.dedent(SHOP_SELECTORS), "    ")
+    )
+
+
+@pytest.fixture
+async def make_app(tmp_path: Path, browser: Browser) -> AsyncIterator[Callable[..., App]]:
+    """Build an App over a temp data folder from target YAML snippets."""
+    apps: list[App] = []
+
+    def make(*targets: str, data: str = "data") -> App:
+        path = tmp_path / "watchlist.yaml"
+        path.write_text("targets:\n" + "".join(targets), encoding="utf-8")
+        watchlist: Watchlist = load_watchlist(path)
+        app = App.open(watchlist, tmp_path / data, browser=browser)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        await app.close()

@@ -1,0 +1,93 @@
+"""The console sink: events as short readable lines on the terminal."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from watcher.models import CaptureSummary, Event, EventKind
+
+_LABELS = {
+    EventKind.NEW_POST: "NEW POST",
+    EventKind.EDITED_POST: "EDITED",
+    EventKind.DELETED_POST: "DELETED",
+    EventKind.IMAGE_SEEN_BEFORE: "PHOTO SEEN BEFORE",
+    EventKind.CAPTURE_FAILED: "CAPTURE FAILED",
+    EventKind.CAPTURE_RECOVERED: "RECOVERED",
+    EventKind.KEYWORD: "KEYWORD",
+    EventKind.WATCHLIST_INVALID: "WATCHLIST INVALID",
+}
+
+
+def format_event(event: Event) -> str:
+    """One or two lines describing ``event`` for a person."""
+    label = _LABELS.get(event.kind, str(event.kind).upper())
+    head = f"[{label}] {event.target}"
+    if event.post_id:
+        head += f" post {event.post_id}"
+    d = event.details
+    if event.kind == EventKind.IMAGE_SEEN_BEFORE:
+        first = d.get("first_seen", {})
+        body = (
+            f"photo first seen on {first.get('target')} post {first.get('post_id')} "
+            f"({first.get('seen_at')}), distance {d.get('distance')}"
+        )
+    elif event.kind == EventKind.DELETED_POST:
+        body = f"last seen {d.get('last_seen_at')}: {_excerpt(d.get('text', ''))}"
+    elif event.kind == EventKind.EDITED_POST:
+        body = (
+            f"was: {_excerpt(d.get('previous_text', ''))}\n    now: {_excerpt(d.get('text', ''))}"
+        )
+    elif event.kind in (EventKind.CAPTURE_FAILED, EventKind.WATCHLIST_INVALID):
+        body = d.get("message", "")
+    elif event.kind == EventKind.CAPTURE_RECOVERED:
+        body = f"capturing again after {d.get('failures')} failure(s)"
+    else:
+        body = _excerpt(d.get("text", ""))
+    suffix = f"  (capture #{event.capture_id})" if event.capture_id else ""
+    return f"{head}{suffix}\n    {body}"
+
+
+def format_summary(summary: CaptureSummary) -> str:
+    """One line per capture for ``watcher check``."""
+    if summary.status != "ok":
+        return f"{summary.target}: FAILED ({summary.reason}) {_first_message(summary)}"
+    counts = ", ".join(
+        f"{summary.count(kind)} {name}"
+        for kind, name in (
+            (EventKind.NEW_POST, "new"),
+            (EventKind.EDITED_POST, "edited"),
+            (EventKind.DELETED_POST, "deleted"),
+            (EventKind.IMAGE_SEEN_BEFORE, "photos seen before"),
+        )
+    )
+    base = " (baseline)" if summary.baseline else ""
+    return (
+        f"{summary.target}: ok, capture #{summary.capture_id}{base}, {summary.post_count} posts, "
+        f"{summary.new_images} new images; {counts}"
+    )
+
+
+class ConsoleSink:
+    """Prints events as they happen."""
+
+    name = "console"
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def show(self, event: Event) -> None:
+        """Print one event."""
+        print(format_event(event), file=self.stream, flush=True)
+
+
+def _excerpt(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _first_message(summary: CaptureSummary) -> str:
+    for event in summary.events:
+        if event.details.get("message"):
+            return f"- {event.details['message']}"
+    return ""

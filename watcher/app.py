@@ -1,0 +1,71 @@
+"""The running app: the loaded watchlist and the long-lived parts every command shares."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from watcher.capture.browser import Browser
+from watcher.detect.images import ImageIndex
+from watcher.store.blobs import BlobStore
+from watcher.store.db import Store
+from watcher.watchlist import Watchlist
+
+DB_NAME = "watcher.db"
+
+
+def resolve_data_dir(watchlist_path: Path, data_arg: str | None) -> Path:
+    """``--data`` wins, then ``WATCHER_DATA``, then ``data/`` beside the watchlist."""
+    chosen = data_arg or os.environ.get("WATCHER_DATA")
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    return watchlist_path.expanduser().resolve().parent / "data"
+
+
+@dataclass
+class App:
+    """Everything a capture needs. One per process; closed on exit."""
+
+    watchlist: Watchlist
+    data_dir: Path
+    store: Store
+    blobs: BlobStore
+    browser: Browser
+    owns_browser: bool = True
+    _images: ImageIndex | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(
+        cls,
+        watchlist: Watchlist,
+        data_dir: Path,
+        max_concurrent: int = 2,
+        browser: Browser | None = None,
+    ) -> App:
+        """Open (creating if needed) the data folder; the browser starts on first capture.
+
+        Pass ``browser`` to share one already running (it is then not closed with the app).
+        """
+        store = Store(data_dir / DB_NAME)
+        return cls(
+            watchlist=watchlist,
+            data_dir=data_dir,
+            store=store,
+            blobs=BlobStore(data_dir / "blobs"),
+            browser=browser or Browser(max_concurrent=max_concurrent),
+            owns_browser=browser is None,
+        )
+
+    @property
+    def images(self) -> ImageIndex:
+        """The near-duplicate index, loaded from the database on first use."""
+        if self._images is None:
+            self._images = ImageIndex(self.store.image_hashes())
+        return self._images
+
+    async def close(self) -> None:
+        """Stop the browser (if it is ours) and close the database."""
+        if self.owns_browser:
+            await self.browser.close()
+        self.store.close()

@@ -1,0 +1,164 @@
+"""The browser: one Chromium per process, a fresh context per capture, a global limit.
+
+Playwright cannot download its own browser on the team's machines, so the system Chromium is
+found automatically (``WATCHER_CHROMIUM`` first) and Playwright's managed browser is only the
+fallback. Playwright's exceptions are translated here and in :mod:`watcher.capture.page`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from playwright.async_api import Browser as PlaywrightBrowser
+from playwright.async_api import BrowserContext, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from watcher.errors import BrowserError
+
+# Without these Chromium tries to reach Google's services and stalls on a closed network.
+CHROMIUM_ARGS = (
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+)
+_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+VIEWPORT = {"width": 1280, "height": 900}
+LOCALE = "en-US"
+
+
+def find_chromium() -> str | None:
+    """Path of the Chromium to use, or None to let Playwright use its managed browser.
+
+    ``WATCHER_CHROMIUM`` wins; a value that is not an executable file is an error rather than
+    a silent fallback, because the operator asked for that browser.
+    """
+    configured = os.environ.get("WATCHER_CHROMIUM")
+    if configured:
+        if not (Path(configured).is_file() and os.access(configured, os.X_OK)):
+            raise BrowserError(
+                f"WATCHER_CHROMIUM is set to {configured!r}, which is not an executable file. "
+                "Point it at a Chromium binary (e.g. /usr/bin/chromium) or unset it."
+            )
+        return configured
+    for name in _CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def launch_args() -> list[str]:
+    """Chromium flags; ``--no-sandbox`` only when running as root, where the sandbox fails."""
+    args = list(CHROMIUM_ARGS)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--no-sandbox")
+    return args
+
+
+class Browser:
+    """A shared Chromium with a limit on concurrent captures.
+
+    Use ``async with browser.context() as ctx`` for each capture: the context is fresh (no
+    cookies or cache from other targets) and closed afterwards.
+    """
+
+    def __init__(self, max_concurrent: int = 2, executable: str | None = None) -> None:
+        self._limit = asyncio.Semaphore(max_concurrent)
+        self._executable = executable
+        self._playwright: Playwright | None = None
+        self._browser: PlaywrightBrowser | None = None
+        self._start_lock = asyncio.Lock()
+        self.user_agent = ""
+
+    @property
+    def version(self) -> str:
+        """Browser version string, e.g. ``156.0.8078.79``."""
+        return self._browser.version if self._browser else ""
+
+    async def start(self) -> None:
+        """Launch Chromium (idempotent; relaunches a browser that crashed)."""
+        async with self._start_lock:
+            if self._browser is not None and self._browser.is_connected():
+                return
+            if self._playwright is None:
+                self._playwright = await async_playwright().start()
+            executable = self._executable or find_chromium()
+            try:
+                self._browser = await self._playwright.chromium.launch(
+                    executable_path=executable, args=launch_args(), headless=True
+                )
+            except PlaywrightError as exc:
+                raise BrowserError(_launch_failure_message(executable, exc)) from exc
+            self.user_agent = await self._default_user_agent()
+
+    async def close(self) -> None:
+        """Close Chromium and Playwright."""
+        if self._browser is not None:
+            with contextlib.suppress(PlaywrightError):  # already gone: nothing to release
+                await self._browser.close()
+            self._browser = None
+        if self._playwright is not None:
+            await self._playwright.stop()
+            self._playwright = None
+
+    async def __aenter__(self) -> Browser:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def context(self, storage_state: str | None = None) -> AsyncIterator[BrowserContext]:
+        """A fresh browser context for one capture, within the concurrency limit."""
+        async with self._limit:
+            await self.start()
+            assert self._browser is not None
+            try:
+                ctx = await self._browser.new_context(
+                    viewport=VIEWPORT,
+                    locale=LOCALE,
+                    timezone_id="UTC",
+                    storage_state=storage_state,
+                    service_workers="block",
+                    accept_downloads=False,
+                )
+            except PlaywrightError as exc:
+                raise BrowserError(f"Chromium could not open a new tab: {exc.message}") from exc
+            try:
+                yield ctx
+            finally:
+                # The browser may have died mid-capture; start() relaunches it next time.
+                with contextlib.suppress(PlaywrightError):
+                    await ctx.close()
+
+    async def _default_user_agent(self) -> str:
+        assert self._browser is not None
+        ctx = await self._browser.new_context()
+        try:
+            page = await ctx.new_page()
+            return await page.evaluate("navigator.userAgent")
+        finally:
+            await ctx.close()
+
+
+def _launch_failure_message(executable: str | None, exc: PlaywrightError) -> str:
+    first_line = (exc.message or str(exc)).strip().splitlines()[0]
+    if executable:
+        return (
+            f"Chromium at {executable} would not start ({first_line}). "
+            "Check it runs: `chromium --headless --no-sandbox --dump-dom about:blank`."
+        )
+    return (
+        f"No Chromium found and Playwright's own browser would not start ({first_line}). "
+        "Install Chromium (`apt-get install -y chromium`) or set WATCHER_CHROMIUM to its path."
+    )

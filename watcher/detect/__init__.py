@@ -1,0 +1,1 @@
+"""Detect: what changed between captures and which images were seen before."""

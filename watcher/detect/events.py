@@ -1,0 +1,153 @@
+"""Turn a diff and image matches into events. Pure: no database, no browser."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from watcher.detect.diff import Edit, PostDiff
+from watcher.detect.images import ImageIndex
+from watcher.models import CapturedPost, Event, EventKind, ImageRecord, ImageSighting, StoredPost
+
+EXCERPT_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class NewImage:
+    """An image that a new or edited post carries and its earlier version did not."""
+
+    post: CapturedPost
+    image: ImageRecord
+
+
+def post_events(target: str, diff: PostDiff, baseline: bool) -> list[Event]:
+    """new / edited / deleted events; a baseline capture reports no new posts."""
+    events: list[Event] = []
+    if not baseline:
+        events += [_new_post(target, c) for c in diff.new]
+    events += [_edited_post(target, e) for e in diff.edited]
+    events += [_deleted_post(target, p) for p in diff.deleted]
+    return events
+
+
+def new_images(diff: PostDiff, images: dict[str, ImageRecord]) -> list[NewImage]:
+    """Decoded images on new posts and images added by edits, in page order."""
+    found: list[NewImage] = []
+    for captured in diff.new:
+        found += _decoded(captured, images, known=set())
+    for edit in diff.edited:
+        found += _decoded(edit.after, images, known=set(edit.before.image_shas))
+    return found
+
+
+def repost_events(
+    target: str,
+    candidates: list[tuple[NewImage, int]],
+    index: ImageIndex,
+    first_sighting: Callable[[str, int], ImageSighting | None],
+) -> list[Event]:
+    """``image_seen_before`` for each candidate image near one already archived.
+
+    ``candidates`` pairs each new image with its post's row id, so the post's own earlier
+    versions are not reported as "seen before".
+    """
+    events = []
+    for new, post_row in candidates:
+        assert new.image.phash is not None and new.image.sha256 is not None
+        sightings = [
+            (sighting, distance)
+            for sha, distance in index.near(new.image.phash)
+            if (sighting := first_sighting(sha, post_row)) is not None
+        ]
+        if sightings:
+            events.append(_seen_before(target, new, sightings))
+    return events
+
+
+def capture_failed(target: str, reason: str, message: str, streak: int) -> Event:
+    """A capture failed (``streak`` counts failures in a row, this one included)."""
+    return Event(
+        EventKind.CAPTURE_FAILED,
+        target,
+        details={"reason": reason, "message": message, "failure_streak": streak},
+    )
+
+
+def capture_recovered(target: str, failures: int) -> Event:
+    """A capture succeeded after ``failures`` failed ones."""
+    return Event(EventKind.CAPTURE_RECOVERED, target, details={"failures": failures})
+
+
+def _decoded(captured: CapturedPost, images: dict[str, ImageRecord], known: set) -> list[NewImage]:
+    out = []
+    for url, sha in zip(captured.post.image_urls, captured.image_shas, strict=True):
+        image = images.get(url)
+        if sha and sha not in known and image is not None and image.phash is not None:
+            out.append(NewImage(captured, image))
+            known.add(sha)
+    return out
+
+
+def _post_details(captured: CapturedPost) -> dict:
+    post = captured.post
+    return {
+        "text": post.text[:EXCERPT_CHARS],
+        "permalink": post.permalink,
+        "author": post.author,
+        "posted_at": post.posted_at,
+        "image_shas": [s for s in captured.image_shas if s],
+        "links": list(post.links),
+    }
+
+
+def _new_post(target: str, captured: CapturedPost) -> Event:
+    return Event(EventKind.NEW_POST, target, captured.post.post_id, _post_details(captured))
+
+
+def _edited_post(target: str, edit: Edit) -> Event:
+    details = _post_details(edit.after)
+    before = set(edit.before.image_shas)
+    after = set(edit.after.image_shas)
+    details.update(
+        {
+            "previous_text": edit.before.text[:EXCERPT_CHARS],
+            "text_changed": edit.text_changed,
+            "images_added": sorted(s for s in after - before if s),
+            "images_removed": sorted(s for s in before - after if s),
+            "version": edit.before.version + 1,
+        }
+    )
+    return Event(EventKind.EDITED_POST, target, edit.after.post.post_id, details)
+
+
+def _deleted_post(target: str, post: StoredPost) -> Event:
+    details = {
+        "text": post.text[:EXCERPT_CHARS],
+        "permalink": post.permalink,
+        "posted_at": post.posted_at,
+        "first_seen_at": post.first_seen_at,
+        "last_seen_at": post.last_seen_at,
+        "last_capture_id": post.last_capture_id,
+        "image_shas": [s for s in post.image_shas if s],
+    }
+    return Event(EventKind.DELETED_POST, target, post.post_id, details)
+
+
+def _seen_before(target: str, new: NewImage, sightings: list[tuple[ImageSighting, int]]) -> Event:
+    first, distance = min(sightings, key=lambda pair: (pair[0].capture_id, pair[1]))
+    details = {
+        "image_sha256": new.image.sha256,
+        "image_url": new.image.url,
+        "distance": distance,
+        "same_target": first.target == target,
+        "first_seen": {
+            "target": first.target,
+            "post_id": first.post_id,
+            "permalink": first.permalink,
+            "seen_at": first.seen_at,
+            "capture_id": first.capture_id,
+            "image_sha256": first.sha256,
+        },
+        "matches": len(sightings),
+    }
+    return Event(EventKind.IMAGE_SEEN_BEFORE, target, new.post.post.post_id, details)

@@ -1,0 +1,283 @@
+"""The orchestrator: one capture of one target, through every step, readable on one screen.
+
+    take (browser) -> keep files (blob store, image hashes) -> record (one transaction:
+    capture, posts, diff, events)
+
+A failure of any step is recorded as a failed capture and reported; it never stops other
+targets. This is the per-target boundary: the only place with a broad ``except``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+
+from watcher import __version__
+from watcher.app import App
+from watcher.capture.media import Download, download_images
+from watcher.capture.page import PageRequest, error_screenshot, load_pages
+from watcher.detect import events as ev
+from watcher.detect.diff import PostDiff, diff_posts
+from watcher.detect.images import ImageDecodeError, perceptual_hashes
+from watcher.errors import CaptureError, WatcherError
+from watcher.models import (
+    Artifact,
+    CapturedPost,
+    CaptureStatus,
+    CaptureSummary,
+    Event,
+    ImageRecord,
+    PageSnapshot,
+    Post,
+)
+from watcher.store.blobs import BlobStore
+from watcher.store.db import CaptureRow
+from watcher.timeutil import utc_now
+from watcher.watchlist import Target
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What the browser brought back for one capture."""
+
+    snapshot: PageSnapshot
+    posts: list[Post]
+    downloads: dict[str, Download]
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """The capture's files, now in the blob store."""
+
+    artifacts: list[Artifact]
+    images: dict[str, ImageRecord]  # by source URL
+
+
+async def run_capture(app: App, target: Target) -> CaptureSummary:
+    """Capture ``target`` once, store it, diff it and record its events."""
+    started = utc_now()
+    try:
+        app.store.upsert_target(target.name, target.platform, target.url, started)
+        taken = await take(app, target)
+        kept = await asyncio.to_thread(keep_files, app.blobs, taken)
+        return record_success(app, target, started, taken, kept)
+    except WatcherError as exc:
+        return record_failure(app, target, started, exc)
+    except Exception as exc:  # per-target boundary: record it, let the other targets go on
+        log.exception("capture of %s failed unexpectedly", target.name)
+        return record_failure(app, target, started, exc)
+
+
+async def take(app: App, target: Target) -> Taken:
+    """Load the target's pages, extract posts, download their images."""
+    adapter = target.adapter()
+    request = PageRequest(url=target.url, pages=target.pages, timeout_s=target.timeout)
+    async with app.browser.context() as context:
+        try:
+            snapshot, posts = await load_pages(
+                context, request, adapter, app.browser.user_agent, app.browser.version
+            )
+            if not posts:
+                raise CaptureError("no_posts", _no_posts_message(target), snapshot.screenshot)
+        except CaptureError as exc:
+            exc.screenshot = exc.screenshot or await error_screenshot(context)
+            raise
+        urls = [url for post in posts for url in post.image_urls]
+        downloads = await download_images(context, urls, referer=snapshot.final_url)
+    return Taken(snapshot, posts, downloads)
+
+
+def keep_files(blobs: BlobStore, taken: Taken) -> Kept:
+    """Write screenshot, HTML, posts JSON and images to the blob store; hash the images."""
+    snap = taken.snapshot
+    artifacts = []
+    if snap.screenshot:
+        artifacts.append(_put(blobs, "screenshot", snap.screenshot, "image/png"))
+    for html in snap.html_pages:
+        artifacts.append(_put(blobs, "html", html.encode("utf-8"), "text/html", snap.final_url))
+    posts_json = json.dumps([p.to_json() for p in taken.posts], ensure_ascii=False, indent=1)
+    artifacts.append(_put(blobs, "posts", posts_json.encode("utf-8"), "application/json"))
+    images = {}
+    for url, download in taken.downloads.items():
+        images[url] = _keep_image(blobs, download)
+        if download.data is not None:
+            artifacts.append(_put(blobs, "image", download.data, download.media_type or "", url))
+    return Kept(artifacts, images)
+
+
+def record_success(
+    app: App, target: Target, started: str, taken: Taken, kept: Kept
+) -> CaptureSummary:
+    """Store the capture, its posts and their diff against the last capture, in one transaction."""
+    store, now = app.store, utc_now()
+    captured = [_with_shas(post, kept.images) for post in taken.posts]
+    with store.transaction():
+        baseline = not store.has_ok_capture(target.name)
+        failures = store.failure_streak(target.name)
+        diff = diff_posts(store.live_posts(target.name), captured)
+        capture_id = store.insert_capture(_capture_row(target, started, now, taken, baseline))
+        for artifact in kept.artifacts:
+            store.insert_artifact(capture_id, artifact, now)
+        fresh = [i for i in kept.images.values() if i.sha256 and store.insert_image(i, now)]
+        rows = _store_posts(app, target.name, diff, capture_id, captured, now)
+        events = ev.post_events(target.name, diff, baseline)
+        added = ev.new_images(diff, kept.images)
+        candidates = [(n, rows[n.post.post.post_id]) for n in added]
+        events += ev.repost_events(target.name, candidates, app.images, store.first_sighting)
+        if failures:
+            events.append(ev.capture_recovered(target.name, failures))
+        stored = [store.insert_event(_stamp(e, capture_id, now)) for e in events]
+    for image in fresh:
+        if image.phash is not None and image.sha256:
+            app.images.add(image.sha256, image.phash)
+    return CaptureSummary(
+        target.name,
+        capture_id,
+        CaptureStatus.OK,
+        None,
+        started,
+        now,
+        len(captured),
+        baseline,
+        tuple(stored),
+        new_images=len(added),
+    )
+
+
+def record_failure(app: App, target: Target, started: str, exc: Exception) -> CaptureSummary:
+    """Record a failed capture with its reason; alert only on the first failure of a streak."""
+    now = utc_now()
+    reason = exc.reason if isinstance(exc, CaptureError) else type(exc).__name__
+    message = str(exc) or reason
+    try:
+        with app.store.transaction():
+            streak = app.store.failure_streak(target.name) + 1
+            row = CaptureRow(
+                target.name,
+                CaptureStatus.FAILED,
+                started,
+                now,
+                target.url,
+                reason=reason,
+                message=message,
+                watcher_version=__version__,
+            )
+            capture_id = app.store.insert_capture(row)
+            shot = exc.screenshot if isinstance(exc, CaptureError) else None
+            if shot:
+                app.store.insert_artifact(
+                    capture_id, _put(app.blobs, "error_screenshot", shot, "image/png"), now
+                )
+            event = _stamp(ev.capture_failed(target.name, reason, message, streak), capture_id, now)
+            if streak == 1:
+                event = app.store.insert_event(event)
+    except WatcherError as store_exc:
+        # The store itself failed (disk full?): nothing to record into; say so loudly.
+        log.error("could not record the failed capture of %s: %s", target.name, store_exc)
+        capture_id, event = (
+            None,
+            ev.capture_failed(target.name, reason, f"{message}; {store_exc}", 0),
+        )
+    return CaptureSummary(
+        target.name, capture_id, CaptureStatus.FAILED, reason, started, now, 0, False, (event,)
+    )
+
+
+def _store_posts(
+    app: App, target: str, diff: PostDiff, capture_id: int, captured: list[CapturedPost], now: str
+) -> dict[str, int]:
+    """Write new posts, new versions of edited ones, sightings and deletions; rows by post id."""
+    store = app.store
+    position = {c.post.post_id: i for i, c in enumerate(captured)}
+    rows: dict[str, int] = {}
+    for c in diff.new:
+        rows[c.post.post_id], _ = store.insert_post(
+            target, c, capture_id, position[c.post.post_id], now
+        )
+    for edit in diff.edited:
+        post_id = edit.after.post.post_id
+        store.insert_version(
+            edit.before.row_id,
+            edit.before.version + 1,
+            edit.after,
+            capture_id,
+            position[post_id],
+            now,
+        )
+        rows[post_id] = edit.before.row_id
+    for before, c in diff.unchanged:
+        store.mark_seen(before.row_id, before.version_id, capture_id, position[c.post.post_id], now)
+        rows[c.post.post_id] = before.row_id
+    for gone in diff.deleted:
+        store.mark_deleted(gone.row_id, capture_id, now)
+    return rows
+
+
+def _with_shas(post: Post, images: dict[str, ImageRecord]) -> CapturedPost:
+    return CapturedPost(
+        post, tuple(images[u].sha256 if u in images else None for u in post.image_urls)
+    )
+
+
+def _keep_image(blobs: BlobStore, download: Download) -> ImageRecord:
+    if download.data is None:
+        return ImageRecord(download.url, None, 0, None, error=download.error)
+    sha = blobs.put(download.data)
+    try:
+        hashes = perceptual_hashes(download.data)
+    except ImageDecodeError as exc:
+        return ImageRecord(
+            download.url, sha, len(download.data), download.media_type, error=str(exc)
+        )
+    return ImageRecord(
+        download.url,
+        sha,
+        len(download.data),
+        download.media_type,
+        phash=hashes.phash,
+        dhash=hashes.dhash,
+        width=hashes.width,
+        height=hashes.height,
+    )
+
+
+def _put(
+    blobs: BlobStore, kind: str, data: bytes, media_type: str, source: str | None = None
+) -> Artifact:
+    return Artifact(kind, blobs.put(data), len(data), media_type, source)
+
+
+def _capture_row(
+    target: Target, started: str, now: str, taken: Taken, baseline: bool
+) -> CaptureRow:
+    snap = taken.snapshot
+    return CaptureRow(
+        target=target.name,
+        status=CaptureStatus.OK,
+        started_at=started,
+        ended_at=now,
+        requested_url=snap.requested_url,
+        final_url=snap.final_url,
+        http_status=snap.http_status,
+        user_agent=snap.user_agent,
+        browser_version=snap.browser_version,
+        watcher_version=__version__,
+        post_count=len(taken.posts),
+        baseline=baseline,
+    )
+
+
+def _stamp(event: Event, capture_id: int, now: str) -> Event:
+    return Event(event.kind, event.target, event.post_id, event.details, capture_id, now)
+
+
+def _no_posts_message(target: Target) -> str:
+    selector = target.adapter().recipe.post
+    return (
+        f"the page loaded but no posts were found with the selector `{selector}`. If the page "
+        f"changed its layout, fix `selectors: post:` for target {target.name!r} in the watchlist"
+    )

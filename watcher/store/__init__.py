@@ -1,0 +1,1 @@
+"""Store: the SQLite database and the content-addressed blob store of evidence files."""

@@ -1,0 +1,458 @@
+"""The SQLite database: every read and write of watcher's records goes through :class:`Store`.
+
+SQLite's exceptions are translated here, once, into :class:`StoreError` with a message that
+says what to do. Writes that belong together run inside :meth:`Store.transaction`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import sqlite_utils
+
+from watcher.errors import StoreError
+from watcher.models import (
+    Artifact,
+    CapturedPost,
+    Event,
+    EventKind,
+    ImageRecord,
+    ImageSighting,
+    StoredPost,
+)
+from watcher.store.migrations import MIGRATIONS
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _explain(exc: sqlite3.Error, path: Path) -> str:
+    text = str(exc).lower()
+    if "disk is full" in text or "disk i/o" in text:
+        return f"the disk holding {path} is full or failing; free space and run again"
+    if "locked" in text or "busy" in text:
+        return f"{path} is in use by another watcher process; stop it or wait and retry"
+    if "not a database" in text or "malformed" in text:
+        return f"{path} is damaged or not a watcher database ({exc}); restore it from a backup"
+    if "readonly" in text or "unable to open" in text:
+        return f"cannot write {path} ({exc}); check the folder exists and is writable"
+    return f"database error in {path}: {exc}"
+
+
+def translated(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn sqlite3 errors raised by a Store method into StoreError."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            store = args[0]
+            raise StoreError(_explain(exc, store.path)) from exc  # type: ignore[attr-defined]
+
+    return wrapper
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRow:
+    """A capture as stored in ``captures``."""
+
+    target: str
+    status: str
+    started_at: str
+    ended_at: str
+    requested_url: str
+    final_url: str | None = None
+    http_status: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    user_agent: str | None = None
+    browser_version: str | None = None
+    watcher_version: str | None = None
+    post_count: int = 0
+    baseline: bool = False
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetStatus:
+    """One line of ``watcher status``."""
+
+    name: str
+    platform: str
+    last_capture_at: str | None
+    last_status: str | None
+    last_reason: str | None
+    live_posts: int
+    deleted_posts: int
+    captures: int
+    failure_streak: int
+
+
+class Store:
+    """watcher's database in ``path`` (created and migrated on open)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite_utils.Database(path)
+            self._configure()
+            MIGRATIONS.apply(self.db)
+        except sqlite3.Error as exc:
+            raise StoreError(_explain(exc, path)) from exc
+        except OSError as exc:
+            raise StoreError(f"cannot create the data folder {path.parent}: {exc}") from exc
+
+    def _configure(self) -> None:
+        # WAL lets status readers run beside a capture; FULL sync keeps a committed capture
+        # on disk even when the machine loses power right after.
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA busy_timeout=10000")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all."""
+        try:
+            with self.db.atomic():
+                yield
+        except sqlite3.Error as exc:
+            raise StoreError(_explain(exc, self.path)) from exc
+
+    # -- targets and captures ------------------------------------------------------------
+    @translated
+    def upsert_target(self, name: str, platform: str, url: str, now: str) -> None:
+        """Record a target from the watchlist (its settings live in the watchlist itself)."""
+        self.db.execute(
+            "INSERT INTO targets (name, platform, url, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET platform = excluded.platform, url = excluded.url",
+            [name, platform, url, now],
+        )
+
+    @translated
+    def insert_capture(self, row: CaptureRow) -> int:
+        """Store a capture record; returns its id."""
+        values = {k: getattr(row, k) for k in CaptureRow.__slots__ if k != "id"}
+        values["baseline"] = int(row.baseline)
+        return int(self.db["captures"].insert(values).last_pk)
+
+    @translated
+    def last_capture(self, target: str) -> CaptureRow | None:
+        """The most recent capture of ``target``, whatever its outcome."""
+        rows = list(
+            self.db["captures"].rows_where("target = ?", [target], order_by="id desc", limit=1)
+        )
+        return _capture_row(rows[0]) if rows else None
+
+    @translated
+    def has_ok_capture(self, target: str) -> bool:
+        """True once a capture of ``target`` has succeeded (its baseline exists)."""
+        row = self.db.execute(
+            "SELECT 1 FROM captures WHERE target = ? AND status = 'ok' LIMIT 1", [target]
+        ).fetchone()
+        return row is not None
+
+    @translated
+    def failure_streak(self, target: str) -> int:
+        """How many captures of ``target`` have failed since the last success."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM captures WHERE target = ? AND status != 'ok' AND id > "
+            "COALESCE((SELECT MAX(id) FROM captures WHERE target = ? AND status = 'ok'), 0)",
+            [target, target],
+        ).fetchone()
+        return int(row[0])
+
+    @translated
+    def capture(self, capture_id: int) -> CaptureRow | None:
+        """One capture by id."""
+        rows = list(self.db["captures"].rows_where("id = ?", [capture_id]))
+        return _capture_row(rows[0]) if rows else None
+
+    # -- blobs and artifacts -------------------------------------------------------------
+    @translated
+    def insert_artifact(self, capture_id: int, artifact: Artifact, now: str) -> None:
+        """Link an evidence file (already in the blob store) to a capture."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO blobs (sha256, size, media_type, stored_at) VALUES (?,?,?,?)",
+            [artifact.sha256, artifact.size, artifact.media_type, now],
+        )
+        self.db["artifacts"].insert(
+            {
+                "capture_id": capture_id,
+                "kind": artifact.kind,
+                "sha256": artifact.sha256,
+                "size": artifact.size,
+                "media_type": artifact.media_type,
+                "source_url": artifact.source_url,
+            }
+        )
+
+    @translated
+    def artifacts(self, capture_id: int) -> list[Artifact]:
+        """Evidence files of a capture."""
+        return [
+            Artifact(r["kind"], r["sha256"], r["size"], r["media_type"], r["source_url"])
+            for r in self.db["artifacts"].rows_where("capture_id = ?", [capture_id], order_by="id")
+        ]
+
+    # -- images ----------------------------------------------------------------------------
+    @translated
+    def insert_image(self, image: ImageRecord, now: str) -> bool:
+        """Record an image's hashes; returns True when it was not known before."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO images (sha256, phash, dhash, width, height, media_type, size,"
+            " error, first_seen_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                image.sha256,
+                _hex64(image.phash),
+                _hex64(image.dhash),
+                image.width,
+                image.height,
+                image.media_type,
+                image.size,
+                image.error,
+                now,
+            ],
+        )
+        return cursor.rowcount == 1
+
+    @translated
+    def image_hashes(self) -> list[tuple[str, int]]:
+        """(sha256, phash) of every decodable stored image."""
+        rows = self.db.execute("SELECT sha256, phash FROM images WHERE phash IS NOT NULL")
+        return [(sha, int(phash, 16)) for sha, phash in rows.fetchall()]
+
+    @translated
+    def first_sighting(
+        self, sha256: str, exclude_post_row: int | None = None
+    ) -> ImageSighting | None:
+        """The earliest stored post that carried this image (other than ``exclude_post_row``)."""
+        row = self.db.execute(
+            "SELECT pi.sha256, p.target, p.post_id, v.permalink, v.seen_at, v.capture_id "
+            "FROM post_images pi JOIN post_versions v ON v.id = pi.version_id "
+            "JOIN posts p ON p.id = v.post_row WHERE pi.sha256 = ? AND p.id != ? "
+            "ORDER BY v.id LIMIT 1",
+            [sha256, exclude_post_row or -1],
+        ).fetchone()
+        return ImageSighting(*row) if row else None
+
+    # -- posts -----------------------------------------------------------------------------
+    @translated
+    def live_posts(self, target: str) -> list[StoredPost]:
+        """Posts of ``target`` not known to be deleted, latest version, in page order."""
+        rows = self.db.execute(
+            "SELECT p.id, p.post_id, v.id, v.version, v.text, v.image_shas, v.posted_at,"
+            " v.permalink, p.first_seen_at, p.last_seen_at, p.last_capture_id, p.last_position "
+            "FROM posts p JOIN post_versions v ON v.id = p.current_version_id "
+            "WHERE p.target = ? AND p.deleted_at IS NULL "
+            "ORDER BY p.last_capture_id, p.last_position",
+            [target],
+        ).fetchall()
+        return [
+            StoredPost(
+                row_id=r[0],
+                post_id=r[1],
+                version_id=r[2],
+                version=r[3],
+                text=r[4] or "",
+                image_shas=tuple(json.loads(r[5] or "[]")),
+                posted_at=r[6],
+                permalink=r[7],
+                first_seen_at=r[8],
+                last_seen_at=r[9],
+                last_capture_id=r[10],
+                position=r[11],
+            )
+            for r in rows
+        ]
+
+    @translated
+    def insert_post(
+        self, target: str, captured: CapturedPost, capture_id: int, position: int, now: str
+    ) -> tuple[int, int]:
+        """A post seen for the first time (or reappearing as a new row); returns (row, version)."""
+        row_id = int(
+            self.db["posts"]
+            .insert(
+                {
+                    "target": target,
+                    "post_id": captured.post.post_id,
+                    "first_seen_at": now,
+                    "first_capture_id": capture_id,
+                    "last_seen_at": now,
+                    "last_capture_id": capture_id,
+                    "last_position": position,
+                }
+            )
+            .last_pk
+        )
+        version_id = self.insert_version(row_id, 1, captured, capture_id, position, now)
+        return row_id, version_id
+
+    @translated
+    def insert_version(
+        self,
+        row_id: int,
+        version: int,
+        captured: CapturedPost,
+        capture_id: int,
+        position: int,
+        now: str,
+        image_errors: dict[str, str] | None = None,
+    ) -> int:
+        """A new version of a post; also links its images and makes it current."""
+        post = captured.post
+        version_id = int(
+            self.db["post_versions"]
+            .insert(
+                {
+                    "post_row": row_id,
+                    "version": version,
+                    "capture_id": capture_id,
+                    "seen_at": now,
+                    "text": post.text,
+                    "author": post.author,
+                    "posted_at": post.posted_at,
+                    "permalink": post.permalink,
+                    "image_urls": json.dumps(list(post.image_urls)),
+                    "image_shas": json.dumps(list(captured.image_shas)),
+                    "links": json.dumps(list(post.links)),
+                }
+            )
+            .last_pk
+        )
+        for index, (url, sha) in enumerate(zip(post.image_urls, captured.image_shas, strict=True)):
+            error = (image_errors or {}).get(url)
+            self.db["post_images"].insert(
+                {
+                    "version_id": version_id,
+                    "position": index,
+                    "sha256": sha,
+                    "url": url,
+                    "error": error,
+                }
+            )
+        self.mark_seen(row_id, version_id, capture_id, position, now)
+        return version_id
+
+    @translated
+    def mark_seen(
+        self, row_id: int, version_id: int, capture_id: int, position: int, now: str
+    ) -> None:
+        """Record that a capture saw this post (in this version, at this place)."""
+        self.db.execute(
+            "UPDATE posts SET last_seen_at = ?, last_capture_id = ?, last_position = ?,"
+            " current_version_id = ?, deleted_at = NULL, deleted_capture_id = NULL WHERE id = ?",
+            [now, capture_id, position, version_id, row_id],
+        )
+        self.db.execute(
+            "INSERT OR REPLACE INTO capture_posts (capture_id, post_row, version_id, position) "
+            "VALUES (?, ?, ?, ?)",
+            [capture_id, row_id, version_id, position],
+        )
+
+    @translated
+    def mark_deleted(self, row_id: int, capture_id: int, now: str) -> None:
+        """The post is gone from the platform (its versions stay, as evidence)."""
+        self.db.execute(
+            "UPDATE posts SET deleted_at = ?, deleted_capture_id = ? WHERE id = ?",
+            [now, capture_id, row_id],
+        )
+
+    # -- events ----------------------------------------------------------------------------
+    @translated
+    def insert_event(self, event: Event) -> Event:
+        """Store an event; returns it with its id."""
+        event_id = int(
+            self.db["events"]
+            .insert(
+                {
+                    "kind": str(event.kind),
+                    "target": event.target,
+                    "post_id": event.post_id,
+                    "capture_id": event.capture_id,
+                    "details": json.dumps(event.details, ensure_ascii=False, sort_keys=True),
+                    "created_at": event.created_at,
+                }
+            )
+            .last_pk
+        )
+        return Event(
+            kind=event.kind,
+            target=event.target,
+            post_id=event.post_id,
+            details=event.details,
+            capture_id=event.capture_id,
+            created_at=event.created_at,
+            id=event_id,
+        )
+
+    @translated
+    def events(self, target: str | None = None, after_id: int = 0, limit: int = 100) -> list[Event]:
+        """Stored events, oldest first, optionally for one target."""
+        where, params = "id > ?", [after_id]
+        if target:
+            where += " AND target = ?"
+            params.append(target)
+        rows = self.db["events"].rows_where(where, params, order_by="id", limit=limit)
+        return [_event(r) for r in rows]
+
+    # -- status ----------------------------------------------------------------------------
+    @translated
+    def target_status(self, name: str, platform: str) -> TargetStatus:
+        """Summary of one target for ``watcher status``."""
+        last = self.last_capture(name)
+        counts = self.db.execute(
+            "SELECT SUM(deleted_at IS NULL), SUM(deleted_at IS NOT NULL) FROM posts"
+            " WHERE target = ?",
+            [name],
+        ).fetchone()
+        captures = self.db.execute(
+            "SELECT COUNT(*) FROM captures WHERE target = ?", [name]
+        ).fetchone()
+        return TargetStatus(
+            name=name,
+            platform=platform,
+            last_capture_at=last.ended_at if last else None,
+            last_status=last.status if last else None,
+            last_reason=last.reason if last else None,
+            live_posts=int(counts[0] or 0),
+            deleted_posts=int(counts[1] or 0),
+            captures=int(captures[0]),
+            failure_streak=self.failure_streak(name),
+        )
+
+
+def _capture_row(row: dict[str, Any]) -> CaptureRow:
+    values = {k: row[k] for k in CaptureRow.__slots__}
+    values["baseline"] = bool(row["baseline"])
+    return CaptureRow(**values)
+
+
+def _event(row: dict[str, Any]) -> Event:
+    return Event(
+        kind=EventKind(row["kind"]),
+        target=row["target"],
+        post_id=row["post_id"],
+        details=json.loads(row["details"] or "{}"),
+        capture_id=row["capture_id"],
+        created_at=row["created_at"],
+        id=row["id"],
+    )
+
+
+def _hex64(value: int | None) -> str | None:
+    return None if value is None else f"{value:016x}"

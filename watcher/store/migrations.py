@@ -1,0 +1,126 @@
+"""Schema migrations. The schema only changes here, one named migration at a time."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+MIGRATIONS = Migrations("watcher")
+
+
+@MIGRATIONS()
+def m001_initial(db: Database) -> None:
+    """Targets, captures and their artifacts, posts with every version, images, events."""
+    db["targets"].create({"name": str, "platform": str, "url": str, "created_at": str}, pk="name")
+    db["captures"].create(
+        {
+            "id": int,
+            "target": str,
+            "status": str,
+            "reason": str,
+            "message": str,
+            "requested_url": str,
+            "final_url": str,
+            "http_status": int,
+            "started_at": str,
+            "ended_at": str,
+            "user_agent": str,
+            "browser_version": str,
+            "watcher_version": str,
+            "post_count": int,
+            "baseline": int,
+        },
+        pk="id",
+        foreign_keys=[("target", "targets", "name")],
+    )
+    db["captures"].create_index(["target", "id"])
+    db["blobs"].create(
+        {"sha256": str, "size": int, "media_type": str, "stored_at": str}, pk="sha256"
+    )
+    db["artifacts"].create(
+        {
+            "id": int,
+            "capture_id": int,
+            "kind": str,
+            "sha256": str,
+            "size": int,
+            "media_type": str,
+            "source_url": str,
+        },
+        pk="id",
+        foreign_keys=[("capture_id", "captures", "id"), ("sha256", "blobs", "sha256")],
+    )
+    db["artifacts"].create_index(["capture_id"])
+    db["artifacts"].create_index(["sha256"])
+    db["posts"].create(
+        {
+            "id": int,
+            "target": str,
+            "post_id": str,
+            "first_seen_at": str,
+            "first_capture_id": int,
+            "last_seen_at": str,
+            "last_capture_id": int,
+            "last_position": int,
+            "deleted_at": str,
+            "deleted_capture_id": int,
+            "current_version_id": int,
+        },
+        pk="id",
+        foreign_keys=[("target", "targets", "name")],
+    )
+    db["posts"].create_index(["target", "post_id"], unique=True)
+    db["post_versions"].create(
+        {
+            "id": int,
+            "post_row": int,
+            "version": int,
+            "capture_id": int,
+            "seen_at": str,
+            "text": str,
+            "author": str,
+            "posted_at": str,
+            "permalink": str,
+            "image_urls": str,
+            "image_shas": str,
+            "links": str,
+        },
+        pk="id",
+        foreign_keys=[("post_row", "posts", "id"), ("capture_id", "captures", "id")],
+    )
+    db["post_versions"].create_index(["post_row", "version"], unique=True)
+    db["capture_posts"].create(
+        {"capture_id": int, "post_row": int, "version_id": int, "position": int},
+        pk=("capture_id", "post_row"),
+    )
+    db["images"].create(
+        {
+            "sha256": str,
+            "phash": str,
+            "dhash": str,
+            "width": int,
+            "height": int,
+            "media_type": str,
+            "size": int,
+            "error": str,
+            "first_seen_at": str,
+        },
+        pk="sha256",
+    )
+    db["post_images"].create(
+        {"version_id": int, "position": int, "sha256": str, "url": str, "error": str},
+        pk=("version_id", "position"),
+    )
+    db["post_images"].create_index(["sha256"])
+    db["events"].create(
+        {
+            "id": int,
+            "kind": str,
+            "target": str,
+            "post_id": str,
+            "capture_id": int,
+            "details": str,
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["events"].create_index(["target", "id"])
