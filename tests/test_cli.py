@@ -1,0 +1,110 @@
+"""The command line as a user runs it: a real process, real files, the fixture site."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import channel_target, shop_target
+
+
+def watcher(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "watcher", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_validate_lists_every_problem_with_line_and_fix(tmp_path, write_watchlist):
+    write_watchlist(
+        """\
+        targets:
+          - name: a
+            platform: telegram
+            url: https://t.me/s/a
+            evry: 15m
+          - name: a
+            platform: telegram
+            url: ftp://example.org/x
+            every: 15 minutes
+        """
+    )
+    result = watcher("validate", cwd=tmp_path)
+    assert result.returncode == 1
+    err = result.stderr
+    assert "line 5" in err and "every" in err  # unknown key, with the likely intended one
+    assert "line 6" in err and "already used by the target on line 2" in err
+    assert "line 8" in err and "http" in err
+    assert "line 9" in err and "30s, 15m" in err
+    assert "Traceback" not in err
+
+
+def test_validate_accepts_the_bundled_watchlist():
+    repo = Path(__file__).resolve().parents[1]
+    result = watcher("validate", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert "2 target(s)" in result.stdout
+
+
+def test_missing_watchlist_is_a_plain_error(tmp_path):
+    result = watcher("check", "--watchlist", "nope.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "nope.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_json_then_status(site, tmp_path):
+    site.channel("dealer")
+    site.shop("store")
+    site.add_post("dealer", "first")
+    site.add_post("store", "listing")
+    (tmp_path / "watchlist.yaml").write_text(
+        "targets:\n"
+        + channel_target("dealer", f"{site.base_url}/s/dealer")
+        + shop_target("store", f"{site.base_url}/shop/store")
+    )
+    first = watcher("check", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "dealer: ok" in first.stdout and "(baseline)" in first.stdout
+    assert (tmp_path / "data" / "watcher.db").exists()
+
+    site.add_post("dealer", "white gold, inbox")
+    second = watcher("check", "dealer", "--json", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    events = [json.loads(line) for line in second.stdout.splitlines()]
+    assert [(e["kind"], e["target"], e["post_id"]) for e in events] == [
+        ("new_post", "dealer", "dealer/2")
+    ]
+    assert events[0]["details"]["text"] == "white gold, inbox"
+
+    status = watcher("status", cwd=tmp_path)
+    assert status.returncode == 0
+    lines = {line.split()[0]: line for line in status.stdout.splitlines()[1:-1]}
+    assert "ok" in lines["dealer"] and lines["dealer"].rstrip().endswith("2 (0)")
+    assert lines["store"].rstrip().endswith("1 (0)")
+
+
+def test_check_unknown_target_names_the_known_ones(site, tmp_path):
+    (tmp_path / "watchlist.yaml").write_text(
+        "targets:\n" + channel_target("dealer", f"{site.base_url}/s/dealer")
+    )
+    result = watcher("check", "delaer", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "delaer" in result.stderr and "dealer" in result.stderr
+
+
+def test_check_exit_code_2_and_json_event_for_a_failed_target(site, tmp_path):
+    site.route("/s/gone", "gone", status=410)
+    (tmp_path / "watchlist.yaml").write_text(
+        "targets:\n" + channel_target("gone", f"{site.base_url}/s/gone")
+    )
+    result = watcher("check", "--json", "--data", str(tmp_path / "elsewhere"), cwd=tmp_path)
+    assert result.returncode == 2
+    event = json.loads(result.stdout)
+    assert event["kind"] == "capture_failed" and "410" in event["details"]["message"]
+    assert (tmp_path / "elsewhere" / "watcher.db").exists()
