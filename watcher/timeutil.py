@@ -27,11 +27,12 @@ def parse_iso(text: str) -> datetime | None:
     """
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        # Times at the calendar's edges overflow when shifted to UTC: a hostile page's problem.
+        return moment.astimezone(UTC)
+    except (ValueError, AttributeError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def normalise_page_time(text: str | None) -> str | None:

@@ -49,13 +49,9 @@ def perceptual_hashes(data: bytes) -> ImageHashes:
             # JPEG can decode straight to a small size: far less memory and time than full size.
             image.draft("RGB", HASH_DECODE_SIZE)
             image = image.convert("RGB")
-    except (
-        UnidentifiedImageError,
-        OSError,
-        SyntaxError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(f"image too large to decode ({exc})") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageDecodeError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
     return ImageHashes(
         phash=_as_int(imagehash.phash(image)),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from watcher.errors import StoreError
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -30,7 +30,7 @@ class BlobStore:
 
     def path(self, sha256: str) -> Path:
         """Where the blob with this hash lives (the hash is checked: it builds a path)."""
-        if not _SHA256.match(sha256):
+        if not _SHA256.fullmatch(sha256):
             raise StoreError(f"{sha256!r} is not a SHA-256 hash")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 

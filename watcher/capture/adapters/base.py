@@ -128,9 +128,18 @@ class Adapter:
 
     # -- selector helpers ------------------------------------------------------------------
     def read_first(self, node: LexborNode, selector: Selector | None) -> str | None:
-        """The first value ``selector`` yields inside ``node``."""
-        values = self.read_all(node, selector, limit=1)
-        return values[0] if values else None
+        """The first value ``selector`` yields inside ``node``.
+
+        In a selector list (``a, b``) the alternatives are tried in the order written, so a
+        recipe can say which element it prefers, not whichever comes first on the page.
+        """
+        if selector is None:
+            return None
+        for alternative in selector_alternatives(selector):
+            values = self.read_all(node, alternative, limit=1)
+            if values:
+                return values[0]
+        return None
 
     def read_all(
         self, node: LexborNode, selector: Selector | None, limit: int | None = None
@@ -164,10 +173,27 @@ def node_text(node: LexborNode) -> str:
     """Visible text of an element: ``<br>`` and block ends become newlines, spaces folded."""
     html = node.html or ""
     html = re.sub(r"(?i)<br\s*/?>", "\n", html)
-    html = re.sub(r"(?i)</(p|div|li|h[1-6])>", "\n", html)
+    html = re.sub(r"(?i)(</?(p|div|li|h[1-6]|blockquote|tr)\b[^>]*>)", "\n\\1", html)
     text = LexborHTMLParser(html).text(separator="") if html else ""
     lines = [_SPACES.sub(" ", line).strip() for line in text.replace("\r", "").split("\n")]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def selector_alternatives(selector: Selector) -> list[Selector]:
+    """``a, b@x`` as ``[a@x, b@x]``: the comma-separated parts of a selector list."""
+    if selector.css is None:
+        return [selector]
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(selector.css):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(selector.css[start:index])
+            start = index + 1
+    parts.append(selector.css[start:])
+    return [Selector(p.strip(), selector.attr) for p in parts if p.strip()]
 
 
 def absolute_url(raw: str | None, base_url: str) -> str | None:

@@ -1,0 +1,141 @@
+"""The content-addressed blob store."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+from pathlib import Path
+
+import pytest
+
+import watcher.store.blobs as blobs
+from watcher.errors import StoreError
+from watcher.store.blobs import BlobStore, sha256_hex
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> BlobStore:
+    return BlobStore(tmp_path / "blobs")
+
+
+def test_put_read_round_trip(store: BlobStore):
+    data = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 10
+    digest = store.put(data)
+    assert digest == hashlib.sha256(data).hexdigest() == sha256_hex(data)
+    assert store.read(digest) == data
+    assert store.verify(digest)
+
+
+def test_empty_blob(store: BlobStore):
+    digest = store.put(b"")
+    assert digest == hashlib.sha256(b"").hexdigest()
+    assert store.read(digest) == b""
+
+
+def test_identical_bytes_are_stored_once(store: BlobStore):
+    first = store.put(b"same evidence")
+    mtime = store.path(first).stat().st_mtime_ns
+    second = store.put(b"same evidence")
+    assert first == second
+    assert _files(store.root) == [store.path(first)]
+    assert store.path(first).stat().st_mtime_ns == mtime  # never rewritten
+    store.put(b"other evidence")
+    assert len(_files(store.root)) == 2
+
+
+def test_path_layout(store: BlobStore):
+    digest = store.put(b"layout")
+    path = store.path(digest)
+    assert path == store.root / digest[:2] / digest[2:4] / digest
+    assert path.relative_to(store.root).parts == (digest[:2], digest[2:4], digest)
+    assert path.read_bytes() == b"layout"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "../etc/passwd",
+        "",
+        "a" * 63,
+        "a" * 65,
+        "A" * 64,  # upper case is not how we name blobs
+        "g" * 64,
+        "../" + "a" * 61,
+        "a" * 32 + "/" + "a" * 31,
+    ],
+)
+def test_path_rejects_non_sha(store: BlobStore, bad: str):
+    with pytest.raises(StoreError, match="not a SHA-256"):
+        store.path(bad)
+    with pytest.raises(StoreError):
+        store.read(bad)
+    assert store.verify(bad) is False
+
+
+def test_path_rejects_sha_with_trailing_newline(store: BlobStore):
+    with pytest.raises(StoreError):
+        store.path("a" * 64 + "\n")
+
+
+def test_read_missing_blob(store: BlobStore):
+    with pytest.raises(StoreError, match="missing or unreadable"):
+        store.read("0" * 64)
+    assert store.verify("0" * 64) is False
+
+
+def test_verify_detects_a_flipped_byte(store: BlobStore):
+    digest = store.put(b"photo bytes " * 1000)
+    path = store.path(digest)
+    raw = bytearray(path.read_bytes())
+    raw[5000] ^= 0x01
+    path.write_bytes(bytes(raw))
+    assert store.verify(digest) is False
+    other = store.put(b"untouched")
+    assert store.verify(other) is True
+
+
+def test_no_temp_files_left_behind(store: BlobStore):
+    digests = [store.put(f"blob {i}".encode() * (i + 1)) for i in range(20)]
+    files = _files(store.root)
+    assert files == sorted(store.path(d) for d in digests)
+    assert not any(p.name.startswith(".") or p.name.endswith(".tmp") for p in files)
+
+
+def test_full_disk_fails_cleanly(store: BlobStore, monkeypatch: pytest.MonkeyPatch):
+    earlier = store.put(b"already archived evidence")
+    before = _files(store.root)
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(blobs.os, "fsync", no_space)
+    data = b"new screenshot" * 1000
+    with pytest.raises(StoreError) as info:
+        store.put(data)
+    message = str(info.value)
+    assert "full" in message
+    assert str(store.root) in message  # says which disk to clear
+    assert not store.path(sha256_hex(data)).exists()
+    assert _files(store.root) == before  # no partial blob, no temp file
+    assert store.verify(earlier)
+
+    monkeypatch.undo()
+    assert store.put(data) == sha256_hex(data)  # works again once there is space
+    assert store.verify(sha256_hex(data))
+
+
+def test_other_write_errors_name_the_file(store: BlobStore, monkeypatch: pytest.MonkeyPatch):
+    def io_error(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(blobs.os, "fsync", io_error)
+    data = b"x"
+    with pytest.raises(StoreError) as info:
+        store.put(data)
+    assert "could not write evidence file" in str(info.value)
+    assert "Input/output error" in str(info.value)
+    assert _files(store.root) == []

@@ -1,0 +1,334 @@
+"""Golden extraction tests: saved pages in, expected posts out.
+
+Every ``tests/fixtures/<platform>/<case>.html`` is extracted with
+``adapter_for(<platform>, selectors)`` and compared with ``<case>.json`` beside it::
+
+    {"base_url": "https://t.me/s/chan", "selectors": null or {"post": ...}, "posts": [...]}
+
+``posts`` holds ``[post.to_json(), ...]`` in page order.
+
+Adding a case: save the page as ``<case>.html``, write ``<case>.json`` with ``base_url``,
+``selectors`` and ``"posts": []``, then regenerate. Regenerating after a deliberate change to
+extraction rewrites only the ``posts`` of every golden file::
+
+    WATCHER_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_extract.py
+
+Review the diff of the JSON files before keeping it: the goldens are the specification.
+The per-case tests further down pin the properties that matter, so a careless regeneration
+cannot silently bless a regression.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from watcher.capture.adapters import adapter_for
+from watcher.capture.adapters.telegram import TelegramAdapter, message_number
+from watcher.models import Post
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PLATFORMS = ("telegram", "generic")
+UPDATE = os.environ.get("WATCHER_UPDATE_GOLDEN") == "1"
+
+CASES = sorted(path for platform in PLATFORMS for path in (FIXTURES / platform).glob("*.html"))
+
+
+def _load(platform: str, case: str) -> tuple[dict, list[Post]]:
+    html_path = FIXTURES / platform / f"{case}.html"
+    spec = json.loads(html_path.with_suffix(".json").read_text(encoding="utf-8"))
+    adapter = adapter_for(platform, spec["selectors"])
+    return spec, adapter.extract(html_path.read_text(encoding="utf-8"), spec["base_url"])
+
+
+def _posts(platform: str, case: str) -> list[Post]:
+    return _load(platform, case)[1]
+
+
+def _by_id(posts: list[Post]) -> dict[str, Post]:
+    return {p.post_id: p for p in posts}
+
+
+def test_fixture_set_is_complete():
+    names = {f"{p.parent.name}/{p.stem}" for p in CASES}
+    assert {
+        "telegram/channel_basic",
+        "telegram/channel_older_page",
+        "telegram/channel_empty",
+        "telegram/channel_hostile",
+        "telegram/channel_text_class_changed",
+        "generic/shop_listing",
+        "generic/forum_threads",
+    } <= names
+
+
+@pytest.mark.parametrize("html_path", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_golden(html_path: Path):
+    json_path = html_path.with_suffix(".json")
+    if not json_path.exists():
+        pytest.fail(
+            f"{json_path} is missing: create it with base_url, selectors and "
+            '"posts": [] and rerun with WATCHER_UPDATE_GOLDEN=1'
+        )
+    spec, posts = _load(html_path.parent.name, html_path.stem)
+    actual = [p.to_json() for p in posts]
+    if UPDATE:
+        spec["posts"] = actual
+        json_path.write_text(
+            json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    assert actual == spec["posts"]
+    # The golden form round-trips through Post.from_json.
+    assert [Post.from_json(p) for p in spec["posts"]] == posts
+
+
+# -- telegram: channel_basic ---------------------------------------------------------------
+
+
+def test_basic_ids_in_page_order_service_message_skipped():
+    posts = _posts("telegram", "channel_basic")
+    assert [p.post_id for p in posts] == [
+        "ivory_dealer_kh/101",
+        "ivory_dealer_kh/102",
+        "ivory_dealer_kh/103",
+        "ivory_dealer_kh/106",
+        "ivory_dealer_kh/107",
+        "ivory_dealer_kh/108",
+    ]
+    assert all("Channel photo updated" not in p.text for p in posts)
+
+
+def test_basic_text_keeps_line_breaks_emoji_and_scripts():
+    posts = _by_id(_posts("telegram", "channel_basic"))
+    khmer = posts["ivory_dealer_kh/101"].text
+    assert khmer.splitlines()[0] == "ទំនិញថ្មី 🐘"
+    assert khmer.splitlines()[1] == "ភ្លុកដំរីពិតប្រាកដ ១០០%"  # runs of spaces folded
+    assert "\n\n" in khmer  # <br/><br/> is a blank line
+    assert "F09F9098" not in khmer  # the emoji image URL is not text
+    assert posts["ivory_dealer_kh/102"].text.startswith("Sừng tê giác chạm khắc, hàng hiếm 🔥\n")
+    assert (
+        posts["ivory_dealer_kh/103"].text
+        == "象牙手镯 三只一套 🐘\n包邮 · 可视频验货\n微信: ivory_kh88"
+    )
+    assert posts["ivory_dealer_kh/107"].text == "Video: unboxing the shipment"
+    assert posts["ivory_dealer_kh/108"].text == ""  # photo without caption
+
+
+def test_basic_images_single_album_and_non_photos():
+    posts = _by_id(_posts("telegram", "channel_basic"))
+    assert posts["ivory_dealer_kh/101"].image_urls == ()
+    assert posts["ivory_dealer_kh/102"].image_urls == (
+        "https://cdn4.telesco.pe/file/bN7vQ1rT5k_horn_carving_front.jpg",
+    )
+    assert posts["ivory_dealer_kh/103"].image_urls == (
+        "https://cdn4.telesco.pe/file/Qm1_bangle_a.jpg",
+        "https://cdn4.telesco.pe/file/Qm2_bangle_b.jpg",
+        "https://cdn4.telesco.pe/file/Qm3_bangle_c.jpg",  # url(&quot;...&quot;) form
+    )
+    # A link preview thumbnail and a video thumbnail are not post photos; avatars neither.
+    assert posts["ivory_dealer_kh/106"].image_urls == ()
+    assert posts["ivory_dealer_kh/107"].image_urls == ()
+    everything = [u for p in posts.values() for u in p.image_urls]
+    assert not any("avatar" in u or "thumb" in u or "emoji" in u for u in everything)
+
+
+def test_basic_times_permalinks_authors_links():
+    posts = _by_id(_posts("telegram", "channel_basic"))
+    assert posts["ivory_dealer_kh/101"].posted_at == "2024-03-01T08:15:02.000Z"
+    assert posts["ivory_dealer_kh/103"].posted_at == "2024-03-01T08:02:59.000Z"  # +07:00
+    assert posts["ivory_dealer_kh/103"].permalink == "https://t.me/ivory_dealer_kh/103"
+    assert {p.author for p in posts.values()} == {"Ivory & Horn Antiques KH"}
+    assert posts["ivory_dealer_kh/101"].links == ("https://t.me/ivory_dealer_kh_admin",)
+    assert posts["ivory_dealer_kh/102"].links == (
+        "https://shop.example.vn/p/sung-te?ref=tg",
+        "https://t.me/s/ivory_dealer_kh?q=%23s%E1%BB%ABngt%C3%AA",  # hashtag, made absolute
+        "https://t.me/s/ivory_dealer_kh?q=%23antique",
+    )
+    # The link preview card and the forwarded-from header are outside the text.
+    assert posts["ivory_dealer_kh/106"].links == ("https://catalogue.example.com/2024/march",)
+    assert "Forwarded from" not in posts["ivory_dealer_kh/106"].text
+    assert "March 2024 stock" not in posts["ivory_dealer_kh/106"].text
+
+
+# -- telegram: older page, empty, hostile, selector override -------------------------------------
+
+
+def test_older_page_extracts_and_normalises_negative_offset():
+    posts = _by_id(_posts("telegram", "channel_older_page"))
+    assert list(posts) == ["ivory_dealer_kh/98", "ivory_dealer_kh/99", "ivory_dealer_kh/100"]
+    assert posts["ivory_dealer_kh/99"].posted_at == "2024-02-28T07:00:00.000Z"  # -05:00
+    assert posts["ivory_dealer_kh/98"].text == "Pendant, old stock\nថ្លៃពិសេស"
+
+
+def test_empty_channel_has_no_posts():
+    assert _posts("telegram", "channel_empty") == []
+
+
+def test_hostile_unsafe_image_urls_are_dropped():
+    post = _by_id(_posts("telegram", "channel_hostile"))["h0stile_shop/1"]
+    assert post.image_urls == (
+        "https://cdn4.telesco.pe/file/ok1_real_photo.jpg",  # once, though listed twice
+        "https://cdn4.telesco.pe/file/ok2_protocol_relative.jpg",
+    )
+    assert post.links == ("https://safe.example.org/x",)
+
+
+def test_hostile_invisible_and_bidi_characters_preserved():
+    post = _by_id(_posts("telegram", "channel_hostile"))["h0stile_shop/1"]
+    lines = post.text.split("\n")
+    assert lines[0] == "Price \u202e0051$\u202c only"
+    assert lines[1] == (
+        "i\u200bv\u200bo\u200br\u200by and rhi\u200cno\u200d horn \u202egpj.exe\u202c"
+    )
+    assert lines[2].startswith("\u200e\ufeffhidden marks")
+
+
+def test_hostile_ids_skipped_deduplicated_and_trimmed():
+    posts = _posts("telegram", "channel_hostile")
+    assert [p.post_id for p in posts] == ["h0stile_shop/1", "h0stile_shop/2", "h0stile_shop/3"]
+    second = posts[1]
+    assert second.text == "first copy of post 2"  # the first copy wins
+    assert second.posted_at is None  # "not-a-time"
+    assert second.permalink is None  # javascript: permalink
+    assert posts[2].posted_at == "2024-03-05T10:00:00.000Z"
+
+
+def test_hostile_time_at_calendar_edge_does_not_abort_extraction():
+    html = (FIXTURES / "telegram" / "channel_older_page.html").read_text(encoding="utf-8")
+    html = html.replace("2024-02-27T22:10:00+00:00", "0001-01-01T00:00:00+05:00")
+    posts = adapter_for("telegram").extract(html, "https://t.me/s/ivory_dealer_kh")
+    assert len(posts) == 3
+    assert posts[0].posted_at is None
+
+
+def test_selector_override_repairs_renamed_text_class():
+    html = (FIXTURES / "telegram" / "channel_text_class_changed.html").read_text(encoding="utf-8")
+    base = "https://t.me/s/ivory_dealer_kh?before=101"
+    broken = adapter_for("telegram").extract(html, base)
+    assert [p.post_id for p in broken] == [
+        "ivory_dealer_kh/98",
+        "ivory_dealer_kh/99",
+        "ivory_dealer_kh/100",
+    ]
+    assert all(p.text == "" for p in broken)  # default recipe no longer finds the text
+
+    fixed = adapter_for("telegram", {"text": ".new_text_class"}).extract(html, base)
+    original = _posts("telegram", "channel_older_page")
+    assert [p.text for p in fixed] == [p.text for p in original]
+    assert fixed[0].text == "Pendant, old stock\nថ្លៃពិសេស"
+    # Only text was overridden: everything else still comes from the default recipe.
+    assert [p.image_urls for p in fixed] == [p.image_urls for p in original]
+    assert [p.posted_at for p in fixed] == [p.posted_at for p in original]
+
+
+def test_signature_preferred_over_channel_name():
+    html = (FIXTURES / "telegram" / "channel_older_page.html").read_text(encoding="utf-8")
+    html = html.replace(
+        '<span class="tgme_widget_message_views">1.5K</span>',
+        '<span class="tgme_widget_message_from_author" dir="auto">Mr. Sok</span>&nbsp;'
+        '<span class="tgme_widget_message_views">1.5K</span>',
+    )
+    posts = _by_id(adapter_for("telegram").extract(html, "https://t.me/s/ivory_dealer_kh"))
+    assert posts["ivory_dealer_kh/99"].author == "Ivory & Horn Antiques KH"
+    assert posts["ivory_dealer_kh/100"].author == "Mr. Sok"
+
+
+# -- telegram: paging ---------------------------------------------------------------------
+
+
+def test_older_page_url_uses_smallest_message_number():
+    adapter = adapter_for("telegram")
+    assert isinstance(adapter, TelegramAdapter)
+    posts = _posts("telegram", "channel_basic")
+    assert adapter.older_page_url("https://t.me/s/ivory_dealer_kh", posts) == (
+        "https://t.me/s/ivory_dealer_kh?before=101"
+    )
+    older = _posts("telegram", "channel_older_page")
+    assert adapter.older_page_url("https://t.me/s/ivory_dealer_kh?before=101", older) == (
+        "https://t.me/s/ivory_dealer_kh?before=98"
+    )
+
+
+def test_older_page_url_keeps_other_query_parameters():
+    adapter = adapter_for("telegram")
+    posts = [Post("chan/57"), Post("chan/9"), Post("chan/1000")]
+    url = adapter.older_page_url("https://t.me/s/chan?q=%23ivory&before=2000&embed=1", posts)
+    assert url == "https://t.me/s/chan?q=%23ivory&embed=1&before=9"
+
+
+def test_older_page_url_none_without_numbered_posts():
+    adapter = adapter_for("telegram")
+    assert adapter.older_page_url("https://t.me/s/chan", []) is None
+    assert adapter.older_page_url("https://t.me/s/chan", [Post("chan/abc"), Post("x")]) is None
+    assert message_number("chan/123") == 123
+    assert message_number("chan/12a") is None
+
+
+def test_generic_adapter_has_no_older_page():
+    posts = _posts("generic", "shop_listing")
+    spec = json.loads((FIXTURES / "generic" / "shop_listing.json").read_text(encoding="utf-8"))
+    assert adapter_for("generic", spec["selectors"]).older_page_url(spec["base_url"], posts) is None
+
+
+# -- generic ------------------------------------------------------------------------------
+
+
+def test_shop_listing_fields():
+    posts = _posts("generic", "shop_listing")
+    assert [p.post_id for p in posts] == ["L1004", "L1003", "L1002", "L1001"]  # ad skipped
+    by_id = _by_id(posts)
+    first = by_id["L1004"]
+    assert first.permalink == "https://market.example/shop/lucky_charms_store/item/L1004"
+    assert first.image_urls == (
+        "https://market.example/img/L1004-a.jpg",
+        "https://img.market.example/L1004-b.jpg?w=800",
+    )
+    assert first.posted_at == "2024-03-04T05:30:00.000Z"
+    assert first.text.splitlines()[1] == "Vòng tay ngà voi — real, not resin"
+    assert first.links == ()  # the shop recipe has no links selector
+    assert by_id["L1003"].permalink == "https://market.example/shop/item/L1003"  # relative
+    assert by_id["L1003"].image_urls == ("https://img.market.example/L1003.webp",)
+    assert by_id["L1003"].text == "Pangolin scale amulet (穿山甲)\nBrings luck, 3 pcs left"
+    assert by_id["L1002"].posted_at == "2024-03-02T00:00:00.000Z"  # date only
+    assert by_id["L1002"].author == 'Guest seller "Mr. K"'
+    last = by_id["L1001"]
+    assert last.permalink is None
+    assert last.author is None
+    assert last.posted_at is None  # <time> without datetime
+    assert last.image_urls == ("https://market.example/img/L1001.jpg",)
+
+
+def test_forum_threads_attribute_selectors_on_post_element():
+    posts = _posts("generic", "forum_threads")
+    assert [p.post_id for p in posts] == ["t-9001", "t-9417", "t-9418"]
+    thread = _by_id(posts)["t-9417"]
+    assert thread.author == "kh_trader"  # @data-starter of the row itself
+    assert thread.posted_at == "2024-03-06T13:45:10.000Z"  # @data-created, +08:00
+    assert thread.permalink == "https://forum.example/showthread.php?t=9417&page=1"
+    assert thread.image_urls == (
+        "https://forum.example/attachments/9417/thumb1.jpg",
+        "https://cdn.forum.example/a/9417_2.jpg",
+    )
+    assert thread.links == (
+        "https://t.me/kh_trader_bot",
+        "https://forum.example/go.php?u=https%3A%2F%2Fshop.example.com",
+    )
+    assert thread.text == "Several pieces, PM me.\nShip via t.me/kh_trader_bot or my shop"
+    assert _by_id(posts)["t-9418"].posted_at == "2024-03-07T06:00:00.000Z"  # naive -> UTC
+
+
+def test_text_before_a_block_element_is_not_glued_to_it():
+    html = (FIXTURES / "generic" / "forum_threads.html").read_text(encoding="utf-8")
+    adapter = adapter_for(
+        "generic", {"post": "tr.thread", "id": "@data-thread-id", "text": "td.subject"}
+    )
+    first = adapter.extract(html, "https://forum.example/")[0]
+    assert first.text == "Forum rules – read before posting\nNo weapons. No live animals."
+
+
+def test_generic_without_selectors_extracts_nothing():
+    html = (FIXTURES / "generic" / "shop_listing.html").read_text(encoding="utf-8")
+    assert adapter_for("generic").extract(html, "https://market.example/") == []

@@ -1,0 +1,205 @@
+"""Perceptual hashes of the demo photos and the near-duplicate image index."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+from PIL import Image
+
+from watcher.demo.images import big_photo_bytes, encode, make_photo, variant
+from watcher.detect.images import (
+    MAX_PIXELS,
+    SAME_PHOTO_DISTANCE,
+    ImageDecodeError,
+    ImageIndex,
+    hamming,
+    perceptual_hashes,
+)
+
+REPOSTS = {
+    "resized": {"scale": 0.6},
+    "recompressed": {"quality": 70},
+    "cropped": {"crop": 0.03},
+    "watermarked": {"watermark": "@lucky_charms_store"},
+    "all_at_once": {"scale": 0.6, "quality": 70, "crop": 0.03, "watermark": "t.me/ivory_kh"},
+    "png": {"fmt": "PNG", "scale": 0.6},
+}
+
+
+def _png(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("1", size).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# -- perceptual_hashes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 7, 42])
+@pytest.mark.parametrize("kind", sorted(REPOSTS))
+def test_repost_variants_stay_within_same_photo_distance(seed: int, kind: str):
+    original = perceptual_hashes(encode(make_photo(seed)))
+    repost = perceptual_hashes(variant(seed, **REPOSTS[kind]))
+    assert hamming(original.phash, repost.phash) <= SAME_PHOTO_DISTANCE
+
+
+def test_unrelated_photos_are_far_apart():
+    seeds = [1, 2, 3, 7, 42, 1000]
+    hashes = {s: perceptual_hashes(encode(make_photo(s))).phash for s in seeds}
+    for a in seeds:
+        for b in seeds:
+            if a < b:
+                assert hamming(hashes[a], hashes[b]) > SAME_PHOTO_DISTANCE, (a, b)
+    # ... and a repost of one photo is not mistaken for another photo.
+    repost = perceptual_hashes(variant(7, **REPOSTS["all_at_once"])).phash
+    assert all(hamming(repost, hashes[s]) > SAME_PHOTO_DISTANCE for s in seeds if s != 7)
+
+
+def test_hashes_are_deterministic_and_report_size():
+    data = encode(make_photo(5, size=(320, 200)))
+    first, second = perceptual_hashes(data), perceptual_hashes(data)
+    assert first == second
+    assert (first.width, first.height) == (320, 200)
+    assert 0 <= first.phash < 2**64 and 0 <= first.dhash < 2**64
+    assert perceptual_hashes(variant(5, scale=0.5)).width == 320
+
+
+def test_truncated_jpeg_raises():
+    data = encode(make_photo(3))
+    with pytest.raises(ImageDecodeError, match="not a readable image"):
+        perceptual_hashes(data[: len(data) // 2])
+    with pytest.raises(ImageDecodeError, match="not a readable image"):
+        perceptual_hashes(data[:10])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", random.Random(1).randbytes(4096), b"<html>not an image</html>"],
+    ids=["empty", "random", "html"],
+)
+def test_non_image_bytes_raise(data: bytes):
+    with pytest.raises(ImageDecodeError) as info:
+        perceptual_hashes(data)
+    assert "not a readable image" in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_image_over_max_pixels_is_refused_as_too_large():
+    width, height = 9000, 9000  # 81 MP: over MAX_PIXELS, under Pillow's own bomb limit
+    assert width * height > MAX_PIXELS
+    with pytest.raises(ImageDecodeError, match="too large") as info:
+        perceptual_hashes(_png((width, height)))
+    assert "9000x9000" in str(info.value)
+
+
+def test_huge_header_is_refused_as_too_large():
+    with pytest.raises(ImageDecodeError, match="too large"):
+        perceptual_hashes(_png((10_000, 9_000)))
+
+
+def test_huge_header_is_refused_somehow():
+    # Whatever the message, a 90 MP or 400 MP header never gets decoded.
+    for size in ((10_000, 9_000), (20_000, 20_000)):
+        with pytest.raises(ImageDecodeError):
+            perceptual_hashes(_png(size))
+
+
+def test_twenty_megabyte_image_hashes():
+    data = big_photo_bytes(20_000_000)
+    assert len(data) >= 20_000_000
+    hashes = perceptual_hashes(data)
+    assert hashes.width * hashes.height < MAX_PIXELS
+    assert hashes.width > 2000
+
+
+# -- ImageIndex ----------------------------------------------------------------------------
+
+
+def _brute_force(entries: list[tuple[str, int]], query: int, max_distance: int):
+    first: dict[str, tuple[int, int]] = {}
+    for order, (sha, phash) in enumerate(entries):
+        first.setdefault(sha, (order, phash))
+    hits = [
+        (order, sha, (phash ^ query).bit_count())
+        for sha, (order, phash) in first.items()
+        if (phash ^ query).bit_count() <= max_distance
+    ]
+    hits.sort(key=lambda hit: (hit[2], hit[0]))
+    return [(sha, distance) for _, sha, distance in hits]
+
+
+def _flip(value: int, bits: int, rng: random.Random) -> int:
+    for bit in rng.sample(range(64), bits):
+        value ^= 1 << bit
+    return value
+
+
+def test_near_matches_brute_force_scan():
+    rng = random.Random(20240301)
+    hashes = [rng.getrandbits(64) for _ in range(4_000)]
+    # Clusters around a few centres so queries have many hits at small distances ...
+    centres = [rng.getrandbits(64) for _ in range(10)]
+    hashes += [_flip(rng.choice(centres), rng.randint(0, 6), rng) for _ in range(900)]
+    # ... exact duplicate hashes under different SHA-256s, and the extremes.
+    hashes += [rng.choice(hashes) for _ in range(98)] + [0, 2**64 - 1]
+    entries = [(f"{i:064x}", h) for i, h in enumerate(hashes)]
+    assert len(entries) == 5_000
+    index = ImageIndex(entries)
+    assert len(index) == 5_000
+
+    queries = [_flip(rng.choice(centres + hashes), rng.randint(0, 8), rng) for _ in range(150)] + [
+        rng.getrandbits(64) for _ in range(50)
+    ]
+    total_hits = 0
+    for query in queries:
+        for max_distance in range(13):
+            expected = _brute_force(entries, query, max_distance)
+            assert index.near(query, max_distance) == expected, (hex(query), max_distance)
+            total_hits += len(expected)
+    assert total_hits > 1_000  # the comparison exercised real matches, not just empty lists
+
+
+def test_near_orders_closest_first_and_keeps_duplicates():
+    index = ImageIndex([("far", 0b111), ("exact", 0), ("dup", 0), ("one", 0b1000)])
+    assert index.near(0, 3) == [("exact", 0), ("dup", 0), ("one", 1), ("far", 3)]
+    assert index.near(0, 0) == [("exact", 0), ("dup", 0)]
+    assert index.near(0) == index.near(0, SAME_PHOTO_DISTANCE)
+    assert index.near(2**64 - 1, 10) == []
+
+
+def test_empty_index():
+    index = ImageIndex()
+    assert len(index) == 0
+    assert index.near(12345, 64) == []
+
+
+def test_adding_the_same_sha_twice_is_ignored():
+    index = ImageIndex()
+    index.add("a" * 64, 0)
+    index.add("a" * 64, 2**64 - 1)  # same SHA-256, different hash: the first one stays
+    assert len(index) == 1
+    assert index.near(0, 0) == [("a" * 64, 0)]
+    assert index.near(2**64 - 1, 10) == []
+
+
+def test_growth_past_initial_capacity():
+    index = ImageIndex()
+    for i in range(3_000):
+        index.add(f"{i:064x}", i)
+    assert len(index) == 3_000
+    for value in (0, 1023, 1024, 1025, 2047, 2048, 2999):
+        assert index.near(value, 0) == [(f"{value:064x}", 0)]
+    high = 2**64 - 2
+    index.add("f" * 64, high)
+    assert index.near(high, 0) == [("f" * 64, 0)]
+    assert len(index) == 3_001
+
+
+def test_index_finds_real_reposts():
+    photos = {seed: perceptual_hashes(encode(make_photo(seed))).phash for seed in (1, 2, 3, 4)}
+    index = ImageIndex([(f"sha-{seed}", phash) for seed, phash in photos.items()])
+    repost = perceptual_hashes(variant(3, **REPOSTS["all_at_once"])).phash
+    hits = index.near(repost)
+    assert [sha for sha, _ in hits] == ["sha-3"]
