@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import FakeTelegram
 from watcher.app import App
 from watcher.capture.browser import Browser
 from watcher.demo.site import DemoSite
@@ -30,6 +31,18 @@ def site() -> Iterator[DemoSite]:
     """A fresh fixture site on 127.0.0.1 with a random port."""
     with DemoSite() as running:
         yield running
+
+
+@pytest.fixture
+def fake_telegram() -> Iterator[FakeTelegram]:
+    """A fake Telegram Bot API server on 127.0.0.1."""
+    with FakeTelegram() as fake:
+        yield fake
+
+
+def alerts_yaml(*chat_ids: int) -> str:
+    """An ``alerts:`` block sending to ``chat_ids``."""
+    return f"alerts:\n  telegram:\n    chat_ids: [{', '.join(map(str, chat_ids))}]\n"
 
 
 @pytest.fixture(scope="session")
@@ -70,9 +83,9 @@ async def make_app(tmp_path: Path, browser: Browser) -> AsyncIterator[Callable[.
     """Build an App over a temp data folder from target YAML snippets."""
     apps: list[App] = []
 
-    def make(*targets: str, data: str = "data") -> App:
+    def make(*targets: str, data: str = "data", header: str = "") -> App:
         path = tmp_path / "watchlist.yaml"
-        path.write_text("targets:\n" + "".join(targets), encoding="utf-8")
+        path.write_text(header + "targets:\n" + "".join(targets), encoding="utf-8")
         watchlist: Watchlist = load_watchlist(path)
         app = App.open(watchlist, tmp_path / data, browser=browser)
         apps.append(app)

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 
 from watcher import __version__
+from watcher.alert.routing import routes_for
 from watcher.app import App
 from watcher.capture.media import Download, download_images
 from watcher.capture.page import PageRequest, error_screenshot, load_pages
@@ -130,7 +131,7 @@ def record_success(
         events += ev.repost_events(target.name, candidates, app.images, store.first_sighting)
         if failures:
             events.append(ev.capture_recovered(target.name, failures))
-        stored = [store.insert_event(_stamp(e, capture_id, now)) for e in events]
+        stored = record_events(app, [_stamp(e, capture_id, now) for e in events])
     for image in fresh:
         if image.phash is not None and image.sha256:
             app.images.add(image.sha256, image.phash)
@@ -174,7 +175,7 @@ def record_failure(app: App, target: Target, started: str, exc: Exception) -> Ca
                 )
             event = _stamp(ev.capture_failed(target.name, reason, message, streak), capture_id, now)
             if streak == 1:
-                event = app.store.insert_event(event)
+                (event,) = record_events(app, [event])
     except WatcherError as store_exc:
         # The store itself failed (disk full?): nothing to record into; say so loudly.
         log.error("could not record the failed capture of %s: %s", target.name, store_exc)
@@ -185,6 +186,18 @@ def record_failure(app: App, target: Target, started: str, exc: Exception) -> Ca
     return CaptureSummary(
         target.name, capture_id, CaptureStatus.FAILED, reason, started, now, 0, False, (event,)
     )
+
+
+def record_events(app: App, events: list[Event]) -> list[Event]:
+    """Store events and queue their alerts; call inside a transaction so both land together."""
+    stored = []
+    for event in events:
+        saved = app.store.insert_event(event)
+        for destination in routes_for(saved, app.watchlist):
+            queued_at = saved.created_at or utc_now()
+            app.store.enqueue(saved.id, destination.sink, destination.chat_id, queued_at)
+        stored.append(saved)
+    return stored
 
 
 def _store_posts(

@@ -82,6 +82,20 @@ class CaptureRow:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """An alert waiting for (or past) delivery to one chat."""
+
+    id: int
+    event: Event
+    sink: str
+    chat_id: str
+    status: str
+    attempts: int
+    last_error: str | None = None
+    message_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TargetStatus:
     """One line of ``watcher status``."""
 
@@ -410,6 +424,120 @@ class Store:
         rows = self.db["events"].rows_where(where, params, order_by="id", limit=limit)
         return [_event(r) for r in rows]
 
+    # -- outbox ----------------------------------------------------------------------------
+    @translated
+    def enqueue(self, event_id: int, sink: str, chat_id: str, now: str) -> None:
+        """Queue an event for one chat (call inside the transaction that stored the event)."""
+        self.db["outbox"].insert(
+            {
+                "event_id": event_id,
+                "sink": sink,
+                "chat_id": chat_id,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+        )
+
+    @translated
+    def due_outbox(self, now: str) -> dict[tuple[str, str], list[OutboxRow]]:
+        """Pending alerts per (sink, chat), oldest first, for chats whose oldest one is due.
+
+        A chat whose oldest alert is waiting out a backoff waits as a whole: alerts are
+        delivered in order.
+        """
+        rows = self.db.execute(
+            "SELECT o.id, o.sink, o.chat_id, o.status, o.attempts, o.last_error, o.next_attempt_at,"
+            " e.id, e.kind, e.target, e.post_id, e.capture_id, e.details, e.created_at "
+            "FROM outbox o JOIN events e ON e.id = o.event_id WHERE o.status = 'pending' "
+            "ORDER BY o.sink, o.chat_id, o.id"
+        ).fetchall()
+        chats: dict[tuple[str, str], list[OutboxRow]] = {}
+        blocked: set[tuple[str, str]] = set()
+        for r in rows:
+            key = (r[1], r[2])
+            if key in blocked:
+                continue
+            if key not in chats and (r[6] or "") > now:
+                blocked.add(key)
+                continue
+            chats.setdefault(key, []).append(_outbox_row(r))
+        return chats
+
+    @translated
+    def mark_sent(
+        self, row_ids: list[int], message_ids: list[int], now: str, digest_id: int | None = None
+    ) -> None:
+        """Record delivery (several rows when a digest carried them)."""
+        with self.db.atomic():
+            for row_id in row_ids:
+                self.db.execute(
+                    "UPDATE outbox SET status = 'sent', sent_at = ?, message_ids = ?,"
+                    " digest_id = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
+                    [now, json.dumps(message_ids), digest_id, row_id],
+                )
+
+    @translated
+    def mark_retry(self, row_id: int, error: str, next_attempt_at: str) -> None:
+        """Delivery failed for now; try again at ``next_attempt_at``."""
+        self.db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+            " WHERE id = ?",
+            [error, next_attempt_at, row_id],
+        )
+
+    @translated
+    def mark_failed(self, row_ids: list[int], error: str) -> None:
+        """Delivery will never work as configured (chat gone, bot removed)."""
+        with self.db.atomic():
+            for row_id in row_ids:
+                self.db.execute(
+                    "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?"
+                    " WHERE id = ?",
+                    [error, row_id],
+                )
+
+    @translated
+    def outbox_backlog(self) -> dict[str, int]:
+        """Count of undelivered and permanently failed alerts, by status."""
+        rows = self.db.execute(
+            "SELECT status, COUNT(*) FROM outbox WHERE status != 'sent' GROUP BY status"
+        ).fetchall()
+        return {status: count for status, count in rows}
+
+    @translated
+    def outbox_failures(self) -> list[OutboxRow]:
+        """Alerts that could not be delivered for good, newest first."""
+        rows = self.db.execute(
+            "SELECT o.id, o.sink, o.chat_id, o.status, o.attempts, o.last_error, o.next_attempt_at,"
+            " e.id, e.kind, e.target, e.post_id, e.capture_id, e.details, e.created_at "
+            "FROM outbox o JOIN events e ON e.id = o.event_id WHERE o.status = 'failed' "
+            "ORDER BY o.id DESC LIMIT 20"
+        ).fetchall()
+        return [_outbox_row(r) for r in rows]
+
+    @translated
+    def outbox_for_event(self, event_id: int) -> list[OutboxRow]:
+        """Delivery state of one event in every chat."""
+        rows = self.db.execute(
+            "SELECT o.id, o.sink, o.chat_id, o.status, o.attempts, o.last_error, o.next_attempt_at,"
+            " e.id, e.kind, e.target, e.post_id, e.capture_id, e.details, e.created_at,"
+            " o.message_ids FROM outbox o JOIN events e ON e.id = o.event_id"
+            " WHERE o.event_id = ? ORDER BY o.id",
+            [event_id],
+        ).fetchall()
+        return [_outbox_row(r) for r in rows]
+
+    @translated
+    def screenshot_of(self, capture_id: int) -> str | None:
+        """SHA-256 of a capture's page screenshot, if it has one."""
+        row = self.db.execute(
+            "SELECT sha256 FROM artifacts WHERE capture_id = ? AND kind = 'screenshot' LIMIT 1",
+            [capture_id],
+        ).fetchone()
+        return row[0] if row else None
+
     # -- status ----------------------------------------------------------------------------
     @translated
     def target_status(self, name: str, platform: str) -> TargetStatus:
@@ -452,6 +580,20 @@ def _event(row: dict[str, Any]) -> Event:
         created_at=row["created_at"],
         id=row["id"],
     )
+
+
+def _outbox_row(r: tuple) -> OutboxRow:
+    event = Event(
+        kind=EventKind(r[8]),
+        target=r[9],
+        post_id=r[10],
+        details=json.loads(r[12] or "{}"),
+        capture_id=r[11],
+        created_at=r[13],
+        id=r[7],
+    )
+    message_ids = tuple(json.loads(r[14] or "[]")) if len(r) > 14 else ()
+    return OutboxRow(r[0], event, r[1], r[2], r[3], r[4], r[5], message_ids)
 
 
 def _hex64(value: int | None) -> str | None:

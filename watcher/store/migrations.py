@@ -124,3 +124,29 @@ def m001_initial(db: Database) -> None:
         pk="id",
     )
     db["events"].create_index(["target", "id"])
+
+
+@MIGRATIONS()
+def m002_outbox(db: Database) -> None:
+    """Alerts waiting for delivery, one row per event and destination chat."""
+    db["outbox"].create(
+        {
+            "id": int,
+            "event_id": int,
+            "sink": str,
+            "chat_id": str,
+            "status": str,  # pending, sent, failed (permanent)
+            "attempts": int,
+            "next_attempt_at": str,
+            "last_error": str,
+            "message_ids": str,  # JSON list of the platform's message ids
+            "digest_id": int,  # the outbox row whose digest message carried this one
+            "created_at": str,
+            "sent_at": str,
+        },
+        pk="id",
+        foreign_keys=[("event_id", "events", "id")],
+        defaults={"status": "pending", "attempts": 0},
+    )
+    db["outbox"].create_index(["sink", "chat_id", "status", "id"])
+    db["outbox"].create_index(["event_id"])

@@ -1,0 +1,48 @@
+"""Which events go to which chats: the watchlist's ``alerts`` block and a target's ``alert_on``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from watcher.models import Event, EventKind
+from watcher.watchlist import Watchlist
+
+# Problems with watcher itself reach the team whatever a target's alert_on says.
+ALWAYS = frozenset(
+    {EventKind.CAPTURE_FAILED, EventKind.CAPTURE_RECOVERED, EventKind.WATCHLIST_INVALID}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """One place alerts go: a sink name and a chat within it, with the kinds it wants."""
+
+    sink: str
+    chat_id: str
+    kinds: frozenset[str]
+
+
+def destinations(watchlist: Watchlist) -> list[Destination]:
+    """Every alert destination the watchlist configures."""
+    telegram = watchlist.alerts.telegram
+    if telegram is None:
+        return []
+    kinds = frozenset(telegram.kinds) | {str(EventKind.WATCHLIST_INVALID)}
+    return [Destination("telegram", str(chat), kinds) for chat in telegram.chat_ids]
+
+
+def routes_for(event: Event, watchlist: Watchlist) -> list[Destination]:
+    """The destinations that should receive ``event``."""
+    if not _target_wants(event, watchlist):
+        return []
+    return [d for d in destinations(watchlist) if str(event.kind) in d.kinds]
+
+
+def _target_wants(event: Event, watchlist: Watchlist) -> bool:
+    if event.kind in ALWAYS:
+        return True
+    target = next((t for t in watchlist.targets if t.name == event.target), None)
+    if target is None or target.alert_on == "all":
+        return True
+    # alert_on: keyword — a noisy target only alerts on posts that matched a keyword.
+    return event.kind == EventKind.KEYWORD

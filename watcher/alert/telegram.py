@@ -1,0 +1,170 @@
+"""The Telegram sink: sends rendered alerts with python-telegram-bot.
+
+The bot token is a secret: it is read from ``WATCHER_TELEGRAM_TOKEN`` or a file only its owner
+can read, and never logged. PTB's exceptions are translated here, once, into
+:class:`TransientAlertError` (retry later) or :class:`PermanentAlertError` (the team must act).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from telegram import Bot, InputFile, InputMediaPhoto, LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
+from telegram.request import HTTPXRequest
+
+from watcher.alert.render import AlertMessage
+from watcher.errors import PermanentAlertError, TransientAlertError, WatcherError
+from watcher.secrets import register_secret
+from watcher.store.blobs import BlobStore
+from watcher.watchlist import TelegramAlerts
+
+TOKEN_ENV = "WATCHER_TELEGRAM_TOKEN"
+PHOTO_LIMIT = 10 * 1024 * 1024  # Telegram refuses larger photos; they stay in the evidence
+_PERMANENT_HINTS = ("chat not found", "bot was kicked", "not enough rights", "bot is not a member")
+
+
+def load_token(config: TelegramAlerts | None) -> str | None:
+    """The bot token from the environment, else from ``token_file``; None when neither is set."""
+    from_env = os.environ.get(TOKEN_ENV, "").strip()
+    if from_env:
+        register_secret(from_env)
+        return from_env
+    if config is None or not config.token_file:
+        return None
+    return read_secret_file(Path(config.token_file).expanduser())
+
+
+def read_secret_file(path: Path) -> str:
+    """A secret from a file that only its owner may read (mode 0600 or stricter)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise WatcherError(
+            f"token file {path} cannot be read ({exc.strerror}); check the path"
+        ) from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise WatcherError(
+            f"token file {path} can be read by other users (mode {stat.S_IMODE(mode):04o}); "
+            f"run `chmod 600 {path}` and start again"
+        )
+    token = path.read_text(encoding="utf-8").strip()
+    if not token:
+        raise WatcherError(f"token file {path} is empty; put the bot token from @BotFather in it")
+    register_secret(token)
+    return token
+
+
+def make_bot(token: str, api_url: str | None = None) -> Bot:
+    """A PTB Bot, talking to ``api_url`` (a self-hosted Bot API server) when given."""
+    register_secret(token)
+    request = HTTPXRequest(connect_timeout=10, read_timeout=30, write_timeout=60)
+    if api_url:
+        base = api_url.rstrip("/")
+        return Bot(token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot", request=request)
+    return Bot(token, request=request)
+
+
+class TelegramSink:
+    """Delivers alerts to Telegram chats; each alert is one API call, so a retry never
+    repeats half an alert."""
+
+    name = "telegram"
+
+    def __init__(self, bot: Bot, blobs: BlobStore) -> None:
+        self.bot = bot
+        self.blobs = blobs
+
+    async def send(self, chat_id: str, message: AlertMessage) -> list[int]:
+        """Send one alert; returns the Telegram message ids."""
+        photos = [
+            data for sha in message.photo_shas if len(data := self.blobs.read(sha)) <= PHOTO_LIMIT
+        ]
+        with translated_errors(chat_id):
+            if len(photos) > 1:
+                media = [
+                    InputMediaPhoto(
+                        p, caption=message.caption if i == 0 else None, parse_mode=ParseMode.HTML
+                    )
+                    for i, p in enumerate(photos)
+                ]
+                sent = await self.bot.send_media_group(chat_id, media)
+                return [m.message_id for m in sent]
+            if photos:
+                one = await self.bot.send_photo(
+                    chat_id, photos[0], caption=message.caption, parse_mode=ParseMode.HTML
+                )
+                return [one.message_id]
+            if message.screenshot_sha:
+                shot = InputFile(self.blobs.read(message.screenshot_sha), filename="page.png")
+                doc = await self.bot.send_document(
+                    chat_id, shot, caption=message.caption, parse_mode=ParseMode.HTML
+                )
+                return [doc.message_id]
+            return [await self._text(chat_id, message.html)]
+
+    async def send_text(self, chat_id: str, html: str) -> list[int]:
+        """Send a plain HTML message (digests)."""
+        await self._ready(chat_id)
+        with translated_errors(chat_id):
+            return [await self._text(chat_id, html)]
+
+    async def close(self) -> None:
+        """Release the bot's HTTP connections."""
+        with contextlib.suppress(TelegramError):
+            await self.bot.shutdown()
+
+    async def _ready(self, chat_id: str) -> None:
+        with translated_errors(chat_id):
+            await self.bot.initialize()
+
+    async def _text(self, chat_id: str, html: str) -> int:
+        sent = await self.bot.send_message(
+            chat_id,
+            html,
+            parse_mode=ParseMode.HTML,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+        )
+        return sent.message_id
+
+
+@contextmanager
+def translated_errors(chat_id: str) -> Iterator[None]:
+    """Turn PTB errors raised inside the block into our alert errors."""
+    try:
+        yield
+    except TelegramError as exc:
+        # PTB's InvalidToken message quotes the token: drop that exception from the chain so
+        # the secret cannot reach a log through a traceback.
+        cause = None if isinstance(exc, InvalidToken) else exc
+        raise _translate(exc, chat_id) from cause
+
+
+def _translate(exc: TelegramError, chat_id: str) -> Exception:
+    if isinstance(exc, RetryAfter):
+        seconds = exc.retry_after
+        seconds = seconds.total_seconds() if hasattr(seconds, "total_seconds") else float(seconds)
+        return TransientAlertError(f"Telegram asks to wait {seconds:g}s", retry_after=seconds)
+    if isinstance(exc, InvalidToken):
+        return PermanentAlertError("Telegram rejected the bot token; check WATCHER_TELEGRAM_TOKEN")
+    if isinstance(exc, Forbidden):
+        return PermanentAlertError(
+            f"the bot may not write to chat {chat_id} ({exc.message}); add it back to the group"
+        )
+    if isinstance(exc, BadRequest):
+        hint = exc.message.lower()
+        if any(h in hint for h in _PERMANENT_HINTS):
+            return PermanentAlertError(
+                f"chat {chat_id}: {exc.message}; check chat_ids in the watchlist and that the "
+                "bot is a member of the group"
+            )
+        return PermanentAlertError(f"Telegram refused the alert for chat {chat_id}: {exc.message}")
+    return TransientAlertError(
+        f"Telegram unreachable or failing ({type(exc).__name__}: {exc.message})"
+    )
