@@ -6,15 +6,20 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from watcher import __version__
 from watcher.alert.console import format_summary
 from watcher.app import App, resolve_data_dir
 from watcher.errors import WatcherError, WatchlistError
-from watcher.models import CaptureSummary
+from watcher.models import CaptureSummary, Event
 from watcher.pipeline import run_capture
+from watcher.scheduler import read_schedule_file
+from watcher.store.db import OutboxRow, Store
+from watcher.timeutil import format_duration
 from watcher.watchlist import Watchlist, load_watchlist
 
 log = logging.getLogger("watcher")
@@ -40,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("names", nargs="*", metavar="NAME", help="targets (default: all)")
     check.add_argument("--json", action="store_true", help="print one JSON object per event")
     sub.add_parser("status", parents=[common], help="targets with their last capture")
+    sub.add_parser("run", parents=[common], help="watch every target until stopped (the daemon)")
+    alerts = sub.add_parser("alerts", parents=[common], help="recent events and their delivery")
+    alerts.add_argument("--limit", type=int, default=20, help="how many events (default 20)")
     demo = sub.add_parser("demo", parents=[common], help="watch the bundled demo site")
     demo.add_argument("--seconds", type=float, default=60.0, help="how long to watch (default 60)")
     return parser
@@ -100,25 +108,82 @@ async def _check(watchlist: Watchlist, data_dir: Path, targets) -> list[CaptureS
 def cmd_status(args: argparse.Namespace) -> int:
     """``watcher status``: one line per target."""
     watchlist = load_watchlist(args.watchlist)
-    from watcher.store.db import Store
-
     data_dir = _data_dir(args)
     store = Store(data_dir / "watcher.db")
+    # Written by a running `watcher run`; absent when no daemon is running.
+    schedule = read_schedule_file(data_dir)
     try:
-        print(f"{'TARGET':24} {'PLATFORM':9} {'LAST CAPTURE':25} {'OUTCOME':10} POSTS (deleted)")
+        header = f"{'TARGET':24} {'PLATFORM':9} {'LAST CAPTURE':25} {'OUTCOME':10} POSTS (deleted)"
+        if schedule:
+            header += f"  {'NEXT RUN':25} INTERVAL"
+        print(header)
         for target in watchlist.targets:
             st = store.target_status(target.name, target.platform)
             outcome = st.last_status or "never"
             if st.failure_streak:
                 outcome = f"{outcome} x{st.failure_streak} ({st.last_reason})"
-            print(
+            line = (
                 f"{st.name:24} {st.platform:9} {st.last_capture_at or '-':25} {outcome:10} "
                 f"{st.live_posts} ({st.deleted_posts})"
             )
+            if schedule:
+                line = f"{line:<87}  {_schedule_columns(schedule.get(target.name))}"
+            print(line)
     finally:
         store.close()
     print(f"data: {data_dir}")
     return 0
+
+
+def _schedule_columns(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return f"{'-':25} -"
+    interval = entry.get("interval")
+    every = format_duration(float(interval)) if isinstance(interval, int | float) else "-"
+    return f"{entry.get('next_run_at') or '-':25} {every}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``watcher run``: the always-on daemon; SIGTERM or Ctrl-C stops it cleanly."""
+    from watcher.daemon import run_daemon
+
+    return asyncio.run(run_daemon(Path(args.watchlist), _data_dir(args)))
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """``watcher alerts``: the most recent events, oldest first, with their delivery per chat."""
+    store = Store(_data_dir(args) / "watcher.db")
+    try:
+        events = _recent_events(store, max(args.limit, 1))
+        if not events:
+            print("no events yet")
+        for event in events:
+            post = f" post {event.post_id}" if event.post_id else ""
+            print(f"#{event.id} {event.created_at or '-'} {event.kind} {event.target}{post}")
+            for row in store.outbox_for_event(event.id) if event.id is not None else []:
+                print(f"    {_delivery(row)}")
+    finally:
+        store.close()
+    return 0
+
+
+def _recent_events(store: Store, limit: int) -> list[Event]:
+    # Store.events reads forwards from an id; page through and keep the last `limit`.
+    recent: deque[Event] = deque(maxlen=limit)
+    after = 0
+    while page := store.events(after_id=after, limit=1000):
+        recent.extend(page)
+        after = page[-1].id or after
+    return list(recent)
+
+
+def _delivery(row: OutboxRow) -> str:
+    text = f"{row.sink} chat {row.chat_id}: {row.status}"
+    if row.status != "sent" and row.attempts:
+        text += f" after {row.attempts} attempt(s)"
+    if row.status != "sent" and row.last_error:
+        text += f" ({row.last_error})"
+    return text
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -136,6 +201,8 @@ COMMANDS = {
     "validate": cmd_validate,
     "check": cmd_check,
     "status": cmd_status,
+    "run": cmd_run,
+    "alerts": cmd_alerts,
     "demo": cmd_demo,
 }
 

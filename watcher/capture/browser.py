@@ -71,13 +71,21 @@ class Browser:
     cookies or cache from other targets) and closed afterwards.
     """
 
-    def __init__(self, max_concurrent: int = 2, executable: str | None = None) -> None:
+    def __init__(
+        self, max_concurrent: int = 2, executable: str | None = None, recycle_after: int = 200
+    ) -> None:
         self._limit = asyncio.Semaphore(max_concurrent)
         self._executable = executable
         self._playwright: Playwright | None = None
         self._browser: PlaywrightBrowser | None = None
         self._start_lock = asyncio.Lock()
         self.user_agent = ""
+        # A Chromium running for weeks grows in memory; relaunch it every `recycle_after`
+        # contexts, at a moment when no capture is using it.
+        self.recycle_after = recycle_after
+        self.launches = 0
+        self._contexts_since_launch = 0
+        self._open_contexts = 0
 
     @property
     def version(self) -> str:
@@ -98,6 +106,8 @@ class Browser:
                 )
             except PlaywrightError as exc:
                 raise BrowserError(_launch_failure_message(executable, exc)) from exc
+            self.launches += 1
+            self._contexts_since_launch = 0
             self.user_agent = await self._default_user_agent()
 
     async def close(self) -> None:
@@ -123,23 +133,40 @@ class Browser:
         async with self._limit:
             await self.start()
             assert self._browser is not None
+            # Counted before the first await so a recycle cannot close the browser under us.
+            self._open_contexts += 1
+            self._contexts_since_launch += 1
             try:
-                ctx = await self._browser.new_context(
-                    viewport=VIEWPORT,
-                    locale=LOCALE,
-                    timezone_id="UTC",
-                    storage_state=storage_state,
-                    service_workers="block",
-                    accept_downloads=False,
-                )
-            except PlaywrightError as exc:
-                raise BrowserError(f"Chromium could not open a new tab: {exc.message}") from exc
-            try:
-                yield ctx
+                try:
+                    ctx = await self._browser.new_context(
+                        viewport=VIEWPORT,
+                        locale=LOCALE,
+                        timezone_id="UTC",
+                        storage_state=storage_state,
+                        service_workers="block",
+                        accept_downloads=False,
+                    )
+                except PlaywrightError as exc:
+                    raise BrowserError(f"Chromium could not open a new tab: {exc.message}") from exc
+                try:
+                    yield ctx
+                finally:
+                    # The browser may have died mid-capture; start() relaunches it next time.
+                    with contextlib.suppress(PlaywrightError):
+                        await ctx.close()
             finally:
-                # The browser may have died mid-capture; start() relaunches it next time.
-                with contextlib.suppress(PlaywrightError):
-                    await ctx.close()
+                self._open_contexts -= 1
+            await self._recycle_if_due()
+
+    async def _recycle_if_due(self) -> None:
+        """Close Chromium once it has served ``recycle_after`` contexts and none is open."""
+        async with self._start_lock:  # start() waits, then launches a fresh one
+            if self._open_contexts or self._contexts_since_launch < self.recycle_after:
+                return
+            browser, self._browser = self._browser, None
+            if browser is not None:
+                with contextlib.suppress(PlaywrightError):  # already gone: nothing to release
+                    await browser.close()
 
     async def _default_user_agent(self) -> str:
         assert self._browser is not None

@@ -1,0 +1,269 @@
+"""``watcher run`` end to end: the daemon in-process (and once as a real process) against the
+fixture site, real Chromium, real SQLite in a temp folder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import channel_target
+from tests.fakes.telegram_api import FakeTelegram
+from watcher.app import App
+from watcher.capture.browser import Browser
+from watcher.daemon import run_daemon
+from watcher.errors import WatcherError
+from watcher.lock import DataFolderLock
+from watcher.models import CaptureStatus, EventKind
+from watcher.pipeline import run_capture
+from watcher.store.db import Store
+from watcher.watchlist import load_watchlist
+
+FAST = "    jitter: 0s\n"
+
+
+def watchlist_text(*targets: str, extra: str = "") -> str:
+    return extra + "targets:\n" + "".join(targets)
+
+
+def target(site, name: str) -> str:
+    return channel_target(name, f"{site.base_url}/s/{name}", FAST)
+
+
+@contextlib.asynccontextmanager
+async def running_daemon(watchlist: Path, data: Path, **kwargs) -> AsyncIterator[asyncio.Task]:
+    """The daemon as a task; stopped (and checked to exit 0) when the block ends."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_daemon(watchlist, data, stop=stop, **kwargs))
+    try:
+        yield task
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 45) == 0
+
+
+async def until(condition: Callable[[], object], timeout: float = 20.0, task=None) -> None:
+    """Poll ``condition`` until it is true; fail after ``timeout`` (or if the daemon died)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if task is not None and task.done():
+            task.result()  # raise the daemon's error
+            pytest.fail("the daemon stopped early")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {condition.__name__}")
+        await asyncio.sleep(0.2)
+
+
+def read(data: Path, query: str, params: tuple = ()) -> list[tuple]:
+    """A query on the daemon's database from a separate connection (as `watcher status` does)."""
+    path = data / "watcher.db"
+    if not path.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(path, timeout=10)) as db:
+        try:
+            return db.execute(query, params).fetchall()
+        except sqlite3.OperationalError:  # tables not created yet
+            return []
+
+
+def event_kinds(data: Path, target: str | None = None) -> list[str]:
+    if target is None:
+        return [k for (k,) in read(data, "SELECT kind FROM events ORDER BY id")]
+    return [
+        k for (k,) in read(data, "SELECT kind FROM events WHERE target = ? ORDER BY id", (target,))
+    ]
+
+
+def captures(data: Path, target: str) -> int:
+    rows = read(data, "SELECT COUNT(*) FROM captures WHERE target = ?", (target,))
+    return rows[0][0] if rows else 0
+
+
+def schedule(data: Path) -> dict:
+    try:
+        return json.loads((data / "schedule.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+async def test_new_post_is_stored_while_running_console_only(site, tmp_path, capsys):
+    site.channel("dealer")
+    site.add_post("dealer", "carving")
+    watchlist = tmp_path / "watchlist.yaml"
+    watchlist.write_text(watchlist_text(target(site, "dealer")))
+    data = tmp_path / "data"
+
+    async with running_daemon(watchlist, data) as task:
+        await until(lambda: captures(data, "dealer") >= 1, task=task)
+        site.add_post("dealer", "white gold bangle, inbox for price")
+        await until(lambda: "new_post" in event_kinds(data), task=task)
+        entry = schedule(data)["dealer"]
+        assert entry["interval"] == 5 and entry["failure_streak"] == 0
+        assert entry["next_run_at"].endswith("Z")
+
+    assert event_kinds(data) == ["new_post"]  # the first capture is the baseline
+    out = capsys.readouterr().out
+    assert "watching 1 target; data in" in out
+    assert "alerts to: console only (no telegram in the watchlist)" in out
+    assert "[NEW POST] dealer post dealer/2" in out and "white gold bangle" in out
+    assert not (data / "schedule.json").exists()  # no daemon, no next run
+
+
+async def test_watchlist_edits_are_picked_up_live_and_a_broken_edit_is_reported_once(
+    site, tmp_path
+):
+    for name in ("first", "second"):
+        site.channel(name)
+        site.add_post(name, f"{name} post")
+    watchlist = tmp_path / "watchlist.yaml"
+    watchlist.write_text(watchlist_text(target(site, "first")))
+    data = tmp_path / "data"
+
+    async with running_daemon(watchlist, data, console=False) as task:
+        await until(lambda: captures(data, "first") >= 1, task=task)
+        watchlist.write_text(watchlist_text(target(site, "first"), target(site, "second")))
+        await until(lambda: captures(data, "second") >= 1, task=task)
+        assert set(schedule(data)) == {"first", "second"}
+
+        watchlist.write_text(watchlist_text(target(site, "first"), "  - name: broken one\n"))
+        await until(lambda: "watchlist_invalid" in event_kinds(data), task=task)
+        seen = captures(data, "first"), captures(data, "second")
+        # The running targets go on; the broken content is reported once, not every 2 s.
+        await until(
+            lambda: captures(data, "first") > seen[0] and captures(data, "second") > seen[1],
+            task=task,
+        )
+
+    assert event_kinds(data, "watchlist") == ["watchlist_invalid"]
+    (details,) = read(data, "SELECT details FROM events WHERE target = 'watchlist'")
+    assert "broken one" in json.loads(details[0])["message"]
+
+
+async def test_failing_target_backs_off_then_recovers_with_one_alert_each(site, tmp_path, make_app):
+    site.channel("flaky")
+    site.add_post("flaky", "one")
+    site.route("/s/flaky", "down", status=503)
+    # One failure before the daemon starts, so its first capture makes a streak of two.
+    app = make_app(target(site, "flaky"))
+    assert (await run_capture(app, app.watchlist.target("flaky"))).status == "failed"
+    await app.close()
+    watchlist, data = tmp_path / "watchlist.yaml", tmp_path / "data"
+
+    async with running_daemon(watchlist, data, console=False) as task:
+        await until(lambda: schedule(data).get("flaky", {}).get("interval") == 10, task=task)
+        assert schedule(data)["flaky"]["failure_streak"] == 2
+        site.unroute("/s/flaky")
+        await until(lambda: "capture_recovered" in event_kinds(data), timeout=20, task=task)
+        await until(lambda: schedule(data)["flaky"]["interval"] == 5, task=task)
+
+    assert event_kinds(data, "flaky") == ["capture_failed", "capture_recovered"]
+
+
+async def test_second_daemon_on_the_same_data_folder_is_refused(site, tmp_path):
+    site.channel("dealer")
+    site.add_post("dealer", "x")
+    watchlist = tmp_path / "watchlist.yaml"
+    watchlist.write_text(watchlist_text(target(site, "dealer")))
+    data = tmp_path / "data"
+
+    async with running_daemon(watchlist, data, console=False) as task:
+        await until(lambda: (data / "schedule.json").exists(), task=task)
+        with pytest.raises(WatcherError) as refused:
+            await run_daemon(watchlist, data, console=False, stop=asyncio.Event())
+    message = str(refused.value)
+    assert f"pid {os.getpid()}" in message and "another watcher is already running" in message
+    with DataFolderLock(data):  # released after a clean stop
+        pass
+
+
+def test_sigterm_stops_the_process_cleanly(site, tmp_path):
+    site.channel("dealer")
+    site.add_post("dealer", "x")
+    watchlist = tmp_path / "watchlist.yaml"
+    watchlist.write_text(watchlist_text(target(site, "dealer")))
+    data = tmp_path / "data"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "watcher",
+            "run",
+            "--watchlist",
+            str(watchlist),
+            "--data",
+            str(data),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while captures(data, "dealer") < 1:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no capture within 30 s"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=40)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    assert "watching 1 target" in out and "dealer: ok, capture #1 (baseline)" in out
+
+
+async def test_browser_is_relaunched_after_recycle_after_contexts(site, tmp_path):
+    site.channel("dealer")
+    site.add_post("dealer", "x")
+    path = tmp_path / "watchlist.yaml"
+    path.write_text(watchlist_text(target(site, "dealer")))
+    watchlist = load_watchlist(path)
+    browser = Browser(max_concurrent=2, recycle_after=2)
+    app = App.open(watchlist, tmp_path / "data", browser=browser)
+    try:
+        results = [await run_capture(app, watchlist.target("dealer")) for _ in range(3)]
+        assert [r.status for r in results] == [CaptureStatus.OK] * 3
+        assert browser.launches == 2  # the third capture ran on a fresh Chromium
+    finally:
+        await app.close()
+        await browser.close()
+
+
+async def test_with_telegram_the_bot_scheduler_runs_captures_and_alerts_go_out(
+    site, tmp_path, monkeypatch
+):
+    site.channel("dealer")
+    site.add_post("dealer", "carving")
+    with FakeTelegram() as fake:
+        monkeypatch.setenv("WATCHER_TELEGRAM_TOKEN", fake.token)
+        alerts = f"alerts:\n  telegram:\n    chat_ids: [-100123]\n    api_url: {fake.base_url}\n"
+        watchlist = tmp_path / "watchlist.yaml"
+        watchlist.write_text(watchlist_text(target(site, "dealer"), extra=alerts))
+        data = tmp_path / "data"
+
+        async with running_daemon(watchlist, data, console=False) as task:
+            await until(lambda: captures(data, "dealer") >= 1, task=task)
+            site.add_post("dealer", "white gold bangle")
+            await until(lambda: fake.sent_messages(-100123), task=task)
+
+        assert fake.calls_to("getMe")  # the bot's Application was initialised
+        store = Store(data / "watcher.db")
+        try:
+            (event,) = store.events()
+            assert event.kind == EventKind.NEW_POST
+            assert [row.status for row in store.outbox_for_event(event.id)] == ["sent"]
+        finally:
+            store.close()

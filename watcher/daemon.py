@@ -1,0 +1,430 @@
+"""``watcher run``: the always-on daemon, one asyncio process.
+
+    lock the data folder -> load the watchlist -> open the app -> one scheduler (the bot's
+    JobQueue scheduler when Telegram is configured) -> a capture job per target, a watchlist
+    reload job, the alert sender -> wait for SIGTERM -> drain, flush alerts, close.
+
+A target that keeps failing is captured less and less often (see
+:func:`watcher.scheduler.backoff_interval`); each target's next run is written to
+``DATA/schedule.json`` for ``watcher status``, which runs in another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC
+from pathlib import Path
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import Application, ApplicationBuilder, JobQueue
+
+from watcher.alert.console import ConsoleSink, format_summary
+from watcher.alert.outbox import OutboxSender, build_sinks
+from watcher.alert.telegram import load_token
+from watcher.app import App
+from watcher.errors import WatcherError, WatchlistError
+from watcher.lock import DataFolderLock
+from watcher.models import CaptureSummary, Event, EventKind
+from watcher.pipeline import record_events, run_capture
+from watcher.scheduler import (
+    backoff_interval,
+    job_id,
+    next_run_times,
+    remove_schedule_file,
+    reschedule_target,
+    schedule_target,
+    write_schedule_file,
+)
+from watcher.timeutil import to_iso, utc_now
+from watcher.watchlist import Target, Watchlist, load_watchlist
+
+log = logging.getLogger(__name__)
+
+RELOAD_EVERY_S = 2.0
+DRAIN_TIMEOUT_S = 30.0  # running captures get this long to finish at shutdown
+SENDER_STOP_S = 5.0
+FLUSH_TIMEOUT_S = 10.0
+RELOAD_JOB = "watchlist-reload"
+
+
+async def run_daemon(
+    watchlist_path: Path,
+    data_dir: Path,
+    *,
+    console: bool = True,
+    stop: asyncio.Event | None = None,
+    telegram_base_url: str | None = None,
+) -> int:
+    """Watch every target until ``stop`` is set (or SIGTERM/SIGINT when no ``stop`` is given).
+
+    Returns 0 after a clean shutdown. Raises WatcherError when the data folder is in use by
+    another watcher, the watchlist is invalid at start, or Telegram refuses the token.
+    """
+    owns_signals = stop is None
+    stop = stop or asyncio.Event()
+    with DataFolderLock(data_dir):
+        watchlist = load_watchlist(watchlist_path)
+        token = load_token(watchlist.alerts.telegram)
+        api_url = telegram_base_url or _configured_api_url(watchlist)
+        app = App.open(watchlist, data_dir)
+        try:
+            async with _telegram_application(watchlist, token, api_url) as application:
+                scheduler = application.job_queue.scheduler if application else None
+                daemon = Daemon(app, Path(watchlist_path), scheduler, console)
+                print(describe_start(watchlist, data_dir, token), flush=True)
+                with _signals_set(stop, enabled=owns_signals):
+                    await daemon.serve(stop, token, api_url)
+        finally:
+            remove_schedule_file(data_dir)
+            await app.close()
+    return 0
+
+
+def describe_start(watchlist: Watchlist, data_dir: Path, token: str | None) -> str:
+    """The one line ``watcher run`` prints at start: what it watches and where alerts go."""
+    telegram = watchlist.alerts.telegram
+    if telegram is not None and token:
+        alerts = f"telegram chats {telegram.chat_ids}"
+    elif telegram is not None:
+        alerts = "console only (no token)"
+    else:
+        alerts = "console only (no telegram in the watchlist)"
+    count = len(watchlist.targets)
+    return f"watching {count} target{'s' * (count != 1)}; data in {data_dir}; alerts to: {alerts}"
+
+
+class Daemon:
+    """The running schedule: capture jobs, backoff, live reload, shutdown."""
+
+    def __init__(
+        self,
+        app: App,
+        watchlist_path: Path,
+        scheduler: AsyncIOScheduler | None,
+        console: bool,
+    ) -> None:
+        self.app = app
+        self.owns_scheduler = scheduler is None
+        self.scheduler = scheduler or AsyncIOScheduler(timezone=UTC)
+        self.console = ConsoleSink() if console else None
+        self.watchlist_file = WatchlistFile(watchlist_path)
+        self.intervals: dict[str, float] = {}
+        self.streaks: dict[str, int] = {}
+        self.running: set[asyncio.Task] = set()
+        self.sender: OutboxSender | None = None
+
+    async def serve(self, stop: asyncio.Event, token: str | None, api_url: str | None) -> None:
+        """Schedule everything, run until ``stop`` is set, then shut down in order."""
+        self.sender = OutboxSender(self.app, build_sinks(self.app, token, api_url))
+        sender_stop = asyncio.Event()
+        sender_task = asyncio.create_task(self.sender.run(sender_stop), name="alert-sender")
+        sender_task.add_done_callback(_warn_if_died_early)
+        try:
+            for target in self.app.watchlist.targets:
+                self.schedule(target)
+            self.scheduler.add_job(
+                self.reload_watchlist,
+                IntervalTrigger(seconds=RELOAD_EVERY_S, timezone=UTC),
+                id=RELOAD_JOB,
+                max_instances=1,
+                coalesce=True,
+            )
+            if not self.scheduler.running:  # the bot's scheduler is already started
+                self.scheduler.start()
+            self.write_schedule()
+            await stop.wait()
+        finally:
+            await self.shutdown(sender_stop, sender_task)
+
+    async def shutdown(self, sender_stop: asyncio.Event, sender_task: asyncio.Task) -> None:
+        """No new jobs; let captures finish (then cancel them); send what is queued."""
+        if self.scheduler.running:
+            self.scheduler.pause()
+        await self.drain_captures(DRAIN_TIMEOUT_S)
+        sender_stop.set()
+        await _stop_task(sender_task, SENDER_STOP_S)
+        assert self.sender is not None
+        await self.sender.flush(FLUSH_TIMEOUT_S)
+        await self.sender.close()
+        if self.owns_scheduler and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    async def drain_captures(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for running captures, then cancel the rest."""
+        if not self.running:
+            return
+        _done, pending = await asyncio.wait(set(self.running), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- capture jobs ------------------------------------------------------------------------
+    def schedule(self, target: Target) -> None:
+        """Add (or replace) ``target``'s job at its normal interval, first run now."""
+        schedule_target(self.scheduler, target, self.capture)
+        self.intervals[target.name] = target.every
+        self.streaks.setdefault(target.name, self.app.store.failure_streak(target.name))
+
+    async def capture(self, target: Target) -> None:
+        """The job: capture once, show the events, wake the sender, adjust the interval."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.running.add(task)
+        try:
+            summary = await run_capture(self.app, target)
+            self.show(summary)
+            if self.sender is not None:
+                self.sender.wake()
+            self.adjust_interval(target)
+            self.write_schedule()
+        except asyncio.CancelledError:
+            # Only our shutdown cancels a capture. The job is the task's root, so ending here
+            # is safe, and APScheduler would otherwise log the cancellation as a crash.
+            log.warning("capture of %s cancelled at shutdown", target.name)
+        except WatcherError as exc:  # bookkeeping after the capture (the store) failed
+            log.error("after capturing %s: %s", target.name, exc)
+        finally:
+            self.running.discard(task)
+
+    def show(self, summary: CaptureSummary) -> None:
+        """Print the capture's events (and baselines and failures) on the console."""
+        if self.console is None:
+            return
+        if summary.baseline or summary.status != "ok":
+            print(format_summary(summary), flush=True)
+        for event in summary.events:
+            self.console.show(event)
+
+    def adjust_interval(self, target: Target) -> None:
+        """Back off a failing target; back to its normal interval after a success."""
+        if self.current_target(target.name) != target:
+            return  # removed or changed by a reload meanwhile: its new job stands
+        streak = self.app.store.failure_streak(target.name)
+        self.streaks[target.name] = streak
+        wanted = backoff_interval(target.every, streak)
+        if wanted == self.intervals.get(target.name):
+            return
+        with contextlib.suppress(JobLookupError):  # removed while we were capturing
+            reschedule_target(self.scheduler, target, wanted)
+            self.intervals[target.name] = wanted
+
+    def current_target(self, name: str) -> Target | None:
+        """The target called ``name`` in the running watchlist, if it is still there."""
+        return next((t for t in self.app.watchlist.targets if t.name == name), None)
+
+    def write_schedule(self) -> None:
+        """Persist each target's next run, interval and failure streak for ``watcher status``."""
+        entries = {}
+        for name, moment in next_run_times(self.scheduler).items():
+            entries[name] = {
+                "next_run_at": to_iso(moment) if moment else None,
+                "interval": self.intervals.get(name),
+                "failure_streak": self.streaks.get(name, 0),
+            }
+        try:
+            write_schedule_file(self.app.data_dir, entries)
+        except OSError as exc:  # only status display depends on it: warn, keep capturing
+            log.warning("cannot write the schedule file in %s: %s", self.app.data_dir, exc)
+
+    # -- live watchlist reload ---------------------------------------------------------------
+    async def reload_watchlist(self) -> None:
+        """The job: pick up edits to the watchlist; keep running the old one if it is broken."""
+        try:
+            change = self.watchlist_file.poll()
+            if change is None:
+                return
+            if isinstance(change, WatchlistError):
+                self.report_invalid(change)
+            else:
+                self.apply(change)
+        except WatcherError as exc:  # the store failed while recording: say so, keep going
+            log.error("watchlist reload: %s", exc)
+
+    def apply(self, new: Watchlist) -> None:
+        """Switch to ``new``: add, remove and reschedule jobs for the targets that changed."""
+        old_alerts = self.app.watchlist.alerts
+        old = {t.name: t for t in self.app.watchlist.targets}
+        fresh = {t.name: t for t in new.targets}
+        removed = [name for name in old if name not in fresh]
+        added = [t for name, t in fresh.items() if name not in old]
+        changed = [t for name, t in fresh.items() if name in old and old[name] != t]
+        for name in removed:
+            with contextlib.suppress(JobLookupError):
+                self.scheduler.remove_job(job_id(name))
+            self.intervals.pop(name, None)
+            self.streaks.pop(name, None)
+        self.app.watchlist = new
+        for target in added + changed:
+            self.schedule(target)
+        self.write_schedule()
+        if self.console is not None:
+            print(_describe_reload(added, removed, changed), flush=True)
+        if new.alerts != old_alerts:
+            # The sinks (bot token, API address) are built once at start.
+            log.warning("the alerts settings changed: restart watcher to apply them")
+
+    def report_invalid(self, exc: WatchlistError) -> None:
+        """Keep the running watchlist; store one watchlist_invalid event for this content."""
+        print(f"watchlist changed but cannot be used; still running the previous one.\n{exc}")
+        event = Event(
+            kind=EventKind.WATCHLIST_INVALID,
+            target="watchlist",
+            details={"message": str(exc)},
+            created_at=utc_now(),
+        )
+        with self.app.store.transaction():
+            (stored,) = record_events(self.app, [event])
+        if self.console is not None:
+            self.console.show(stored)
+        if self.sender is not None:
+            self.sender.wake()
+
+
+def _warn_if_died_early(task: asyncio.Task) -> None:
+    # Alerts queue up in the outbox while the sender is down; make that visible at once.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the alert sender stopped: %r; alerts stay queued", task.exception())
+
+
+async def _stop_task(task: asyncio.Task, timeout: float) -> None:
+    """Wait for a task told to stop; cancel it if it does not, and log how it ended."""
+    await asyncio.wait({task}, timeout=timeout)
+    if not task.done():
+        log.warning("%s did not stop within %ss; cancelled", task.get_name(), timeout)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class WatchlistFile:
+    """Notices edits of the watchlist file: cheap stat first, then a hash of the bytes.
+
+    A broken file is only reported when it is still the same on the next check, so an editor
+    caught halfway through writing does not raise a false alarm.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stat = _stat_key(path)
+        self._digest = _digest(path)  # of the content last acted upon
+        self._suspect: str | None = None  # digest of broken content waiting for confirmation
+
+    def poll(self) -> Watchlist | WatchlistError | None:
+        """The new watchlist, or the error of a broken one, or None when nothing changed."""
+        stat = _stat_key(self.path)
+        if stat == self._stat and self._suspect is None:
+            return None
+        self._stat = stat
+        digest = _digest(self.path)
+        if digest == self._digest:  # touched, or changed back: nothing to do
+            self._suspect = None
+            return None
+        try:
+            watchlist = load_watchlist(self.path)
+        except WatchlistError as exc:
+            if self._suspect != digest:
+                self._suspect = digest
+                return None
+            self._suspect, self._digest = None, digest
+            return exc
+        self._suspect, self._digest = None, digest
+        return watchlist
+
+
+def _stat_key(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+
+
+def _describe_reload(added: list[Target], removed: list[str], changed: list[Target]) -> str:
+    parts = [
+        f"{label}: {', '.join(names)}"
+        for label, names in (
+            ("added", [t.name for t in added]),
+            ("removed", removed),
+            ("changed", [t.name for t in changed]),
+        )
+        if names
+    ]
+    return "watchlist reloaded" + (f" ({'; '.join(parts)})" if parts else " (no target changed)")
+
+
+# -- Telegram and signals ------------------------------------------------------------------
+def _configured_api_url(watchlist: Watchlist) -> str | None:
+    telegram = watchlist.alerts.telegram
+    return telegram.api_url if telegram else None
+
+
+@contextlib.asynccontextmanager
+async def _telegram_application(
+    watchlist: Watchlist, token: str | None, api_url: str | None
+) -> AsyncIterator[Application | None]:
+    """The bot's Application, started (no polling yet), whose JobQueue scheduler we share.
+
+    None when Telegram is not configured or there is no token: alerts then stay on the
+    console and in the outbox.
+    """
+    if watchlist.alerts.telegram is None or not token:
+        yield None
+        return
+    builder = ApplicationBuilder().token(token).job_queue(JobQueue())
+    if api_url:
+        base = api_url.rstrip("/")
+        builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
+    application = builder.build()
+    try:
+        await application.initialize()
+    except InvalidToken as exc:
+        raise WatcherError(
+            "Telegram refused the bot token; check WATCHER_TELEGRAM_TOKEN (or the token file) "
+            "holds the token @BotFather gave you"
+        ) from exc
+    except TelegramError as exc:
+        raise WatcherError(
+            f"cannot reach Telegram ({exc}); check the network (and alerts.telegram.api_url) "
+            "and start again"
+        ) from exc
+    try:
+        await application.start()
+        yield application
+    finally:
+        if application.running:
+            await application.stop()
+        await application.shutdown()
+
+
+@contextlib.contextmanager
+def _signals_set(stop: asyncio.Event, *, enabled: bool) -> Iterator[None]:
+    """SIGTERM (systemd stop) and SIGINT (Ctrl-C) set ``stop`` for a clean shutdown."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    if enabled:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                continue
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
