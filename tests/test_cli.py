@@ -84,7 +84,8 @@ def test_check_json_then_status(site, tmp_path):
 
     status = watcher("status", cwd=tmp_path)
     assert status.returncode == 0
-    lines = {line.split()[0]: line for line in status.stdout.splitlines()[1:-1]}
+    lines = {line.split()[0]: line for line in status.stdout.splitlines()[1:3]}
+    assert "alerts: 0 waiting to be sent, 0 failed for good" in status.stdout
     assert "ok" in lines["dealer"] and lines["dealer"].rstrip().endswith("2 (0)")
     assert lines["store"].rstrip().endswith("1 (0)")
 

@@ -129,10 +129,21 @@ def cmd_status(args: argparse.Namespace) -> int:
             if schedule:
                 line = f"{line:<87}  {_schedule_columns(schedule.get(target.name))}"
             print(line)
+        _print_alert_backlog(store)
     finally:
         store.close()
     print(f"data: {data_dir}")
     return 0
+
+
+def _print_alert_backlog(store: Store) -> None:
+    backlog = store.outbox_backlog()
+    print(
+        f"alerts: {backlog.get('pending', 0)} waiting to be sent, "
+        f"{backlog.get('failed', 0)} failed for good"
+    )
+    for row in store.outbox_failures()[:5]:
+        print(f"  not delivered to chat {row.chat_id}: {row.last_error}")
 
 
 def _schedule_columns(entry: dict[str, Any] | None) -> str:
