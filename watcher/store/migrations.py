@@ -150,3 +150,37 @@ def m002_outbox(db: Database) -> None:
     )
     db["outbox"].create_index(["sink", "chat_id", "status", "id"])
     db["outbox"].create_index(["event_id"])
+
+
+@MIGRATIONS()
+def m003_custody(db: Database) -> None:
+    """The chain-of-custody log (hash-chained, signed) and RFC 3161 timestamps of its head."""
+    db["custody"].create(
+        {
+            "seq": int,
+            "at": str,
+            "action": str,
+            "subject": str,
+            "details": str,  # canonical JSON
+            "prev_hash": str,
+            "hash": str,
+            "key_id": str,
+            "signature": str,  # base64 Ed25519 signature of the hash hex
+        },
+        pk="seq",
+        not_null={"at", "action", "subject", "details", "prev_hash", "hash", "key_id"},
+    )
+    db["custody"].create_index(["subject"])
+    # Append-only in the database itself, so no code path (or hurried manual fix) can
+    # quietly rewrite history; a changed entry would also break the hash chain.
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER custody_no_{verb.lower()} BEFORE {verb} ON custody "
+            "BEGIN SELECT RAISE(ABORT, 'the custody log is append-only'); END"
+        )
+    db["custody_timestamps"].create(
+        {"id": int, "seq": int, "tsa_url": str, "response": bytes, "gen_time": str},
+        pk="id",
+        foreign_keys=[("seq", "custody", "seq")],
+    )
+    db["custody_timestamps"].create_index(["seq"])

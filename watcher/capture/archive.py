@@ -1,0 +1,611 @@
+"""The web-archive part of a capture: every response the browser saw, as a WARC and a WACZ.
+
+:class:`ResponseRecorder` listens to a Playwright page and keeps each response (status,
+headers, body, remote address, TLS details). :func:`build_warc` writes them, with the
+screenshot, rendered HTML and MHTML snapshot as resource records, into a gzipped WARC/1.1;
+:func:`build_wacz` packages that WARC with a CDXJ index and a page list as a WACZ 1.1.1 that
+ReplayWeb.page replays. Secrets (cookies, credentials) are removed before anything is written,
+because evidence is shared and session cookies would let a reader act as the investigator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import re
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlsplit
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Response
+from warcio.archiveiterator import ArchiveIterator
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.timeutils import iso_date_to_timestamp
+from warcio.warcwriter import WARCWriter
+
+from watcher import __version__
+from watcher.timeutil import parse_iso, to_iso, utc_now
+
+log = logging.getLogger(__name__)
+
+FINISH_TIMEOUT_S = 10.0
+WACZ_VERSION = "1.1.1"
+SOFTWARE = f"watcher {__version__}"
+REDACTED = "[redacted]"
+
+# Request headers that carry credentials: dropped. Response cookies: value replaced, so the
+# record still shows that the site set one.
+_SECRET_REQUEST_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
+_SECRET_RESPONSE_HEADERS = frozenset({"set-cookie", "set-cookie2"})
+_IGNORED_SCHEMES = ("data:", "blob:")
+_NO_BODY_STATUSES = frozenset({204, 304})
+_WARC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.warc\.gz$")
+
+
+@dataclass(frozen=True)
+class RecordedResponse:
+    """One response the page received, as it goes into the WARC."""
+
+    url: str
+    method: str
+    status: int
+    status_text: str
+    request_headers: dict[str, str]
+    response_headers: list[tuple[str, str]]
+    body: bytes
+    remote_ip: str | None
+    remote_port: int | None
+    tls: dict[str, Any] | None
+    http_version: str
+    truncated: bool
+    started_at: str  # UTC ISO
+    request_body: bytes = b""
+    # WARC-Truncated reason when ``truncated``: "length" (over a limit), "time" (body not read
+    # in time) or "unspecified" (the browser could not give the body).
+    truncated_reason: str = ""
+
+
+@dataclass(frozen=True)
+class WarcResource:
+    """A file made by the capture itself (screenshot, HTML, MHTML), stored as a resource."""
+
+    uri: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class _Slot:
+    """A response being recorded; filled in as Playwright answers."""
+
+    url: str
+    method: str = "GET"
+    status: int = 0
+    status_text: str = ""
+    request_headers: dict[str, str] = field(default_factory=dict)
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    remote_ip: str | None = None
+    remote_port: int | None = None
+    tls: dict[str, Any] | None = None
+    started_at: str = ""
+    request_body: bytes = b""
+    truncated_reason: str = ""
+    has_metadata: bool = False
+    done: bool = False
+
+    def freeze(self) -> RecordedResponse:
+        reason = self.truncated_reason or ("" if self.done else "time")
+        return RecordedResponse(
+            url=self.url,
+            method=self.method,
+            status=self.status,
+            status_text=self.status_text,
+            request_headers=dict(self.request_headers),
+            response_headers=list(self.response_headers),
+            body=self.body if not reason else b"",
+            remote_ip=self.remote_ip,
+            remote_port=self.remote_port,
+            tls=self.tls,
+            http_version="HTTP/1.1",
+            truncated=bool(reason),
+            started_at=self.started_at,
+            request_body=self.request_body,
+            truncated_reason=reason,
+        )
+
+
+class ResponseRecorder:
+    """Attach to a Playwright page before navigation; collects every response."""
+
+    def __init__(
+        self, max_body_bytes: int = 50 * 1024 * 1024, max_total_bytes: int = 200 * 1024 * 1024
+    ) -> None:
+        self.max_body_bytes = max_body_bytes
+        self.max_total_bytes = max_total_bytes
+        self._slots: list[_Slot] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._kept_bytes = 0
+        self._pages: list[Page] = []
+        self._closed = False
+
+    def attach(self, page: Page) -> None:
+        """Start recording ``page``'s responses (call before ``page.goto``)."""
+        page.on("response", self._on_response)
+        self._pages.append(page)
+
+    async def finish(self) -> list[RecordedResponse]:
+        """Wait (at most 10 s in all) for body reads; return the responses in arrival order.
+
+        A body still unread at the deadline is left out and its response flagged truncated
+        ("time"), so a page that streams forever cannot hold the capture.
+        """
+        self._closed = True
+        for page in self._pages:
+            with contextlib.suppress(KeyError, ValueError):  # already removed
+                page.remove_listener("response", self._on_response)
+        pending = set(self._tasks)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=FINISH_TIMEOUT_S)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        return [slot.freeze() for slot in self._slots if slot.has_metadata]
+
+    def _on_response(self, response: Response) -> None:
+        if self._closed or response.url.startswith(_IGNORED_SCHEMES):
+            return
+        slot = _Slot(url=response.url, started_at=utc_now())
+        self._slots.append(slot)  # arrival order, whatever order the bodies finish in
+        task = asyncio.get_running_loop().create_task(self._record(response, slot))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record(self, response: Response, slot: _Slot) -> None:
+        # One response's failure (page closed, body evicted) must never break the capture.
+        try:
+            await _read_metadata(response, slot)
+            slot.has_metadata = True
+            await self._read_body(response, slot)
+        except PlaywrightError as exc:
+            log.debug("could not record %s: %s", slot.url, exc.message)
+            slot.truncated_reason = slot.truncated_reason or "unspecified"
+        except Exception:  # a bug here must cost one response, not the capture
+            log.exception("recording %s failed", slot.url)
+            slot.truncated_reason = slot.truncated_reason or "unspecified"
+        slot.done = True
+
+    async def _read_body(self, response: Response, slot: _Slot) -> None:
+        if 300 <= slot.status < 400 or slot.status in _NO_BODY_STATUSES:
+            return  # redirects and 304s have no body for the browser to give
+        declared = _declared_length(response.headers)
+        if declared is not None and declared > self.max_body_bytes:
+            slot.truncated_reason = "length"
+            return
+        try:
+            body = await response.body()
+        except PlaywrightError as exc:
+            log.debug("no body for %s: %s", slot.url, exc.message)
+            slot.truncated_reason = "unspecified"
+            return
+        if len(body) > self.max_body_bytes or self._kept_bytes + len(body) > self.max_total_bytes:
+            slot.truncated_reason = "length"
+            return
+        self._kept_bytes += len(body)
+        slot.body = body
+
+
+async def _read_metadata(response: Response, slot: _Slot) -> None:
+    """Status, headers, address and TLS of ``response`` into ``slot``."""
+    request = response.request
+    slot.method = request.method
+    slot.status = response.status
+    slot.status_text = response.status_text or _reason_phrase(response.status)
+    slot.started_at = _request_start(request.timing) or slot.started_at
+    slot.request_body = request.post_data_buffer or b""
+    slot.request_headers = await request.all_headers()
+    slot.response_headers = [(h["name"], h["value"]) for h in await response.headers_array()]
+    address = await response.server_addr()
+    if address:
+        slot.remote_ip = address.get("ipAddress") or None
+        slot.remote_port = address.get("port") or None
+    details = await response.security_details()
+    slot.tls = dict(details) if details else None
+
+
+def _request_start(timing: dict[str, float]) -> str | None:
+    """The request's start (epoch ms in Playwright's timing) as UTC ISO, when known."""
+    start = timing.get("startTime", -1) if timing else -1
+    if start <= 0:
+        return None
+    return to_iso(datetime.fromtimestamp(start / 1000, UTC))
+
+
+def _declared_length(headers: dict[str, str]) -> int | None:
+    value = headers.get("content-length", "")
+    return int(value) if value.strip().isdigit() else None
+
+
+def _reason_phrase(status: int) -> str:
+    # HTTP/2 has no reason phrase; the WARC's HTTP/1.1 status line wants one.
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+async def mhtml_snapshot(page: Page) -> bytes | None:
+    """The page as one MHTML file (CDP ``Page.captureSnapshot``); None if Chromium refuses."""
+    try:
+        session = await page.context.new_cdp_session(page)
+    except PlaywrightError as exc:
+        log.debug("no CDP session for the MHTML snapshot: %s", exc.message)
+        return None
+    try:
+        result = await session.send("Page.captureSnapshot", {"format": "mhtml"})
+        data = result.get("data") if isinstance(result, dict) else None
+        return data.encode("utf-8") if data else None
+    except PlaywrightError as exc:
+        log.debug("MHTML snapshot failed: %s", exc.message)
+        return None
+    finally:
+        with contextlib.suppress(PlaywrightError):
+            await session.detach()
+
+
+# -- WARC ------------------------------------------------------------------------------------
+class _Sha256Digester:
+    """warcio's digester interface, as ``sha256:<hex>`` (the WACZ convention; warcio checks it)."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def update(self, buff: bytes) -> None:
+        self._hash.update(buff)
+
+    def __str__(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
+
+
+class _Sha256WARCWriter(WARCWriter):
+    """warcio writes SHA-1 digests; evidence elsewhere in watcher is SHA-256."""
+
+    @staticmethod
+    def _create_digester() -> _Sha256Digester:  # type: ignore[override]
+        return _Sha256Digester()
+
+
+def build_warc(
+    responses: list[RecordedResponse], resources: list[WarcResource], info: dict[str, str]
+) -> bytes:
+    """A gzipped WARC/1.1 of the capture: warcinfo, then response/request(/metadata) per
+    response, then one resource record per :class:`WarcResource`.
+
+    ``info`` (operator, hostname, target, capture id, started, ended, ...) goes into the
+    warcinfo record. Cookies and credentials never reach the output.
+    """
+    out = io.BytesIO()
+    writer = _Sha256WARCWriter(out, gzip=True, warc_version="WARC/1.1")
+    writer.write_record(_warcinfo_record(writer, info))
+    for response in responses:
+        for record in _exchange_records(writer, response):
+            writer.write_record(record)
+    resource_date = _warc_date(info.get("ended")) or writer.curr_warc_date()
+    for resource in resources:
+        writer.write_record(_resource_record(writer, resource, resource_date))
+    return out.getvalue()
+
+
+def _warcinfo_record(writer: WARCWriter, info: dict[str, str]) -> Any:
+    fields = {
+        "software": SOFTWARE,
+        "format": "WARC File Format 1.1",
+        "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
+    }
+    fields.update({_one_line(k): _one_line(str(v)) for k, v in info.items() if v is not None})
+    record = writer.create_warcinfo_record(None, fields)
+    started = _warc_date(info.get("started"))
+    if started:
+        record.rec_headers.replace_header("WARC-Date", started)
+    return record
+
+
+def _exchange_records(writer: WARCWriter, response: RecordedResponse) -> Iterator[Any]:
+    """The response record, its request record and (when known) its connection metadata."""
+    date = _warc_date(response.started_at) or writer.curr_warc_date()
+    warc_headers = {"WARC-Date": date}
+    if response.remote_ip:
+        warc_headers["WARC-IP-Address"] = response.remote_ip
+    if response.truncated:
+        warc_headers["WARC-Truncated"] = response.truncated_reason or "length"
+    http_headers = StatusAndHeaders(
+        f"{response.status} {_one_line(response.status_text)}",
+        _response_headers(response),
+        protocol="HTTP/1.1",
+    )
+    resp = writer.create_warc_record(
+        response.url,
+        "response",
+        payload=io.BytesIO(response.body),
+        length=len(response.body),
+        warc_headers_dict=warc_headers,
+        http_headers=http_headers,
+    )
+    yield resp
+    resp_id = resp.rec_headers.get_header("WARC-Record-ID")
+    yield writer.create_warc_record(
+        response.url,
+        "request",
+        payload=io.BytesIO(response.request_body),
+        length=len(response.request_body),
+        warc_headers_dict={"WARC-Date": date, "WARC-Concurrent-To": resp_id},
+        http_headers=StatusAndHeaders(
+            f"{response.method} {_request_target(response.url)} HTTP/1.1",
+            _request_headers(response),
+            is_http_request=True,
+        ),
+    )
+    if response.tls or response.remote_port is not None:
+        connection = {
+            "remote_ip": response.remote_ip,
+            "remote_port": response.remote_port,
+            "tls": response.tls,
+        }
+        data = json.dumps(connection, sort_keys=True, ensure_ascii=False).encode("utf-8")
+        yield writer.create_warc_record(
+            response.url,
+            "metadata",
+            payload=io.BytesIO(data),
+            length=len(data),
+            warc_content_type="application/json",
+            warc_headers_dict={"WARC-Date": date, "WARC-Concurrent-To": resp_id},
+        )
+
+
+def _resource_record(writer: WARCWriter, resource: WarcResource, date: str) -> Any:
+    return writer.create_warc_record(
+        resource.uri,
+        "resource",
+        payload=io.BytesIO(resource.data),
+        length=len(resource.data),
+        warc_content_type=resource.content_type,
+        warc_headers_dict={"WARC-Date": date},
+    )
+
+
+def _response_headers(response: RecordedResponse) -> list[tuple[str, str]]:
+    """Response headers fit for the stored body, with cookies redacted.
+
+    Playwright hands over the body already de-chunked and decompressed (and empty when it
+    was not kept), so headers saying otherwise would make replay tools decode or wait for
+    bytes that are not there; the originals stay under ``X-Archive-Orig-`` names (the pywb
+    convention).
+    """
+    length = str(len(response.body))
+    headers: list[tuple[str, str]] = []
+    for name, value in response.response_headers:
+        lower = name.lower()
+        if lower.startswith(":"):  # HTTP/2 pseudo-headers are not headers
+            continue
+        if lower in _SECRET_RESPONSE_HEADERS:
+            value = REDACTED
+        elif lower in ("transfer-encoding", "content-encoding") or (
+            lower == "content-length" and value.strip() != length
+        ):
+            name = f"X-Archive-Orig-{name}"
+        headers.append((_one_line(name), _one_line(value)))
+    if not any(name.lower() == "content-length" for name, _ in headers):
+        headers.append(("Content-Length", length))
+    return headers
+
+
+def _request_headers(response: RecordedResponse) -> list[tuple[str, str]]:
+    """Request headers without credentials; HTTP/2 ``:authority`` becomes ``Host``."""
+    headers: list[tuple[str, str]] = []
+    host = None
+    for name, value in response.request_headers.items():
+        lower = name.lower()
+        if lower == ":authority":
+            host = value
+        if lower.startswith(":") or lower in _SECRET_REQUEST_HEADERS:
+            continue
+        headers.append((_one_line(name), _one_line(value)))
+    if not any(name.lower() == "host" for name, _ in headers):
+        headers.insert(0, ("Host", host or urlsplit(response.url).netloc))
+    return headers
+
+
+def _request_target(url: str) -> str:
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    return f"{path}?{parts.query}" if parts.query else path
+
+
+def _one_line(text: str) -> str:
+    # A hostile server must not be able to inject WARC or HTTP header lines.
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def _warc_date(value: str | None) -> str | None:
+    """A WARC-Date (UTC ISO with ``Z``) from our ISO times; None when unreadable."""
+    moment = parse_iso(value) if value else None
+    return to_iso(moment) if moment else None
+
+
+# -- WACZ ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _IndexedRecord:
+    rec_type: str
+    url: str
+    date: str
+    fields: dict[str, str]
+
+
+def build_wacz(warc_bytes: bytes, warc_name: str, main_url: str, title: str, created: str) -> bytes:
+    """A WACZ 1.1.1 of one WARC: archive, CDXJ index, page list, datapackage and its digest.
+
+    The same inputs give the same bytes (zip times come from ``created``), so identical
+    captures share one blob.
+    """
+    if not _WARC_NAME.match(warc_name):
+        raise ValueError(f"WARC name {warc_name!r} must be a plain file name ending in .warc.gz")
+    created_at = parse_iso(created)
+    if created_at is None:
+        raise ValueError(f"created time {created!r} is not an ISO-8601 time")
+    records = list(_index_records(warc_bytes, warc_name))
+    index = "".join(cdxj_lines(records)).encode("utf-8")
+    pages = _pages_jsonl(main_url, title, _page_date(records, main_url) or to_iso(created_at))
+    files = [
+        (f"archive/{warc_name}", warc_bytes, zipfile.ZIP_STORED),
+        ("indexes/index.cdx", index, zipfile.ZIP_DEFLATED),
+        ("pages/pages.jsonl", pages, zipfile.ZIP_DEFLATED),
+    ]
+    package = _datapackage(files, main_url, title, created_at, records)
+    digest = {"path": "datapackage.json", "hash": _sha256(package)}
+    files.append(("datapackage.json", package, zipfile.ZIP_DEFLATED))
+    files.append(("datapackage-digest.json", _json_bytes(digest), zipfile.ZIP_DEFLATED))
+    return _zip(files, created_at)
+
+
+def _index_records(warc_bytes: bytes, warc_name: str) -> Iterator[_IndexedRecord]:
+    """CDXJ entries of the response and resource records (requests and metadata are not
+    what a reader replays)."""
+    iterator = ArchiveIterator(io.BytesIO(warc_bytes))
+    for record in iterator:
+        payload = record.content_stream().read()  # to the record's end, so its length is known
+        offset, length = iterator.get_record_offset(), iterator.get_record_length()
+        if record.rec_type not in ("response", "resource"):
+            continue
+        headers = record.rec_headers
+        fields = {"url": headers.get_header("WARC-Target-URI")}
+        if record.rec_type == "response" and record.http_headers:
+            fields["mime"] = _mime(record.http_headers.get_header("Content-Type"))
+            fields["status"] = record.http_headers.get_statuscode()
+        else:
+            fields["mime"] = _mime(headers.get_header("Content-Type"))
+        fields["digest"] = headers.get_header("WARC-Payload-Digest") or _sha256(payload)
+        fields["length"] = str(length)
+        fields["offset"] = str(offset)
+        fields["filename"] = warc_name
+        fields["recordDigest"] = _sha256(warc_bytes[offset : offset + length])
+        yield _IndexedRecord(
+            record.rec_type, fields["url"], headers.get_header("WARC-Date"), fields
+        )
+
+
+def cdxj_lines(records: Iterable[_IndexedRecord]) -> list[str]:
+    """Sorted CDXJ lines (``<surt> <14-digit time> <json>``), as ReplayWeb.page reads them."""
+    lines = []
+    for record in records:
+        fields = {k: v for k, v in record.fields.items() if v}
+        lines.append(
+            f"{surt(record.url)} {iso_date_to_timestamp(record.date)} {json.dumps(fields)}\n"
+        )
+    return sorted(lines)
+
+
+def surt(url: str) -> str:
+    """Sort-friendly URI Reordering Transform, close to the ``surt`` package for web URLs.
+
+    ``https://www.Example.com:443/A?b=2&a=1#x`` → ``com,example)/a?a=1&b=2``; non-HTTP URIs
+    (``urn:...``) are left as they are. Replay looks records up by their ``url`` field, so
+    this key only has to sort consistently.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return url
+    host = re.sub(r"^www\d*\.", "", parts.hostname.lower().rstrip("."))
+    key = ",".join(reversed(host.split(".")))
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: keep the URL as its own key
+        return url
+    if port is not None and port != {"http": 80, "https": 443}[parts.scheme]:
+        key += f":{port}"
+    path = (parts.path or "/").lower()
+    query = parts.query.lower()
+    if query:
+        pairs = sorted(tuple(arg.split("=", 1)) for arg in query.split("&"))
+        path += "?" + "&".join("=".join(pair) for pair in pairs)
+    return f"{key}){path}"
+
+
+def _mime(content_type: str | None) -> str:
+    return re.split(r"[;\s]", content_type or "", maxsplit=1)[0].strip()
+
+
+def _page_date(records: list[_IndexedRecord], main_url: str) -> str | None:
+    """When the main page was fetched: the first response record for it."""
+    for record in records:
+        if record.rec_type == "response" and record.url == main_url:
+            return record.date
+    return None
+
+
+def _pages_jsonl(main_url: str, title: str, ts: str) -> bytes:
+    header = {"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}
+    page_id = hashlib.sha256(f"{ts} {main_url}".encode()).hexdigest()[:32]
+    page = {"id": page_id, "url": main_url, "ts": ts, "title": title}
+    return b"".join(_json_bytes(line, indent=None) + b"\n" for line in (header, page))
+
+
+def _datapackage(
+    files: list[tuple[str, bytes, int]],
+    main_url: str,
+    title: str,
+    created_at: datetime,
+    records: list[_IndexedRecord],
+) -> bytes:
+    resources = [
+        {"name": _resource_name(path), "path": path, "hash": _sha256(data), "bytes": len(data)}
+        for path, data, _ in files
+    ]
+    package = {
+        "profile": "data-package",
+        "resources": resources,
+        "title": title,
+        "created": to_iso(created_at),
+        "wacz_version": WACZ_VERSION,
+        "software": SOFTWARE,
+        "mainPageUrl": main_url,
+        "mainPageDate": _page_date(records, main_url) or to_iso(created_at),
+    }
+    return _json_bytes(package)
+
+
+def _resource_name(path: str) -> str:
+    # Frictionless wants lower-case names of [-a-z0-9._/].
+    return re.sub(r"[^-a-z0-9._/]", "-", path.rsplit("/", 1)[-1].lower())
+
+
+def _zip(files: list[tuple[str, bytes, int]], created_at: datetime) -> bytes:
+    """A zip whose bytes depend only on ``files`` and ``created_at``."""
+    stamp = created_at.timetuple()[:6]
+    if stamp[0] < 1980:  # the zip format cannot say earlier
+        stamp = (1980, 1, 1, 0, 0, 0)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for path, data, compression in files:
+            entry = zipfile.ZipInfo(path, date_time=stamp)
+            entry.compress_type = compression
+            entry.create_system = 3  # Unix, whatever machine builds it
+            entry.external_attr = 0o644 << 16
+            archive.writestr(entry, data)
+    return out.getvalue()
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _json_bytes(value: object, indent: int | None = 2) -> bytes:
+    return json.dumps(value, indent=indent, ensure_ascii=False).encode("utf-8")
