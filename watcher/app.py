@@ -9,10 +9,13 @@ from pathlib import Path
 from watcher.capture.browser import Browser
 from watcher.detect.images import ImageIndex
 from watcher.store.blobs import BlobStore
+from watcher.store.custody import CustodyLog
 from watcher.store.db import Store
+from watcher.store.keys import SigningKey
 from watcher.watchlist import Watchlist
 
 DB_NAME = "watcher.db"
+CUSTODY_KEY_NAME = "custody-ed25519.pem"
 
 
 def resolve_data_dir(watchlist_path: Path, data_arg: str | None) -> Path:
@@ -34,6 +37,7 @@ class App:
     browser: Browser
     owns_browser: bool = True
     _images: ImageIndex | None = field(default=None, repr=False)
+    _custody: CustodyLog | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -63,6 +67,19 @@ class App:
         if self._images is None:
             self._images = ImageIndex(self.store.image_hashes())
         return self._images
+
+    @property
+    def custody(self) -> CustodyLog:
+        """The chain-of-custody log; its signing key is created on first use.
+
+        The private key lives in ``keys/`` (mode 0600), outside the evidence folders, so an
+        exported bundle can never carry it.
+        """
+        if self._custody is None:
+            key = SigningKey.load_or_create(self.data_dir / "keys" / CUSTODY_KEY_NAME)
+            mirror = self.data_dir / "evidence" / "custody.jsonl"
+            self._custody = CustodyLog(self.store, key, mirror)
+        return self._custody
 
     async def close(self) -> None:
         """Stop the browser (if it is ours) and close the database."""

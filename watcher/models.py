@@ -127,6 +127,8 @@ class PageSnapshot:
     screenshot: bytes | None
     user_agent: str
     browser_version: str
+    mhtml: bytes | None = None
+    responses: tuple[Any, ...] = ()  # watcher.capture.archive.RecordedResponse, for the WARC
 
 
 @dataclass(frozen=True, slots=True)

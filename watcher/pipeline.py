@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from watcher import __version__
 from watcher.alert.routing import routes_for
 from watcher.app import App
+from watcher.capture.archive import ResponseRecorder, WarcResource, build_wacz, build_warc
+from watcher.capture.environment import collection_metadata
 from watcher.capture.media import Download, download_images
 from watcher.capture.page import PageRequest, error_screenshot, load_pages
 from watcher.detect import events as ev
@@ -64,7 +66,9 @@ async def run_capture(app: App, target: Target) -> CaptureSummary:
     try:
         app.store.upsert_target(target.name, target.platform, target.url, started)
         taken = await take(app, target)
-        kept = await asyncio.to_thread(keep_files, app.blobs, taken)
+        meta = _metadata(app, target, taken, started)
+        previous_html = app.store.last_artifact_sha(target.name, "html")
+        kept = await asyncio.to_thread(keep_files, app.blobs, taken, meta, previous_html)
         return record_success(app, target, started, taken, kept)
     except WatcherError as exc:
         return record_failure(app, target, started, exc)
@@ -77,10 +81,11 @@ async def take(app: App, target: Target) -> Taken:
     """Load the target's pages, extract posts, download their images."""
     adapter = target.adapter()
     request = PageRequest(url=target.url, pages=target.pages, timeout_s=target.timeout)
+    recorder = ResponseRecorder()
     async with app.browser.context() as context:
         try:
             snapshot, posts = await load_pages(
-                context, request, adapter, app.browser.user_agent, app.browser.version
+                context, request, adapter, app.browser.user_agent, app.browser.version, recorder
             )
             if not posts:
                 raise CaptureError("no_posts", _no_posts_message(target), snapshot.screenshot)
@@ -89,19 +94,33 @@ async def take(app: App, target: Target) -> Taken:
             raise
         urls = [url for post in posts for url in post.image_urls]
         downloads = await download_images(context, urls, referer=snapshot.final_url)
-    return Taken(snapshot, posts, downloads)
+        # Bodies must be read while the context is open.
+        responses = tuple(await recorder.finish())
+    return Taken(replace(snapshot, responses=responses), posts, downloads)
 
 
-def keep_files(blobs: BlobStore, taken: Taken) -> Kept:
-    """Write screenshot, HTML, posts JSON and images to the blob store; hash the images."""
+def keep_files(
+    blobs: BlobStore, taken: Taken, meta: dict[str, object], previous_html: str | None = None
+) -> Kept:
+    """Write metadata, screenshot, HTML, posts JSON, web archive and images to the blob
+    store; hash the images.
+
+    The web archive (WACZ) is made when the page differs from the last capture's: an
+    unchanged page is proven by the same HTML hash, without a second copy of everything.
+    """
     snap = taken.snapshot
-    artifacts = []
+    meta_json = json.dumps(meta, ensure_ascii=False, indent=1, sort_keys=True)
+    artifacts = [_put(blobs, "metadata", meta_json.encode("utf-8"), "application/json")]
     if snap.screenshot:
         artifacts.append(_put(blobs, "screenshot", snap.screenshot, "image/png"))
     for html in snap.html_pages:
         artifacts.append(_put(blobs, "html", html.encode("utf-8"), "text/html", snap.final_url))
     posts_json = json.dumps([p.to_json() for p in taken.posts], ensure_ascii=False, indent=1)
     artifacts.append(_put(blobs, "posts", posts_json.encode("utf-8"), "application/json"))
+    html_sha = next((a.sha256 for a in artifacts if a.kind == "html"), None)
+    if html_sha != previous_html:
+        wacz = _web_archive(taken.snapshot, meta)
+        artifacts.append(_put(blobs, "wacz", wacz, "application/wacz", snap.final_url))
     images = {}
     for url, download in taken.downloads.items():
         images[url] = _keep_image(blobs, download)
@@ -116,7 +135,7 @@ def record_success(
     """Store the capture, its posts and their diff against the last capture, in one transaction."""
     store, now = app.store, utc_now()
     captured = [_with_shas(post, kept.images) for post in taken.posts]
-    with store.transaction():
+    with app.custody.transaction():
         baseline = not store.has_ok_capture(target.name)
         failures = store.failure_streak(target.name)
         diff = diff_posts(store.live_posts(target.name), captured)
@@ -131,6 +150,7 @@ def record_success(
         events += ev.repost_events(target.name, candidates, app.images, store.first_sighting)
         if failures:
             events.append(ev.capture_recovered(target.name, failures))
+        _log_custody(app, capture_id, target, CaptureStatus.OK, kept.artifacts)
         stored = record_events(app, [_stamp(e, capture_id, now) for e in events])
     for image in fresh:
         if image.phash is not None and image.sha256:
@@ -155,7 +175,7 @@ def record_failure(app: App, target: Target, started: str, exc: Exception) -> Ca
     reason = exc.reason if isinstance(exc, CaptureError) else type(exc).__name__
     message = str(exc) or reason
     try:
-        with app.store.transaction():
+        with app.custody.transaction():
             streak = app.store.failure_streak(target.name) + 1
             row = CaptureRow(
                 target.name,
@@ -169,10 +189,10 @@ def record_failure(app: App, target: Target, started: str, exc: Exception) -> Ca
             )
             capture_id = app.store.insert_capture(row)
             shot = exc.screenshot if isinstance(exc, CaptureError) else None
-            if shot:
-                app.store.insert_artifact(
-                    capture_id, _put(app.blobs, "error_screenshot", shot, "image/png"), now
-                )
+            kept = [_put(app.blobs, "error_screenshot", shot, "image/png")] if shot else []
+            for artifact in kept:
+                app.store.insert_artifact(capture_id, artifact, now)
+            _log_custody(app, capture_id, target, CaptureStatus.FAILED, kept)
             event = _stamp(ev.capture_failed(target.name, reason, message, streak), capture_id, now)
             if streak == 1:
                 (event,) = record_events(app, [event])
@@ -198,6 +218,52 @@ def record_events(app: App, events: list[Event]) -> list[Event]:
             app.store.enqueue(saved.id, destination.sink, destination.chat_id, queued_at)
         stored.append(saved)
     return stored
+
+
+def _log_custody(
+    app: App, capture_id: int, target: Target, status: str, artifacts: list[Artifact]
+) -> None:
+    # The hashes taken at collection: `watcher verify` checks exported files against these.
+    app.custody.append(
+        "captured",
+        f"capture:{capture_id}",
+        {
+            "target": target.name,
+            "url": target.url,
+            "status": str(status),
+            "artifacts": [{"kind": a.kind, "sha256": a.sha256, "size": a.size} for a in artifacts],
+        },
+    )
+
+
+def _metadata(app: App, target: Target, taken: Taken, started: str) -> dict[str, object]:
+    snap = taken.snapshot
+    return collection_metadata(
+        target=target.name,
+        platform_name=target.platform,
+        requested_url=snap.requested_url,
+        final_url=snap.final_url,
+        http_status=snap.http_status,
+        started_at=started,
+        ended_at=utc_now(),
+        user_agent=snap.user_agent,
+        browser_version=snap.browser_version,
+        operator=app.watchlist.operator,
+        session=target.session,
+    )
+
+
+def _web_archive(snap: PageSnapshot, meta: dict[str, object]) -> bytes:
+    resources = [WarcResource("urn:watcher:html", "text/html", snap.html_pages[0].encode())]
+    if snap.screenshot:
+        resources.append(WarcResource("urn:watcher:screenshot", "image/png", snap.screenshot))
+    if snap.mhtml:
+        resources.append(WarcResource("urn:watcher:mhtml", "multipart/related", snap.mhtml))
+    info = {k: str(v) for k, v in meta.items() if v is not None and not isinstance(v, dict)}
+    warc = build_warc(list(snap.responses), resources, info)
+    return build_wacz(
+        warc, "capture.warc.gz", snap.final_url, str(meta["target"]), str(meta["started_at"])
+    )
 
 
 def _store_posts(

@@ -13,6 +13,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from watcher.capture.adapters import Adapter
+from watcher.capture.archive import ResponseRecorder, mhtml_snapshot
 from watcher.errors import CaptureError
 from watcher.models import PageSnapshot, Post
 
@@ -31,14 +32,25 @@ class PageRequest:
 
 
 async def load_pages(
-    context: BrowserContext, request: PageRequest, adapter: Adapter, user_agent: str, version: str
+    context: BrowserContext,
+    request: PageRequest,
+    adapter: Adapter,
+    user_agent: str,
+    version: str,
+    recorder: ResponseRecorder | None = None,
 ) -> tuple[PageSnapshot, list[Post]]:
-    """Open the target, read up to ``request.pages`` pages, return the snapshot and posts."""
+    """Open the target, read up to ``request.pages`` pages, return the snapshot and posts.
+
+    With a ``recorder``, every network response of the load is kept for the web archive.
+    """
     page = await context.new_page()
+    if recorder is not None:
+        recorder.attach(page)
     page.set_default_timeout(request.timeout_s * 1000)
     status, final_url = await _open(page, request.url, request.timeout_s)
     html = await _content(page)
     screenshot = await take_screenshot(page)
+    mhtml = await mhtml_snapshot(page)
     htmls = [html]
     posts = adapter.extract(html, final_url)
     url = final_url
@@ -64,6 +76,7 @@ async def load_pages(
         screenshot=screenshot,
         user_agent=user_agent,
         browser_version=version,
+        mhtml=mhtml,
     )
     return snapshot, posts
 

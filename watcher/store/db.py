@@ -215,6 +215,16 @@ class Store:
         )
 
     @translated
+    def last_artifact_sha(self, target: str, kind: str) -> str | None:
+        """SHA-256 of the newest ``kind`` artifact of ``target``'s successful captures."""
+        row = self.db.execute(
+            "SELECT a.sha256 FROM artifacts a JOIN captures c ON c.id = a.capture_id"
+            " WHERE c.target = ? AND c.status = 'ok' AND a.kind = ? ORDER BY a.id DESC LIMIT 1",
+            [target, kind],
+        ).fetchone()
+        return row[0] if row else None
+
+    @translated
     def artifacts(self, capture_id: int) -> list[Artifact]:
         """Evidence files of a capture."""
         return [
@@ -423,6 +433,86 @@ class Store:
             params.append(target)
         rows = self.db["events"].rows_where(where, params, order_by="id", limit=limit)
         return [_event(r) for r in rows]
+
+    # -- evidence selection ----------------------------------------------------------------
+    @translated
+    def select_capture_ids(
+        self,
+        targets: list[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        post_id: str | None = None,
+        capture_id: int | None = None,
+    ) -> list[int]:
+        """Ids of captures matching every given filter, oldest first."""
+        where, params = ["1 = 1"], []
+        if targets is not None:
+            where.append(f"c.target IN ({','.join('?' * len(targets))})")
+            params += targets
+        if since:
+            where.append("c.started_at >= ?")
+            params.append(since)
+        if until:
+            where.append("c.started_at <= ?")
+            params.append(until)
+        if capture_id is not None:
+            where.append("c.id = ?")
+            params.append(capture_id)
+        if post_id:
+            where.append(
+                "c.id IN (SELECT cp.capture_id FROM capture_posts cp JOIN posts p"
+                " ON p.id = cp.post_row WHERE p.post_id = ?)"
+            )
+            params.append(post_id)
+        sql = f"SELECT c.id FROM captures c WHERE {' AND '.join(where)} ORDER BY c.id"
+        return [row[0] for row in self.db.execute(sql, params).fetchall()]
+
+    @translated
+    def post_histories(self, capture_ids: list[int]) -> list[dict[str, Any]]:
+        """Every post seen in these captures with all its versions (JSON-ready)."""
+        if not capture_ids:
+            return []
+        marks = ",".join("?" * len(capture_ids))
+        posts = self.db.execute(
+            "SELECT DISTINCT p.id, p.target, p.post_id, p.first_seen_at, p.last_seen_at,"
+            " p.deleted_at, p.deleted_capture_id FROM posts p JOIN capture_posts cp"
+            f" ON cp.post_row = p.id WHERE cp.capture_id IN ({marks}) ORDER BY p.id",
+            capture_ids,
+        ).fetchall()
+        histories = []
+        for row in posts:
+            versions = self.db.execute(
+                "SELECT version, capture_id, seen_at, text, author, posted_at, permalink,"
+                " image_urls, image_shas, links FROM post_versions WHERE post_row = ?"
+                " ORDER BY version",
+                [row[0]],
+            ).fetchall()
+            histories.append(
+                {
+                    "target": row[1],
+                    "post_id": row[2],
+                    "first_seen_at": row[3],
+                    "last_seen_at": row[4],
+                    "deleted_at": row[5],
+                    "deleted_capture_id": row[6],
+                    "versions": [
+                        {
+                            "version": v[0],
+                            "capture_id": v[1],
+                            "seen_at": v[2],
+                            "text": v[3],
+                            "author": v[4],
+                            "posted_at": v[5],
+                            "permalink": v[6],
+                            "image_urls": json.loads(v[7] or "[]"),
+                            "image_shas": json.loads(v[8] or "[]"),
+                            "links": json.loads(v[9] or "[]"),
+                        }
+                        for v in versions
+                    ],
+                }
+            )
+        return histories
 
     # -- outbox ----------------------------------------------------------------------------
     @translated

@@ -1,0 +1,73 @@
+"""Who collected a capture, on what machine, with what clock: the Berkeley Protocol's
+collection details, recorded with every capture (never the session's cookies)."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import socket
+import subprocess
+from functools import cache
+from pathlib import Path
+
+from watcher import __version__
+from watcher.capture.browser import LOCALE, VIEWPORT
+
+
+@cache
+def clock_synchronised() -> str:
+    """Whether the system clock is NTP-synchronised: ``yes``, ``no`` or ``unknown``."""
+    if Path("/run/systemd/timesync/synchronized").exists():
+        return "yes"
+    timedatectl = shutil.which("timedatectl")
+    if timedatectl:
+        try:
+            out = subprocess.run(
+                [timedatectl, "show", "-p", "NTPSynchronized", "--value"],
+                capture_output=True,
+                text=True,
+                timeout=3,
+                check=False,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return "unknown"
+        return {"yes": "yes", "no": "no"}.get(out, "unknown")
+    return "unknown"
+
+
+def collection_metadata(
+    *,
+    target: str,
+    platform_name: str,
+    requested_url: str,
+    final_url: str,
+    http_status: int | None,
+    started_at: str,
+    ended_at: str,
+    user_agent: str,
+    browser_version: str,
+    operator: str | None,
+    session: str | None,
+) -> dict[str, object]:
+    """The capture's metadata record (stored as a hashed ``metadata`` artifact)."""
+    return {
+        "target": target,
+        "platform": platform_name,
+        "requested_url": requested_url,
+        "final_url": final_url,
+        "http_status": http_status,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "clock": "system clock, UTC",
+        "clock_ntp_synchronised": clock_synchronised(),
+        "user_agent": user_agent,
+        "viewport": dict(VIEWPORT),
+        "locale": LOCALE,
+        "browser_version": browser_version,
+        "watcher_version": __version__,
+        "hostname": socket.gethostname(),
+        "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
+        "python": platform.python_version(),
+        "operator": operator or "unnamed operator",
+        "session": session,  # the name only: cookies are secrets and never stored here
+    }
