@@ -19,7 +19,7 @@ from watcher.models import CaptureSummary, Event
 from watcher.pipeline import run_capture
 from watcher.scheduler import read_schedule_file
 from watcher.store.db import OutboxRow, Store
-from watcher.timeutil import format_duration
+from watcher.timeutil import format_duration, parse_iso, to_iso
 from watcher.watchlist import Watchlist, load_watchlist
 
 log = logging.getLogger("watcher")
@@ -48,6 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", parents=[common], help="watch every target until stopped (the daemon)")
     alerts = sub.add_parser("alerts", parents=[common], help="recent events and their delivery")
     alerts.add_argument("--limit", type=int, default=20, help="how many events (default 20)")
+    export = sub.add_parser("export", parents=[common], help="build an evidence bundle (zip)")
+    export.add_argument("--target", help="one target's captures")
+    export.add_argument("--tag", help="captures of every target with this tag (a case tag)")
+    export.add_argument("--post", dest="post_id", help="captures that saw this post id")
+    export.add_argument("--capture", dest="capture_id", type=int, help="one capture by number")
+    export.add_argument("--since", help="from this UTC time, e.g. 2026-11-01T00:00:00Z")
+    export.add_argument("--until", help="up to this UTC time")
+    export.add_argument("--out", default=".", help="folder for the bundle (default: here)")
+    export.add_argument(
+        "--max-mb", type=int, default=1900, help="split bundles larger than this (default 1900)"
+    )
+    verify = sub.add_parser("verify", help="check an evidence bundle, byte by byte")
+    verify.add_argument("bundles", nargs="+", metavar="BUNDLE")
+    verify.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     demo = sub.add_parser("demo", parents=[common], help="watch the bundled demo site")
     demo.add_argument("--seconds", type=float, default=60.0, help="how long to watch (default 60)")
     return parser
@@ -208,12 +222,66 @@ def _data_dir(args: argparse.Namespace) -> Path:
     return resolve_data_dir(Path(args.watchlist), args.data)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """``watcher export``: write a signed evidence bundle and log the export in custody."""
+    from watcher.evidence.bundle import Selection, export_bundle
+
+    selection = Selection(
+        target=args.target,
+        tag=args.tag,
+        since=_utc_arg(args.since, "--since"),
+        until=_utc_arg(args.until, "--until"),
+        post_id=args.post_id,
+        capture_id=args.capture_id,
+    )
+    watchlist = load_watchlist(args.watchlist)
+    app = App.open(watchlist, _data_dir(args))
+    try:
+        paths = export_bundle(app, selection, Path(args.out), max_bytes=args.max_mb * 1_000_000)
+    finally:
+        asyncio.run(app.close())
+    for path in paths:
+        print(f"{path} ({path.stat().st_size // 1024} KiB)")
+    print(f"signed with custody key {app.custody.key.key_id}; check with `watcher verify`")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``watcher verify``: a verdict per item; exit 0 only when everything holds."""
+    from watcher.evidence.verify import verify_bundle
+
+    all_ok = True
+    for name in args.bundles:
+        report = verify_bundle(Path(name))
+        for finding in report.findings:
+            if not finding.ok or args.debug:
+                print(f"  {'OK  ' if finding.ok else 'FAIL'} {finding.item}: {finding.message}")
+        checked = len(report.findings)
+        verdict = "VERIFIED" if report.ok else "NOT VERIFIED"
+        print(f"{verdict}: {name} ({checked} checks; signing key {report.key_id or 'unknown'})")
+        all_ok = all_ok and report.ok
+    if all_ok:
+        print("Compare the signing key id with the one your team published.")
+    return 0 if all_ok else 1
+
+
+def _utc_arg(value: str | None, flag: str) -> str | None:
+    if value is None:
+        return None
+    moment = parse_iso(value)
+    if moment is None:
+        raise WatcherError(f"{flag} {value!r} is not a time; write e.g. 2026-11-01T00:00:00Z")
+    return to_iso(moment)
+
+
 COMMANDS = {
     "validate": cmd_validate,
     "check": cmd_check,
     "status": cmd_status,
     "run": cmd_run,
     "alerts": cmd_alerts,
+    "export": cmd_export,
+    "verify": cmd_verify,
     "demo": cmd_demo,
 }
 

@@ -1,0 +1,217 @@
+"""Evidence export and verification: real captures, real bundles, every byte checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import channel_target, shop_target
+from watcher.evidence.bundle import Selection, export_bundle
+from watcher.evidence.verify import verify_bundle
+from watcher.pipeline import run_capture
+from watcher.store.keys import SigningKey
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+async def captured(site, make_app):
+    """An app with two captures of a channel (a new post and an edit in between) and a shop."""
+    site.channel("dealer")
+    site.shop("front")
+    site.add_post("dealer", "carved bangle, inbox", images=[site.add_photo("p1", seed=11)])
+    edited = site.add_post("dealer", "white gold 200$", images=[site.add_photo("p2", seed=12)])
+    site.add_post("front", "listing", images=[site.add_photo("p3", seed=13)])
+    app = make_app(
+        channel_target("dealer", f"{site.base_url}/s/dealer", "    tags: [case-17]\n"),
+        shop_target("front", f"{site.base_url}/shop/front"),
+    )
+    for target in app.watchlist.targets:
+        await run_capture(app, target)
+    site.edit_post("dealer", edited, text="white gold SOLD")
+    await run_capture(app, app.watchlist.target("dealer"))
+    return app
+
+
+def rewrite(bundle: Path, out: Path, change) -> Path:
+    """Copy ``bundle`` to ``out`` with ``change(name, data) -> bytes | None`` applied."""
+    with zipfile.ZipFile(bundle) as src, zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            data = change(name, src.read(name))
+            if data is not None:
+                dst.writestr(name, data)
+    return out
+
+
+def failures(path: Path) -> list[str]:
+    return [f"{f.item}: {f.message}" for f in verify_bundle(path).findings if not f.ok]
+
+
+async def test_export_then_verify_passes(captured, tmp_path):
+    (bundle,) = export_bundle(captured, Selection(target="dealer"), tmp_path / "out")
+    report = verify_bundle(bundle)
+    assert report.ok, failures(bundle)
+    assert report.key_id == captured.custody.key.key_id
+
+    names = zipfile.ZipFile(bundle).namelist()
+    for expected in ("manifest.json", "manifest.sig", "posts.json", "custody.jsonl", "index.html"):
+        assert expected in names
+    assert f"keys/{captured.custody.key.key_id}.pem" in names
+    assert any(n.endswith("archive.wacz") for n in names)
+    assert sum(n.startswith("images/") for n in names) == 2  # the shop's image is not selected
+    posts = json.loads(zipfile.ZipFile(bundle).read("posts.json"))
+    versions = {p["post_id"]: [v["text"] for v in p["versions"]] for p in posts}
+    assert versions["dealer/2"] == ["white gold 200$", "white gold SOLD"]
+    # The export itself is recorded in the custody log, after the bundle's head.
+    assert captured.custody.head().action == "exported"
+    mirror = captured.data_dir / "evidence" / "custody.jsonl"
+    assert len(mirror.read_text().splitlines()) == len(captured.custody.entries())
+
+
+async def test_private_key_is_private_and_outside_the_evidence(captured):
+    key_file = captured.data_dir / "keys" / "custody-ed25519.pem"
+    assert key_file.exists() and (key_file.stat().st_mode & 0o777) == 0o600
+    assert not (captured.data_dir / "evidence" / key_file.name).exists()
+
+
+@pytest.mark.parametrize("victim", ["posts.json", "index.html", "images/", "screenshot", "wacz"])
+async def test_flipping_one_byte_anywhere_fails_naming_the_file(captured, tmp_path, victim):
+    (bundle,) = export_bundle(captured, Selection(target="dealer"), tmp_path / "out")
+    hit: list[str] = []
+
+    def flip(name: str, data: bytes) -> bytes:
+        if victim in name and not hit:
+            hit.append(name)
+            return data[:10] + bytes([data[10] ^ 1]) + data[11:]
+        return data
+
+    broken = rewrite(bundle, tmp_path / "broken.zip", flip)
+    problems = failures(broken)
+    assert hit and any(hit[0] in p and "altered" in p for p in problems), problems
+
+
+async def test_altered_manifest_or_custody_entry_fails(captured, tmp_path):
+    (bundle,) = export_bundle(captured, Selection(target="dealer"), tmp_path / "out")
+
+    def edit_manifest(name: str, data: bytes) -> bytes:
+        return data.replace(b'"parts": 1', b'"parts": 2') if name == "manifest.json" else data
+
+    problems = failures(rewrite(bundle, tmp_path / "m.zip", edit_manifest))
+    assert any("manifest.sig" in p and "does not match" in p for p in problems), problems
+
+    def drop_entry(name: str, data: bytes) -> bytes:
+        if name != "custody.jsonl":
+            return data
+        lines = data.decode().splitlines(keepends=True)
+        return "".join(lines[:1] + lines[2:]).encode()
+
+    problems = failures(rewrite(bundle, tmp_path / "c.zip", drop_entry))
+    assert any("custody" in p and "missing" in p for p in problems), problems
+
+
+async def test_swapped_key_fails(captured, tmp_path):
+    (bundle,) = export_bundle(captured, Selection(target="dealer"), tmp_path / "out")
+    other = SigningKey.generate().public_pem().encode()
+
+    def swap(name: str, data: bytes) -> bytes:
+        return other if name.startswith("keys/") else data
+
+    problems = failures(rewrite(bundle, tmp_path / "k.zip", swap))
+    assert any("manifest.sig" in p for p in problems), problems
+    assert any("custody chain" in p and "signature" in p for p in problems), problems
+
+
+async def test_added_file_fails(captured, tmp_path):
+    (bundle,) = export_bundle(captured, Selection(target="dealer"), tmp_path / "out")
+    shutil.copy(bundle, tmp_path / "extra.zip")
+    with zipfile.ZipFile(tmp_path / "extra.zip", "a") as z:
+        z.writestr("images/planted.jpg", b"not ours")
+    problems = failures(tmp_path / "extra.zip")
+    assert any("planted.jpg" in p and "not listed" in p for p in problems), problems
+
+
+async def test_selections_and_split(captured, tmp_path):
+    by_tag = export_bundle(captured, Selection(tag="case-17"), tmp_path / "tag")
+    assert json.loads(zipfile.ZipFile(by_tag[0]).read("manifest.json"))["captures"] == [1, 3]
+    by_post = export_bundle(captured, Selection(post_id="L1001"), tmp_path / "post")
+    assert json.loads(zipfile.ZipFile(by_post[0]).read("manifest.json"))["captures"] == [2]
+
+    parts = export_bundle(captured, Selection(), tmp_path / "split", max_bytes=1)
+    assert len(parts) == 3 and all("-part" in p.name for p in parts)
+    assert all(verify_bundle(p).ok for p in parts)
+
+
+async def test_wacz_validates_and_warc_checks(captured, tmp_path):
+    (bundle,) = export_bundle(captured, Selection(capture_id=1), tmp_path / "out")
+    with zipfile.ZipFile(bundle) as z:
+        name = next(n for n in z.namelist() if n.endswith(".wacz"))
+        wacz = tmp_path / "archive.wacz"
+        wacz.write_bytes(z.read(name))
+    validate = subprocess.run(
+        [BIN / "wacz", "validate", "-f", wacz], capture_output=True, text=True, timeout=120
+    )
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    with zipfile.ZipFile(wacz) as archive:
+        warc = tmp_path / "capture.warc.gz"
+        warc.write_bytes(archive.read("archive/capture.warc.gz"))
+    check = subprocess.run(
+        [BIN / "warcio", "check", warc], capture_output=True, text=True, timeout=120
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+async def test_report_renders_offline_in_chromium(captured, tmp_path, browser):
+    (bundle,) = export_bundle(captured, Selection(target="dealer"), tmp_path / "out")
+    folder = tmp_path / "opened"
+    zipfile.ZipFile(bundle).extractall(folder)
+    async with browser.context() as context:
+        page = await context.new_page()
+        await page.goto((folder / "index.html").as_uri())
+        text = await page.inner_text("body")
+        shot = await page.screenshot(full_page=True)
+        broken_images = await page.evaluate(
+            "[...document.images].filter(i => !i.complete || i.naturalWidth === 0).length"
+        )
+    assert "white gold SOLD" in text and "white gold 200$" in text  # both versions
+    assert "dealer/2" in text and "capture" in text.lower()
+    assert broken_images == 0 and len(shot) > 10_000
+
+
+def test_cli_export_and_verify(tmp_path, site):
+    site.channel("dealer")
+    site.add_post("dealer", "one")
+    (tmp_path / "watchlist.yaml").write_text(
+        "targets:\n" + channel_target("dealer", f"{site.base_url}/s/dealer")
+    )
+    env = {**os.environ}
+
+    def watcher(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "watcher", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+        )
+
+    assert watcher("check").returncode == 0
+    exported = watcher("export", "--target", "dealer", "--out", "bundles")
+    assert exported.returncode == 0, exported.stderr
+    (bundle,) = (tmp_path / "bundles").glob("*.zip")
+    verified = watcher("verify", str(bundle))
+    assert verified.returncode == 0 and "VERIFIED" in verified.stdout
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    bundle.write_bytes(bytes(data))
+    tampered = watcher("verify", str(bundle))
+    assert tampered.returncode == 1 and "NOT VERIFIED" in tampered.stdout
+    nothing = watcher("export", "--target", "nobody")
+    assert nothing.returncode == 1 and "nothing to export" in nothing.stderr

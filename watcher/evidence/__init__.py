@@ -1,0 +1,1 @@
+"""Evidence: export bundles for prosecutors, their offline report, and their verification."""

@@ -1,0 +1,258 @@
+"""Export evidence bundles: every file of the selected captures, hashed, signed, with a report.
+
+A bundle is a zip holding ``manifest.json`` (SHA-256 and size of every other file),
+``manifest.sig`` (the manifest signed with the custody key), the custody log up to the
+moment of export, the public key(s), the captures' files, the original images,
+``posts.json`` (every version of every post) and ``index.html`` (a report that opens offline).
+Bundles over ``max_bytes`` are split by capture into parts that each verify on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from watcher import __version__
+from watcher.app import App
+from watcher.errors import WatcherError
+from watcher.evidence.report import render_report
+from watcher.models import Artifact
+from watcher.store.blobs import sha256_hex
+from watcher.timeutil import utc_now
+
+FORMAT = "watcher-bundle-1"
+DEFAULT_MAX_BYTES = 1_900_000_000  # under 2 GB: what a self-hosted Bot API server can upload
+_EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "text/html": "html",
+    "application/json": "json",
+    "application/wacz": "wacz",
+    "application/zip": "zip",
+    "multipart/related": "mhtml",
+}
+_NAMES = {
+    "screenshot": "screenshot",
+    "error_screenshot": "error-screenshot",
+    "html": "page",
+    "posts": "posts",
+    "metadata": "metadata",
+    "wacz": "archive",
+    "mhtml": "snapshot",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What to export; every given filter must hold."""
+
+    target: str | None = None
+    tag: str | None = None
+    since: str | None = None
+    until: str | None = None
+    post_id: str | None = None
+    capture_id: int | None = None
+
+    def describe(self) -> dict[str, object]:
+        """The filters that were set."""
+        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+
+
+@dataclass(slots=True)
+class _Part:
+    captures: list[int] = field(default_factory=list)
+    size: int = 0
+
+
+def export_bundle(
+    app: App,
+    selection: Selection,
+    out_dir: Path,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Path]:
+    """Write the bundle(s) for ``selection`` into ``out_dir``; returns their paths."""
+    capture_ids = _select(app, selection)
+    if not capture_ids:
+        raise WatcherError(f"nothing to export: no capture matches {selection.describe()}")
+    parts = _split(app, capture_ids, max_bytes)
+    custody = app.custody.entries()
+    stamp = utc_now().replace(":", "").replace("-", "").split(".")[0]
+    label = _label(selection)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    done, total = 0, sum(len(p.captures) for p in parts)
+    for number, part in enumerate(parts, start=1):
+        suffix = f"-part{number}of{len(parts)}" if len(parts) > 1 else ""
+        path = out_dir / f"watcher-{label}-{stamp}{suffix}.zip"
+        _write_part(app, path, part.captures, selection, custody, number, len(parts))
+        done += len(part.captures)
+        (progress or _progress_to_stderr)(done, total)
+        paths.append(path)
+    with app.custody.transaction():
+        app.custody.append(
+            "exported",
+            f"bundle:{paths[0].name}",
+            {
+                "captures": capture_ids,
+                "files": [p.name for p in paths],
+                "sha256": [sha256_hex(p.read_bytes()) for p in paths],
+                "selection": selection.describe(),
+            },
+        )
+    return paths
+
+
+def _select(app: App, selection: Selection) -> list[int]:
+    # A target may have left the watchlist since: its captures are still evidence.
+    targets = [selection.target] if selection.target else None
+    if selection.tag:
+        tagged = [t.name for t in app.watchlist.targets if selection.tag in t.tags]
+        if not tagged:
+            raise WatcherError(
+                f"no target has the tag {selection.tag!r}; check `tags:` in the watchlist"
+            )
+        targets = [t for t in tagged if targets is None or t in targets]
+    return app.store.select_capture_ids(
+        targets, selection.since, selection.until, selection.post_id, selection.capture_id
+    )
+
+
+def _split(app: App, capture_ids: list[int], max_bytes: int) -> list[_Part]:
+    parts = [_Part()]
+    for capture_id in capture_ids:
+        size = sum(a.size for a in app.store.artifacts(capture_id))
+        if parts[-1].captures and parts[-1].size + size > max_bytes:
+            parts.append(_Part())
+        parts[-1].captures.append(capture_id)
+        parts[-1].size += size
+    return parts
+
+
+def _write_part(
+    app: App,
+    path: Path,
+    capture_ids: list[int],
+    selection: Selection,
+    custody: list,
+    number: int,
+    count: int,
+) -> None:
+    files: dict[str, bytes] = {}
+    captures = []
+    for capture_id in capture_ids:
+        captures.append(_add_capture(app, capture_id, files))
+    posts = app.store.post_histories(capture_ids)
+    files["posts.json"] = _json(posts)
+    files["custody.jsonl"] = "".join(
+        json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True) + "\n" for e in custody
+    ).encode("utf-8")
+    keys = _public_keys(app, custody)
+    for key_id, pem in keys.items():
+        files[f"keys/{key_id}.pem"] = pem.encode("ascii")
+    files["index.html"] = render_report(
+        captures, posts, selection.describe(), app.custody.key.key_id, number, count
+    ).encode("utf-8")
+    manifest = {
+        "format": FORMAT,
+        "created_at": utc_now(),
+        "watcher_version": __version__,
+        "operator": app.watchlist.operator,
+        "selection": selection.describe(),
+        "part": number,
+        "parts": count,
+        "captures": capture_ids,
+        "custody_head": custody[-1].to_json() if custody else None,
+        "signing_key": app.custody.key.key_id,
+        "files": {
+            name: {"sha256": sha256_hex(data), "size": len(data)}
+            for name, data in sorted(files.items())
+        },
+    }
+    manifest_bytes = _json(manifest)
+    signature = {
+        "key_id": app.custody.key.key_id,
+        "signature": app.custody.key.sign(manifest_bytes),
+    }
+    tmp = path.with_suffix(".zip.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("manifest.json", manifest_bytes)
+        bundle.writestr("manifest.sig", _json(signature))
+        for name, data in sorted(files.items()):
+            bundle.writestr(name, data)
+    tmp.replace(path)
+
+
+def _add_capture(app: App, capture_id: int, files: dict[str, bytes]) -> dict[str, object]:
+    row = app.store.capture(capture_id)
+    assert row is not None
+    artifacts = app.store.artifacts(capture_id)
+    listed = []
+    counters: dict[str, int] = {}
+    for artifact in artifacts:
+        name = _file_name(capture_id, artifact, counters)
+        files[name] = app.blobs.read(artifact.sha256)
+        listed.append(
+            {
+                "kind": artifact.kind,
+                "path": name,
+                "sha256": artifact.sha256,
+                "size": artifact.size,
+                "media_type": artifact.media_type,
+                "source_url": artifact.source_url,
+            }
+        )
+    record = {k: getattr(row, k) for k in row.__slots__}
+    record["artifacts"] = listed
+    files[f"captures/{capture_id}/capture.json"] = _json(record)
+    return record
+
+
+def _file_name(capture_id: int, artifact: Artifact, counters: dict[str, int]) -> str:
+    # Names come from our own records (kind, hash), never from page content.
+    ext = _EXTENSIONS.get(artifact.media_type or "", "bin")
+    if artifact.kind == "image":
+        return f"images/{artifact.sha256}.{ext}"
+    counters[artifact.kind] = counters.get(artifact.kind, 0) + 1
+    base = _NAMES.get(artifact.kind, "artifact")
+    n = counters[artifact.kind]
+    return f"captures/{capture_id}/{base}{'' if n == 1 else f'-{n}'}.{ext}"
+
+
+def _public_keys(app: App, custody: list) -> dict[str, str]:
+    keys = {app.custody.key.key_id: app.custody.key.public_pem()}
+    for entry in custody:
+        if entry.action == "key_rotated" and entry.details.get("public_key"):
+            keys[entry.details["new_key_id"]] = entry.details["public_key"]
+    return keys
+
+
+def _label(selection: Selection) -> str:
+    raw = (
+        selection.target
+        or selection.tag
+        or (f"capture{selection.capture_id}" if selection.capture_id else "selection")
+    )
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)[:40]
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
+
+
+def _progress_to_stderr(done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        width = 30
+        filled = int(width * done / max(total, 1))
+        print(
+            f"\rexporting [{'#' * filled}{'.' * (width - filled)}] {done}/{total} captures",
+            end="" if done < total else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
