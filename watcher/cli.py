@@ -74,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.debug:
+        # "skipped: maximum number of running instances" is the coalescing we asked for.
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
     handler = COMMANDS[args.command]
     try:
         return handler(args)

@@ -55,12 +55,15 @@ async def run_demo(args: argparse.Namespace) -> int:
     try:
         await asyncio.sleep(args.seconds)
     finally:
-        scheduler.shutdown(wait=False)
+        # Pause first: shutting the scheduler down would cancel captures still running.
+        scheduler.pause()
         if running:
-            await asyncio.gather(*running, return_exceptions=True)
+            await asyncio.wait(running, timeout=60)
+        scheduler.shutdown(wait=False)
         await app.close()
         site.stop()
     print(f"\ndatabase: {data_dir / 'watcher.db'}\nevidence: {data_dir / 'blobs'}")
+    print(f"pull an evidence bundle: watcher export --data {data_dir} --target ivory-dealer-kh")
     return 0
 
 
