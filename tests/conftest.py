@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakeTelegram
+from tests.fakes.tsa import OPENSSL, local_tsa
 from watcher.app import App
 from watcher.capture.browser import Browser
 from watcher.demo.site import DemoSite
@@ -43,6 +44,15 @@ def fake_telegram() -> Iterator[FakeTelegram]:
 def alerts_yaml(*chat_ids: int) -> str:
     """An ``alerts:`` block sending to ``chat_ids``."""
     return f"alerts:\n  telegram:\n    chat_ids: [{', '.join(map(str, chat_ids))}]\n"
+
+
+@pytest.fixture(scope="session")
+def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """(URL, CA certificate path) of a local RFC 3161 timestamp authority."""
+    if OPENSSL is None:
+        pytest.skip("the openssl program is not installed; cannot run a local TSA")
+    with local_tsa(tmp_path_factory.mktemp("tsa")) as authority:
+        yield authority
 
 
 @pytest.fixture(scope="session")

@@ -215,3 +215,26 @@ def test_cli_export_and_verify(tmp_path, site):
     assert tampered.returncode == 1 and "NOT VERIFIED" in tampered.stdout
     nothing = watcher("export", "--target", "nobody")
     assert nothing.returncode == 1 and "nothing to export" in nothing.stderr
+
+
+async def test_bundle_carries_a_trusted_timestamp_of_the_custody_head(
+    site, make_app, tsa, tmp_path
+):
+    url, ca = tsa
+    site.channel("dealer")
+    site.add_post("dealer", "one")
+    header = f"evidence:\n  tsa_url: {url}\n  tsa_ca_file: {ca}\n"
+    app = make_app(channel_target("dealer", f"{site.base_url}/s/dealer"), header=header)
+    await run_capture(app, app.watchlist.target("dealer"))
+    (bundle,) = export_bundle(app, Selection(target="dealer"), tmp_path / "out")
+
+    report = verify_bundle(bundle)
+    stamp = [f for f in report.findings if f.item == "trusted timestamp"]
+    assert report.ok and stamp and "RFC 3161" in stamp[0].message
+    assert len(app.custody.timestamps()) == 1
+
+    def other_ca(name: str, data: bytes) -> bytes:
+        return b"-----BEGIN CERTIFICATE-----\nAAAA\n" if name.endswith("tsa-ca.pem") else data
+
+    problems = failures(rewrite(bundle, tmp_path / "t.zip", other_ca))
+    assert any("trusted timestamp" in p for p in problems), problems

@@ -254,6 +254,13 @@ class Images(_Model):
     known: Annotated[list[str], BeforeValidator(_none_as_empty_list)] = Field(default_factory=list)
 
 
+class Evidence(_Model):
+    """Evidence settings: an optional RFC 3161 timestamp authority for exported bundles."""
+
+    tsa_url: str | None = None
+    tsa_ca_file: str | None = None  # the TSA's CA certificate (PEM), shipped with bundles
+
+
 class Watchlist(_Model):
     """The whole watchlist file, with each target's gaps filled from ``defaults``."""
 
@@ -272,6 +279,7 @@ class Watchlist(_Model):
         default_factory=dict
     )
     images: Annotated[Images, BeforeValidator(_none_as_empty)] = Field(default_factory=Images)
+    evidence: Annotated[Evidence, BeforeValidator(_none_as_empty)] = Field(default_factory=Evidence)
 
     @model_validator(mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from watcher.errors import WatcherError
 from watcher.evidence.report import render_report
 from watcher.models import Artifact
 from watcher.store.blobs import sha256_hex
+from watcher.store.timestamp import request_timestamp, timestamp_gen_time
 from watcher.timeutil import utc_now
 
 FORMAT = "watcher-bundle-1"
@@ -83,6 +84,7 @@ def export_bundle(
         raise WatcherError(f"nothing to export: no capture matches {selection.describe()}")
     parts = _split(app, capture_ids, max_bytes)
     custody = app.custody.entries()
+    stamp_files = _timestamp_head(app, custody)
     stamp = utc_now().replace(":", "").replace("-", "").split(".")[0]
     label = _label(selection)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +93,7 @@ def export_bundle(
     for number, part in enumerate(parts, start=1):
         suffix = f"-part{number}of{len(parts)}" if len(parts) > 1 else ""
         path = out_dir / f"watcher-{label}-{stamp}{suffix}.zip"
-        _write_part(app, path, part.captures, selection, custody, number, len(parts))
+        _write_part(app, path, part.captures, selection, custody, number, len(parts), stamp_files)
         done += len(part.captures)
         (progress or _progress_to_stderr)(done, total)
         paths.append(path)
@@ -107,6 +109,31 @@ def export_bundle(
             },
         )
     return paths
+
+
+def _timestamp_head(app: App, custody: list) -> dict[str, bytes]:
+    """A trusted timestamp of the custody head from the configured TSA, as bundle files.
+
+    A TSA that is down must not stop an export the team needs now: the bundle goes out
+    without a timestamp and the operator is told.
+    """
+    config = app.watchlist.evidence
+    if not config.tsa_url or not custody:
+        return {}
+    head = custody[-1]
+    try:
+        response = request_timestamp(head.hash, config.tsa_url)
+    except WatcherError as exc:
+        print(f"watcher: no trusted timestamp in this bundle: {exc}", file=sys.stderr)
+        return {}
+    with app.custody.transaction():
+        app.custody.record_timestamp(
+            head.seq, config.tsa_url, response, timestamp_gen_time(response)
+        )
+    files = {"timestamps/head.tsr": response}
+    if config.tsa_ca_file:
+        files["timestamps/tsa-ca.pem"] = Path(config.tsa_ca_file).expanduser().read_bytes()
+    return files
 
 
 def _select(app: App, selection: Selection) -> list[int]:
@@ -143,8 +170,9 @@ def _write_part(
     custody: list,
     number: int,
     count: int,
+    stamp_files: dict[str, bytes],
 ) -> None:
-    files: dict[str, bytes] = {}
+    files: dict[str, bytes] = dict(stamp_files)
     captures = []
     for capture_id in capture_ids:
         captures.append(_add_capture(app, capture_id, files))

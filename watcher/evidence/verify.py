@@ -8,13 +8,16 @@ it is named by fingerprint so it can be compared with the one the team published
 from __future__ import annotations
 
 import json
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from watcher.errors import WatcherError
 from watcher.store.blobs import sha256_hex
 from watcher.store.custody import CustodyEntry, verify_chain
 from watcher.store.keys import verify_signature
+from watcher.store.timestamp import verify_timestamp
 
 _OWN_FILES = {"manifest.json", "manifest.sig"}
 
@@ -66,6 +69,7 @@ def verify_bundle(path: Path) -> VerifyReport:
         _check_files(files, manifest, report)
         entries = _check_chain(files, manifest, keys, report)
         _check_collection_hashes(files, manifest, entries, report)
+        _check_timestamp(files, manifest, entries, report)
     return report
 
 
@@ -178,3 +182,24 @@ def _check_collection_hashes(
             if not wrong
             else f"differs from the hashes taken at collection: {', '.join(wrong)}",
         )
+
+
+def _check_timestamp(
+    files: dict[str, bytes], manifest: dict, entries: list[CustodyEntry], report: VerifyReport
+) -> None:
+    response = files.get("timestamps/head.tsr")
+    if response is None:
+        return  # no TSA configured at export: nothing claimed, nothing to check
+    ca = files.get("timestamps/tsa-ca.pem")
+    if not entries or ca is None:
+        report.add("trusted timestamp", False, "timestamp present without its CA or custody log")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        ca_path = Path(folder) / "tsa-ca.pem"
+        ca_path.write_bytes(ca)
+        try:
+            when = verify_timestamp(response, entries[-1].hash, ca_path)
+        except WatcherError as exc:
+            report.add("trusted timestamp", False, f"does not verify: {exc}")
+            return
+    report.add("trusted timestamp", True, f"custody head existed by {when} (RFC 3161)")
