@@ -19,13 +19,26 @@ class Post:
     posted_at: str | None = None  # UTC ISO-8601, or None when the page gives no time
     image_urls: tuple[str, ...] = ()
     links: tuple[str, ...] = ()
+    video_urls: tuple[str, ...] = ()
+    forwarded_from: str | None = None
+    views: str | None = None
+    edited: bool = False  # the platform itself labels the post as edited
+    link_preview: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form (lists instead of tuples), as used in golden files and posts.json."""
         data = asdict(self)
-        data["image_urls"] = list(self.image_urls)
-        data["links"] = list(self.links)
+        for name in ("image_urls", "links", "video_urls"):
+            data[name] = list(data[name])
         return data
+
+    def extra_json(self) -> dict[str, Any]:
+        """The platform details beyond text and images (stored with each version)."""
+        return {
+            k: v
+            for k, v in self.to_json().items()
+            if k in _EXTRA_FIELDS and v not in (None, False, [], "")
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Post:
@@ -38,7 +51,15 @@ class Post:
             posted_at=data.get("posted_at"),
             image_urls=tuple(data.get("image_urls", ())),
             links=tuple(data.get("links", ())),
+            video_urls=tuple(data.get("video_urls", ())),
+            forwarded_from=data.get("forwarded_from"),
+            views=data.get("views"),
+            edited=bool(data.get("edited", False)),
+            link_preview=data.get("link_preview"),
         )
+
+
+_EXTRA_FIELDS = ("video_urls", "forwarded_from", "views", "edited", "link_preview")
 
 
 class EventKind(StrEnum):

@@ -201,6 +201,13 @@ class Target(_Model):
     selectors: Annotated[dict[SelectorName, SelectorText], BeforeValidator(_none_as_empty)] = Field(
         default_factory=dict
     )
+    # Listing pages that go on: a "next/older" link, a "load more" button, or infinite scroll
+    # (how many screens down); `pages` bounds how far any of them goes.
+    next_page: SelectorText | None = None
+    load_more: SelectorText | None = None
+    scroll: Annotated[int, Field(ge=0, le=50)] = 0
+    # Open each new listing's own page and keep it as evidence too.
+    detail: bool = False
 
     @field_validator("name")
     @classmethod
@@ -279,6 +286,10 @@ class Watchlist(_Model):
         default_factory=dict
     )
     images: Annotated[Images, BeforeValidator(_none_as_empty)] = Field(default_factory=Images)
+    # Keyword lexicon files (paths relative to the watchlist); "default" is the bundled one.
+    lexicons: Annotated[list[str], BeforeValidator(_none_as_empty_list)] = Field(
+        default_factory=lambda: ["default"]
+    )
     evidence: Annotated[Evidence, BeforeValidator(_none_as_empty)] = Field(default_factory=Evidence)
 
     @model_validator(mode="before")

@@ -354,6 +354,7 @@ class Store:
                     "image_urls": json.dumps(list(post.image_urls)),
                     "image_shas": json.dumps(list(captured.image_shas)),
                     "links": json.dumps(list(post.links)),
+                    "extra": json.dumps(post.extra_json(), ensure_ascii=False) or None,
                 }
             )
             .last_pk

@@ -184,3 +184,9 @@ def m003_custody(db: Database) -> None:
         foreign_keys=[("seq", "custody", "seq")],
     )
     db["custody_timestamps"].create_index(["seq"])
+
+
+@MIGRATIONS()
+def m004_post_details(db: Database) -> None:
+    """Platform details of a post version (videos, forwarded-from, views, edited label)."""
+    db["post_versions"].add_column("extra", str)
