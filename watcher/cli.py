@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from watcher import __version__
@@ -64,7 +66,29 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     demo = sub.add_parser("demo", parents=[common], help="watch the bundled demo site")
     demo.add_argument("--seconds", type=float, default=60.0, help="how long to watch (default 60)")
+    for module in command_modules():
+        module.add_commands(sub, common)
     return parser
+
+
+# Commands that live beside their subject: each module has `add_commands(sub, common)`
+# (adds its subparsers) and `COMMANDS` (name -> handler), like the built-ins below.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def command_modules() -> list[ModuleType]:
+    """The modules that contribute subcommands."""
+    return [importlib.import_module(name) for name in COMMAND_MODULES]
+
+
+def handler_for(command: str) -> Callable[[argparse.Namespace], int]:
+    """The function that runs ``command``."""
+    if command in COMMANDS:
+        return COMMANDS[command]
+    for module in command_modules():
+        if command in module.COMMANDS:
+            return module.COMMANDS[command]
+    raise KeyError(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.debug:
         # "skipped: maximum number of running instances" is the coalescing we asked for.
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
-    handler = COMMANDS[args.command]
+    handler = handler_for(args.command)
     try:
         return handler(args)
     except WatcherError as exc:
