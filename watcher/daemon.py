@@ -392,11 +392,12 @@ async def _telegram_application(
     application = builder.build()
     try:
         await application.initialize()
-    except InvalidToken as exc:
+    except InvalidToken:
+        # PTB's message quotes the token: keep it out of the chain (and so of any traceback).
         raise WatcherError(
             "Telegram refused the bot token; check WATCHER_TELEGRAM_TOKEN (or the token file) "
             "holds the token @BotFather gave you"
-        ) from exc
+        ) from None
     except TelegramError as exc:
         raise WatcherError(
             f"cannot reach Telegram ({exc}); check the network (and alerts.telegram.api_url) "
