@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from watcher.capture.browser import Browser
+from watcher.capture.sessions import SessionLocks, SessionStore
 from watcher.detect.images import ImageIndex
 from watcher.store.blobs import BlobStore
 from watcher.store.custody import CustodyLog
@@ -35,6 +36,8 @@ class App:
     store: Store
     blobs: BlobStore
     browser: Browser
+    sessions: SessionStore | None = None
+    session_locks: SessionLocks | None = None
     owns_browser: bool = True
     _images: ImageIndex | None = field(default=None, repr=False)
     _custody: CustodyLog | None = field(default=None, repr=False)
@@ -58,6 +61,8 @@ class App:
             store=store,
             blobs=BlobStore(data_dir / "blobs"),
             browser=browser or Browser(max_concurrent=max_concurrent),
+            sessions=SessionStore(data_dir),
+            session_locks=SessionLocks(data_dir / "sessions"),
             owns_browser=browser is None,
         )
 

@@ -10,6 +10,7 @@ targets. This is the per-target boundary: the only place with a broad ``except``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, replace
@@ -21,6 +22,7 @@ from watcher.capture.archive import ResponseRecorder, WarcResource, build_wacz, 
 from watcher.capture.environment import collection_metadata
 from watcher.capture.media import Download, download_images
 from watcher.capture.page import PageRequest, error_screenshot, load_pages
+from watcher.capture.sessions import refreshed_state
 from watcher.detect import events as ev
 from watcher.detect.diff import PostDiff, diff_posts
 from watcher.detect.images import ImageDecodeError, perceptual_hashes
@@ -82,10 +84,15 @@ async def take(app: App, target: Target) -> Taken:
     adapter = target.adapter()
     request = PageRequest(url=target.url, pages=target.pages, timeout_s=target.timeout)
     recorder = ResponseRecorder()
-    async with app.browser.context() as context:
+    session = app.sessions.load(target.session) if target.session else None
+    # Take the account before a browser slot: a capture waiting for its account must not
+    # hold a slot other targets could use.
+    hold = app.session_locks.hold(target.session) if target.session else contextlib.nullcontext()
+    async with hold, app.browser.context(session) as context:
+        user_agent = session.user_agent if session else app.browser.user_agent
         try:
             snapshot, posts = await load_pages(
-                context, request, adapter, app.browser.user_agent, app.browser.version, recorder
+                context, request, adapter, user_agent, app.browser.version, recorder
             )
             if not posts:
                 raise CaptureError("no_posts", _no_posts_message(target), snapshot.screenshot)
@@ -96,6 +103,10 @@ async def take(app: App, target: Target) -> Taken:
         downloads = await download_images(context, urls, referer=snapshot.final_url)
         # Bodies must be read while the context is open.
         responses = tuple(await recorder.finish())
+        if session:
+            # Only after a good capture: a logged-out state must not overwrite good cookies.
+            state = await refreshed_state(context)
+            await asyncio.to_thread(app.sessions.update_state, session.name, state)
     return Taken(replace(snapshot, responses=responses), posts, downloads)
 
 

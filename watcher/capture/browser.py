@@ -14,12 +14,16 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from playwright.async_api import Browser as PlaywrightBrowser
 from playwright.async_api import BrowserContext, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from watcher.errors import BrowserError
+
+if TYPE_CHECKING:
+    from watcher.capture.sessions import Session
 
 # Without these Chromium tries to reach Google's services and stalls on a closed network.
 CHROMIUM_ARGS = (
@@ -128,8 +132,12 @@ class Browser:
         await self.close()
 
     @asynccontextmanager
-    async def context(self, storage_state: str | None = None) -> AsyncIterator[BrowserContext]:
-        """A fresh browser context for one capture, within the concurrency limit."""
+    async def context(self, session: Session | None = None) -> AsyncIterator[BrowserContext]:
+        """A fresh browser context for one capture, within the concurrency limit.
+
+        With a ``session`` the context is logged in as its account and wears the session's
+        profile (user agent, locale, time zone, window); without, it is anonymous.
+        """
         async with self._limit:
             await self.start()
             assert self._browser is not None
@@ -139,12 +147,7 @@ class Browser:
             try:
                 try:
                     ctx = await self._browser.new_context(
-                        viewport=VIEWPORT,
-                        locale=LOCALE,
-                        timezone_id="UTC",
-                        storage_state=storage_state,
-                        service_workers="block",
-                        accept_downloads=False,
+                        **context_profile(session), service_workers="block", accept_downloads=False
                     )
                 except PlaywrightError as exc:
                     raise BrowserError(f"Chromium could not open a new tab: {exc.message}") from exc
@@ -176,6 +179,23 @@ class Browser:
             return await page.evaluate("navigator.userAgent")
         finally:
             await ctx.close()
+
+
+def context_profile(session: Session | None) -> dict[str, Any]:
+    """``new_context`` options for an anonymous capture, or for one as ``session``'s account."""
+    if session is None:
+        return {"viewport": VIEWPORT, "locale": LOCALE, "timezone_id": "UTC"}
+    # The same profile every time: platforms flag an account whose browser keeps changing.
+    return {
+        "viewport": dict(session.viewport),
+        "locale": session.locale,
+        "timezone_id": session.timezone_id,
+        "user_agent": session.user_agent,
+        "storage_state": {
+            "cookies": session.storage_state.get("cookies") or [],
+            "origins": session.storage_state.get("origins") or [],
+        },
+    }
 
 
 def _launch_failure_message(executable: str | None, exc: PlaywrightError) -> str:

@@ -1,0 +1,1 @@
+"""Subcommands that live in their own modules (listed in ``watcher.cli.COMMAND_MODULES``)."""
