@@ -58,7 +58,9 @@ async def test_new_post_sends_one_alert_with_its_photos(site, make_app, fake_tel
     assert [c.method for c in sent] == ["sendMediaGroup"]
     media = sent[0].json("media")
     caption = media[0]["caption"]
-    assert "ivory &lt;b&gt;bangle&lt;/b&gt; &amp; co" in caption  # the post cannot inject HTML
+    # The post cannot inject HTML; the keyword it matched is ours to bold.
+    assert "<b>ivory</b> &lt;b&gt;bangle&lt;/b&gt; &amp; co" in caption
+    assert "<b>Why:</b> ivory" in caption
     assert f"/evidence {summary.capture_id}" in caption and "dealer" in caption
     stored = summary.events[0].details["image_shas"]
     assert sorted(f.sha256 for f in sent[0].files.values()) == sorted(stored)  # our copies
@@ -270,3 +272,35 @@ def _all_posts_page(site) -> str:
     body = older[older.find(">", start) + 1 : older.find("</section>", start)]
     marker = first.find(">", first.find('<section class="tgme_channel_history')) + 1
     return first[:marker] + body + first[marker:]
+
+
+def test_render_bolds_matched_keywords_and_says_why():
+    text = "Bán <vòng> ngà voi & 象牙"
+    start = text.index("ngà voi")
+    event = Event(
+        EventKind.NEW_POST,
+        "dealer",
+        "d/2",
+        {
+            "text": text,
+            "keywords": [
+                {
+                    "group": "ivory",
+                    "term": "ngà voi",
+                    "start": start,
+                    "end": start + 7,
+                    "text": "ngà voi",
+                },
+                {
+                    "group": "ivory",
+                    "term": "象牙",
+                    "start": len(text) - 2,
+                    "end": len(text),
+                    "text": "象牙",
+                },
+            ],
+        },
+    )
+    message = render_alert(event, "telegram", None)
+    assert "Bán &lt;vòng&gt; <b>ngà voi</b> &amp; <b>象牙</b>" in message.html
+    assert "<b>Why:</b> ivory (ngà voi, 象牙)" in message.html

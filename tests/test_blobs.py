@@ -139,3 +139,14 @@ def test_other_write_errors_name_the_file(store: BlobStore, monkeypatch: pytest.
     assert "could not write evidence file" in str(info.value)
     assert "Input/output error" in str(info.value)
     assert _files(store.root) == []
+
+
+def test_same_bytes_written_by_many_threads_at_once(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = BlobStore(tmp_path / "blobs")
+    data = b"x" * 2_000_000
+    with ThreadPoolExecutor(8) as pool:
+        digests = list(pool.map(lambda _: store.put(data), range(64)))
+    assert len(set(digests)) == 1 and store.verify(digests[0])
+    assert [p.name for p in store.path(digests[0]).parent.iterdir()] == [digests[0]]

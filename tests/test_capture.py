@@ -26,13 +26,13 @@ async def test_baseline_then_exactly_one_new_post(site, make_app):
     assert first.post_count == 3
     assert first.events == ()  # a baseline is recorded, not alerted as new
 
-    site.add_post("dealer", "white gold bangle, inbox for price")
+    site.add_post("dealer", "teak bangle, inbox for price")
     second = await run_capture(app, target)
     assert not second.baseline
     assert kinds(second) == ["new_post"]
     event = second.events[0]
     assert event.post_id == "dealer/4"
-    assert "white gold bangle" in event.details["text"]
+    assert "teak bangle" in event.details["text"]
     assert event.details["permalink"].endswith("/dealer/4")
 
     third = await run_capture(app, target)

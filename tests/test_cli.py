@@ -78,7 +78,8 @@ def test_check_json_then_status(site, tmp_path):
     assert second.returncode == 0, second.stderr
     events = [json.loads(line) for line in second.stdout.splitlines()]
     assert [(e["kind"], e["target"], e["post_id"]) for e in events] == [
-        ("new_post", "dealer", "dealer/2")
+        ("new_post", "dealer", "dealer/2"),
+        ("keyword", "dealer", "dealer/2"),  # "white gold" is a dealers' code word for ivory
     ]
     assert events[0]["details"]["text"] == "white gold, inbox"
 

@@ -105,7 +105,7 @@ async def test_new_post_is_stored_while_running_console_only(site, tmp_path, cap
 
     async with running_daemon(watchlist, data) as task:
         await until(lambda: captures(data, "dealer") >= 1, task=task)
-        site.add_post("dealer", "white gold bangle, inbox for price")
+        site.add_post("dealer", "teak bangle, inbox for price")
         await until(lambda: "new_post" in event_kinds(data), task=task)
         entry = schedule(data)["dealer"]
         assert entry["interval"] == 5 and entry["failure_streak"] == 0
@@ -115,7 +115,7 @@ async def test_new_post_is_stored_while_running_console_only(site, tmp_path, cap
     out = capsys.readouterr().out
     assert "watching 1 target; data in" in out
     assert "alerts to: console only (no telegram in the watchlist)" in out
-    assert "[NEW POST] dealer post dealer/2" in out and "white gold bangle" in out
+    assert "[NEW POST] dealer post dealer/2" in out and "teak bangle" in out
     assert not (data / "schedule.json").exists()  # no daemon, no next run
 
 
@@ -256,7 +256,7 @@ async def test_with_telegram_the_bot_scheduler_runs_captures_and_alerts_go_out(
 
         async with running_daemon(watchlist, data, console=False) as task:
             await until(lambda: captures(data, "dealer") >= 1, task=task)
-            site.add_post("dealer", "white gold bangle")
+            site.add_post("dealer", "teak bangle")
             await until(lambda: fake.sent_messages(-100123), task=task)
 
         assert fake.calls_to("getMe")  # the bot's Application was initialised

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from watcher.demo.images import big_photo_bytes, encode, make_photo, variant
+from watcher.detect import known as known_module
 from watcher.detect.images import (
+    DHASH_CONFIRM_DISTANCE,
     MAX_PIXELS,
     SAME_PHOTO_DISTANCE,
     ImageDecodeError,
@@ -17,6 +20,7 @@ from watcher.detect.images import (
     hamming,
     perceptual_hashes,
 )
+from watcher.detect.known import known_match_details, load_known_images, match_known
 
 REPOSTS = {
     "resized": {"scale": 0.6},
@@ -203,3 +207,79 @@ def test_index_finds_real_reposts():
     repost = perceptual_hashes(variant(3, **REPOSTS["all_at_once"])).phash
     hits = index.near(repost)
     assert [sha for sha, _ in hits] == ["sha-3"]
+
+
+# -- hard reposts, false positives, dHash confirmation ---------------------------------------
+
+HARD_REPOST = {"scale": 0.5, "quality": 60, "crop": 0.05, "watermark": "repost"}
+
+
+@pytest.mark.parametrize("seed", [1, 7, 42, 1000])
+def test_hard_repost_is_matched_by_the_index(seed: int):
+    original = perceptual_hashes(encode(make_photo(seed)))
+    repost = perceptual_hashes(variant(seed, **HARD_REPOST))
+    assert hamming(original.phash, repost.phash) <= SAME_PHOTO_DISTANCE
+    # dHash moves more under a crop, but stays inside the veto distance.
+    assert hamming(original.dhash, repost.dhash) <= DHASH_CONFIRM_DISTANCE
+    index = ImageIndex()
+    index.add("original", original.phash, original.dhash)
+    confirmed = index.near(
+        repost.phash, dhash=repost.dhash, max_dhash_distance=DHASH_CONFIRM_DISTANCE
+    )
+    assert [sha for sha, _ in confirmed] == ["original"]
+
+
+def test_fifty_unrelated_photos_give_no_false_positive():
+    seeds = range(100, 150)
+    archive = {s: perceptual_hashes(encode(make_photo(s))) for s in seeds}
+    index = ImageIndex([(f"seed-{s}", h.phash) for s, h in archive.items()])
+    false_positives = 0
+    for seed in seeds:
+        repost = perceptual_hashes(variant(seed, **HARD_REPOST))
+        hits = [sha for sha, _ in index.near(repost.phash)]
+        assert f"seed-{seed}" in hits  # the repost finds its own original ...
+        false_positives += len([h for h in hits if h != f"seed-{seed}"])  # ... and nothing else
+    assert false_positives == 0
+
+
+# -- known reference photos ------------------------------------------------------------------
+
+
+def test_known_reference_photos_are_loaded_recursively_and_matched(tmp_path):
+    refs = tmp_path / "cases" / "seized-2023"
+    (refs / "box-2").mkdir(parents=True)
+    (refs / "tusk-01.jpg").write_bytes(encode(make_photo(11)))
+    (refs / "box-2" / "bangle.PNG").write_bytes(encode(make_photo(12), "PNG"))
+    (refs / "box-2" / "scale.webp").write_bytes(encode(make_photo(13), "WEBP"))
+    (refs / "notes.txt").write_text("not a photo")
+    (refs / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    problems: list[tuple[str, str]] = []
+
+    known = load_known_images(
+        ["cases/seized-2023", "missing"],
+        tmp_path,
+        on_problem=lambda path, why: problems.append((path.name, why)),
+    )
+    assert sorted(k.name for k in known) == [
+        "seized-2023/box-2/bangle.PNG",
+        "seized-2023/box-2/scale.webp",
+        "seized-2023/tusk-01.jpg",
+    ]
+    assert [name for name, _ in problems] == ["broken.jpg", "missing"]
+    assert "not a readable image" in problems[0][1]
+
+    repost = perceptual_hashes(variant(12, **HARD_REPOST)).phash
+    (match,) = match_known(repost, known)
+    assert match[0].name == "seized-2023/box-2/bangle.PNG" and match[1] <= SAME_PHOTO_DISTANCE
+    assert match_known(perceptual_hashes(encode(make_photo(14))).phash, known) == []
+    details = known_match_details("abc", [match])
+    assert details["reference"] == "seized-2023/box-2/bangle.PNG"
+
+
+def test_oversized_reference_photo_is_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(known_module, "MAX_KNOWN_BYTES", 1000)
+    (tmp_path / "big.jpg").write_bytes(encode(make_photo(1)))
+    problems = []
+    known = load_known_images([str(tmp_path)], Path("/"), lambda p, why: problems.append(why))
+    assert known == []
+    assert "over the 1000 byte limit" in problems[0]

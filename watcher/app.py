@@ -9,6 +9,7 @@ from pathlib import Path
 from watcher.capture.browser import Browser
 from watcher.capture.sessions import SessionLocks, SessionStore
 from watcher.detect.images import ImageIndex
+from watcher.detect.keywords import KeywordMatcher, Lexicon
 from watcher.store.blobs import BlobStore
 from watcher.store.custody import CustodyLog
 from watcher.store.db import Store
@@ -17,6 +18,12 @@ from watcher.watchlist import Watchlist
 
 DB_NAME = "watcher.db"
 CUSTODY_KEY_NAME = "custody-ed25519.pem"
+
+
+def build_matcher(watchlist: Watchlist) -> KeywordMatcher:
+    """A keyword matcher from the watchlist's groups and lexicon files (paths beside it)."""
+    base = Path(watchlist.path).parent if watchlist.path else Path.cwd()
+    return KeywordMatcher(Lexicon.load(watchlist.keywords, watchlist.lexicons, base))
 
 
 def resolve_data_dir(watchlist_path: Path, data_arg: str | None) -> Path:
@@ -41,6 +48,7 @@ class App:
     owns_browser: bool = True
     _images: ImageIndex | None = field(default=None, repr=False)
     _custody: CustodyLog | None = field(default=None, repr=False)
+    _keywords: KeywordMatcher | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -72,6 +80,13 @@ class App:
         if self._images is None:
             self._images = ImageIndex(self.store.image_hashes())
         return self._images
+
+    @property
+    def keywords(self) -> KeywordMatcher:
+        """The keyword matcher for this watchlist (default lexicon, included files, groups)."""
+        if self._keywords is None:
+            self._keywords = build_matcher(self.watchlist)
+        return self._keywords
 
     @property
     def custody(self) -> CustodyLog:

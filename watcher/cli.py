@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that live beside their subject: each module has `add_commands(sub, common)`
 # (adds its subparsers) and `COMMANDS` (name -> handler), like the built-ins below.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("watcher.commands.session", "watcher.commands.detect")
 
 
 def command_modules() -> list[ModuleType]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, JobQueue
@@ -30,6 +31,8 @@ from watcher.alert.console import ConsoleSink, format_summary
 from watcher.alert.outbox import OutboxSender, build_sinks
 from watcher.alert.telegram import load_token
 from watcher.app import App
+from watcher.bot.context import BotContext
+from watcher.bot.service import serve_bot
 from watcher.errors import WatcherError, WatchlistError
 from watcher.lock import DataFolderLock
 from watcher.models import CaptureSummary, Event, EventKind
@@ -43,6 +46,7 @@ from watcher.scheduler import (
     schedule_target,
     write_schedule_file,
 )
+from watcher.store.search import is_paused
 from watcher.timeutil import to_iso, utc_now
 from watcher.watchlist import Target, Watchlist, load_watchlist
 
@@ -76,12 +80,13 @@ async def run_daemon(
         api_url = telegram_base_url or _configured_api_url(watchlist)
         app = App.open(watchlist, data_dir)
         try:
-            async with _telegram_application(watchlist, token, api_url) as application:
+            async with telegram_application(watchlist, token, api_url) as application:
                 scheduler = application.job_queue.scheduler if application else None
                 daemon = Daemon(app, Path(watchlist_path), scheduler, console)
                 print(describe_start(watchlist, data_dir, token), flush=True)
-                with _signals_set(stop, enabled=owns_signals):
-                    await daemon.serve(stop, token, api_url)
+                async with _bot(application, daemon, watchlist):
+                    with _signals_set(stop, enabled=owns_signals):
+                        await daemon.serve(stop, token, api_url)
         finally:
             remove_schedule_file(data_dir)
             await app.close()
@@ -175,7 +180,12 @@ class Daemon:
         self.streaks.setdefault(target.name, self.app.store.failure_streak(target.name))
 
     async def capture(self, target: Target) -> None:
-        """The job: capture once, show the events, wake the sender, adjust the interval."""
+        """The job: capture once, show the events, wake the sender, adjust the interval.
+
+        A target paused from the chat (/pause) is skipped until its pause ends.
+        """
+        if is_paused(self.app.store, target.name):
+            return
         task = asyncio.current_task()
         assert task is not None
         self.running.add(task)
@@ -192,6 +202,25 @@ class Daemon:
             log.warning("capture of %s cancelled at shutdown", target.name)
         except WatcherError as exc:  # bookkeeping after the capture (the store) failed
             log.error("after capturing %s: %s", target.name, exc)
+        finally:
+            self.running.discard(task)
+
+    async def capture_now(self, target: Target) -> CaptureSummary:
+        """A capture asked for in the chat (/check): shown, alerted and drained like a
+        scheduled one, and returned so the bot can report it."""
+        if self.scheduler.state != STATE_RUNNING:
+            raise WatcherError("watcher is shutting down; ask again once it is back")
+        task = asyncio.current_task()
+        assert task is not None
+        self.running.add(task)
+        try:
+            summary = await run_capture(self.app, target)
+            self.show(summary)
+            if self.sender is not None:
+                self.sender.wake()
+            self.adjust_interval(target)
+            self.write_schedule()
+            return summary
         finally:
             self.running.discard(task)
 
@@ -374,10 +403,30 @@ def _configured_api_url(watchlist: Watchlist) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def _telegram_application(
+async def _bot(
+    application: Application | None, daemon: Daemon, watchlist: Watchlist
+) -> AsyncIterator[None]:
+    """The chat bot on the daemon's Application, polling for the whole run (none without
+    Telegram). It reads the daemon's app, so watchlist reloads reach it too."""
+    if application is None:
+        yield
+        return
+    ctx = BotContext(
+        app=daemon.app,
+        watchlist_path=daemon.watchlist_file.path,
+        capture=daemon.capture_now,
+        self_hosted=_configured_api_url(watchlist) is not None,
+    )
+    async with serve_bot(application, ctx):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def telegram_application(
     watchlist: Watchlist, token: str | None, api_url: str | None
 ) -> AsyncIterator[Application | None]:
-    """The bot's Application, started (no polling yet), whose JobQueue scheduler we share.
+    """The bot's Application, started (polling begins in :func:`_bot`), whose JobQueue
+    scheduler we share.
 
     None when Telegram is not configured or there is no token: alerts then stay on the
     console and in the outbox.

@@ -26,6 +26,7 @@ from watcher.capture.sessions import refreshed_state
 from watcher.detect import events as ev
 from watcher.detect.diff import PostDiff, diff_posts
 from watcher.detect.images import ImageDecodeError, perceptual_hashes
+from watcher.detect.keywords import KeywordMatch, KeywordMatcher
 from watcher.errors import CaptureError, WatcherError
 from watcher.models import (
     Artifact,
@@ -155,9 +156,12 @@ def record_success(
             store.insert_artifact(capture_id, artifact, now)
         fresh = [i for i in kept.images.values() if i.sha256 and store.insert_image(i, now)]
         rows = _store_posts(app, target.name, diff, capture_id, captured, now)
-        events = ev.post_events(target.name, diff, baseline)
+        hits = keyword_hits(app.keywords, diff)
+        store.insert_keyword_matches(target.name, rows, capture_id, hits, now)
+        events = ev.post_events(target.name, diff, baseline, hits)
+        events += ev.keyword_events(target.name, diff, hits, baseline)
         added = ev.new_images(diff, kept.images)
-        candidates = [(n, rows[n.post.post.post_id]) for n in added]
+        candidates = [(n, rows[n.post.post.post_id][0]) for n in added]
         events += ev.repost_events(target.name, candidates, app.images, store.first_sighting)
         if failures:
             events.append(ev.capture_recovered(target.name, failures))
@@ -277,20 +281,39 @@ def _web_archive(snap: PageSnapshot, meta: dict[str, object]) -> bytes:
     )
 
 
+def keyword_hits(matcher: KeywordMatcher, diff: PostDiff) -> dict[str, list[KeywordMatch]]:
+    """Keyword matches of new posts, and the matches an edit added, by post id."""
+    hits: dict[str, list[KeywordMatch]] = {}
+    for captured in diff.new:
+        if found := matcher.find(captured.post.text):
+            hits[captured.post.post_id] = found
+    for edit in diff.edited:
+        if not edit.text_changed:
+            continue
+        before = {(m.group, m.term) for m in matcher.find(edit.before.text)}
+        added = [m for m in matcher.find(edit.after.post.text) if (m.group, m.term) not in before]
+        if added:
+            hits[edit.after.post.post_id] = added
+    return hits
+
+
 def _store_posts(
     app: App, target: str, diff: PostDiff, capture_id: int, captured: list[CapturedPost], now: str
-) -> dict[str, int]:
-    """Write new posts, new versions of edited ones, sightings and deletions; rows by post id."""
+) -> dict[str, tuple[int, int]]:
+    """Write new posts, new versions of edited ones, sightings and deletions.
+
+    Returns (post row, version row) by post id.
+    """
     store = app.store
     position = {c.post.post_id: i for i, c in enumerate(captured)}
-    rows: dict[str, int] = {}
+    rows: dict[str, tuple[int, int]] = {}
     for c in diff.new:
-        rows[c.post.post_id], _ = store.insert_post(
+        rows[c.post.post_id] = store.insert_post(
             target, c, capture_id, position[c.post.post_id], now
         )
     for edit in diff.edited:
         post_id = edit.after.post.post_id
-        store.insert_version(
+        version_id = store.insert_version(
             edit.before.row_id,
             edit.before.version + 1,
             edit.after,
@@ -298,10 +321,10 @@ def _store_posts(
             position[post_id],
             now,
         )
-        rows[post_id] = edit.before.row_id
+        rows[post_id] = (edit.before.row_id, version_id)
     for before, c in diff.unchanged:
         store.mark_seen(before.row_id, before.version_id, capture_id, position[c.post.post_id], now)
-        rows[c.post.post_id] = before.row_id
+        rows[c.post.post_id] = (before.row_id, before.version_id)
     for gone in diff.deleted:
         store.mark_deleted(gone.row_id, capture_id, now)
     return rows

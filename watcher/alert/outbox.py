@@ -19,10 +19,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from watcher.alert.render import AlertMessage, render_alert, render_digest
+from watcher.alert.routing import ALWAYS
 from watcher.alert.telegram import TelegramSink, make_bot
 from watcher.app import App
 from watcher.errors import PermanentAlertError, StoreError, TransientAlertError
 from watcher.store.db import OutboxRow
+from watcher.store.search import is_muted
 from watcher.timeutil import to_iso, utc_now
 
 log = logging.getLogger(__name__)
@@ -140,11 +142,24 @@ class OutboxSender:
         """One pass over every chat with due alerts; returns how many alerts went out."""
         due = self.app.store.due_outbox(utc_now())
         jobs = [
-            self._deliver_chat(self.sinks[sink], chat, rows)
+            self._deliver_chat(self.sinks[sink], chat, self._unmuted(rows))
             for (sink, chat), rows in due.items()
             if sink in self.sinks
         ]
         return sum(await asyncio.gather(*jobs))
+
+    def _unmuted(self, rows: list[OutboxRow]) -> list[OutboxRow]:
+        # A target muted from the chat keeps its alerts queued until the mute ends;
+        # problems with watcher itself still go out.
+        muted: dict[str, bool] = {}
+        kept = []
+        for row in rows:
+            target = row.event.target
+            if target not in muted:
+                muted[target] = is_muted(self.app.store, target)
+            if row.event.kind in ALWAYS or not muted[target]:
+                kept.append(row)
+        return kept
 
     async def _deliver_chat(self, sink: Sink, chat: str, rows: list[OutboxRow]) -> int:
         batches = _batches(rows)

@@ -12,6 +12,9 @@ TEXT_LIMIT = 4096  # Telegram's limit for one message
 CAPTION_LIMIT = 1024  # and for a photo's caption
 EXCERPT = 1200
 MAX_PHOTOS = 10  # one media group
+# The buttons under an alert: (code, label). Callback data is "<code>:<event id>"; the bot
+# never trusts it, it checks the press came from the message this event was sent as.
+ALERT_ACTIONS = (("ev", "Evidence"), ("mu", "Mute target 24h"), ("rv", "Mark reviewed"))
 
 _TITLES = {
     EventKind.NEW_POST: "🆕 New post",
@@ -33,6 +36,7 @@ class AlertMessage:
     caption: str  # the same, short enough to caption a photo (1024 characters)
     photo_shas: tuple[str, ...] = ()
     screenshot_sha: str | None = None
+    buttons: tuple[tuple[str, str], ...] = ()  # (label, callback data) under the alert
 
     @property
     def has_attachments(self) -> bool:
@@ -52,7 +56,15 @@ def render_alert(event: Event, platform: str | None, screenshot_sha: str | None)
     shot = screenshot_sha if not photos and event.kind in _POST_KINDS else None
     full = _fit("\n".join([*lines, *_body(event, EXCERPT), *evidence]), TEXT_LIMIT)
     short = _fit("\n".join([*lines, *_body(event, 300), *evidence]), CAPTION_LIMIT)
-    return AlertMessage(full, short, photos, shot)
+    return AlertMessage(full, short, photos, shot, alert_buttons(event))
+
+
+def alert_buttons(event: Event) -> tuple[tuple[str, str], ...]:
+    """(label, callback data) of the buttons under ``event``'s alert; none before it is stored."""
+    if event.id is None or event.kind == EventKind.WATCHLIST_INVALID:
+        return ()
+    actions = [(code, label) for code, label in ALERT_ACTIONS if code != "ev" or event.capture_id]
+    return tuple((label, f"{code}:{event.id}") for code, label in actions)
 
 
 def render_digest(events: list[Event]) -> str:
@@ -97,7 +109,11 @@ def _body(event: Event, excerpt: int) -> list[str]:
     lines = []
     if event.kind == EventKind.EDITED_POST and d.get("text_changed"):
         lines.append(f"<i>Before:</i> {_e(_excerpt(d.get('previous_text', ''), excerpt // 3))}")
-    lines.append(_e(_excerpt(d.get("text", ""), excerpt)) or "<i>(no text)</i>")
+    lines.append(
+        _highlighted(d.get("text", ""), d.get("keywords", []), excerpt) or "<i>(no text)</i>"
+    )
+    if d.get("keywords"):
+        lines.append(f"<b>Why:</b> {_why(d['keywords'])}")
     if d.get("posted_at"):
         lines.append(f"Posted: {_e(d['posted_at'])}")
     if event.kind == EventKind.DELETED_POST:
@@ -106,6 +122,31 @@ def _body(event: Event, excerpt: int) -> list[str]:
             f"{_e(d.get('last_seen_at', '?'))}. Attached: the last stored copy."
         )
     return lines + _post_link(d)
+
+
+def _highlighted(text: str, keywords: list[dict], limit: int) -> str:
+    """The excerpt, HTML-escaped, with each matched term in bold (spans index ``text``)."""
+    shown = text[:limit]
+    spans = sorted(
+        (k["start"], k["end"]) for k in keywords if 0 <= k["start"] < k["end"] <= len(shown)
+    )
+    parts, pos = [], 0
+    for start, end in spans:
+        if start < pos:
+            continue  # overlapping spans: the first one is already bold
+        parts += [_e(shown[pos:start]), "<b>", _e(shown[start:end]), "</b>"]
+        pos = end
+    parts.append(_e(shown[pos:]))
+    return "".join(parts).strip() + ("…" if len(text) > limit else "")
+
+
+def _why(keywords: list[dict]) -> str:
+    groups: dict[str, list[str]] = {}
+    for k in keywords:
+        seen = groups.setdefault(k["group"], [])
+        if k["text"] not in seen:
+            seen.append(k["text"])
+    return "; ".join(f"{_e(g)} ({', '.join(_e(t) for t in terms)})" for g, terms in groups.items())
 
 
 def _post_link(details: dict) -> list[str]:

@@ -32,10 +32,25 @@ def destinations(watchlist: Watchlist) -> list[Destination]:
 
 
 def routes_for(event: Event, watchlist: Watchlist) -> list[Destination]:
-    """The destinations that should receive ``event``."""
+    """The destinations that should receive ``event``.
+
+    One alert per post: a ``keyword`` event is not sent where the post's own new/edited
+    alert goes, since that alert already names the matched terms.
+    """
     if not _target_wants(event, watchlist):
         return []
-    return [d for d in destinations(watchlist) if str(event.kind) in d.kinds]
+    companion = event.details.get("post_event") if event.kind == EventKind.KEYWORD else None
+    covered = companion is not None and _alerts_on_everything(event, watchlist)
+    return [
+        d
+        for d in destinations(watchlist)
+        if str(event.kind) in d.kinds and not (covered and companion in d.kinds)
+    ]
+
+
+def _alerts_on_everything(event: Event, watchlist: Watchlist) -> bool:
+    target = next((t for t in watchlist.targets if t.name == event.target), None)
+    return target is None or target.alert_on == "all"
 
 
 def _target_wants(event: Event, watchlist: Watchlist) -> bool:

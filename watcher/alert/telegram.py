@@ -14,7 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from telegram import Bot, InputFile, InputMediaPhoto, LinkPreviewOptions
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    InputMediaPhoto,
+    LinkPreviewOptions,
+)
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
@@ -87,7 +94,9 @@ class TelegramSink:
             data for sha in message.photo_shas if len(data := self.blobs.read(sha)) <= PHOTO_LIMIT
         ]
         with translated_errors(chat_id):
+            markup = alert_keyboard(message)
             if len(photos) > 1:
+                # Telegram allows no buttons under a media group; the caption names /evidence.
                 media = [
                     InputMediaPhoto(
                         p, caption=message.caption if i == 0 else None, parse_mode=ParseMode.HTML
@@ -98,16 +107,24 @@ class TelegramSink:
                 return [m.message_id for m in sent]
             if photos:
                 one = await self.bot.send_photo(
-                    chat_id, photos[0], caption=message.caption, parse_mode=ParseMode.HTML
+                    chat_id,
+                    photos[0],
+                    caption=message.caption,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
                 )
                 return [one.message_id]
             if message.screenshot_sha:
                 shot = InputFile(self.blobs.read(message.screenshot_sha), filename="page.png")
                 doc = await self.bot.send_document(
-                    chat_id, shot, caption=message.caption, parse_mode=ParseMode.HTML
+                    chat_id,
+                    shot,
+                    caption=message.caption,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
                 )
                 return [doc.message_id]
-            return [await self._text(chat_id, message.html)]
+            return [await self._text(chat_id, message.html, markup)]
 
     async def send_text(self, chat_id: str, html: str) -> list[int]:
         """Send a plain HTML message (digests)."""
@@ -124,14 +141,25 @@ class TelegramSink:
         with translated_errors(chat_id):
             await self.bot.initialize()
 
-    async def _text(self, chat_id: str, html: str) -> int:
+    async def _text(
+        self, chat_id: str, html: str, markup: InlineKeyboardMarkup | None = None
+    ) -> int:
         sent = await self.bot.send_message(
             chat_id,
             html,
             parse_mode=ParseMode.HTML,
             link_preview_options=LinkPreviewOptions(is_disabled=True),
+            reply_markup=markup,
         )
         return sent.message_id
+
+
+def alert_keyboard(message: AlertMessage) -> InlineKeyboardMarkup | None:
+    """The alert's buttons, two to a row (phones show long labels cut in a row of three)."""
+    if not message.buttons:
+        return None
+    buttons = [InlineKeyboardButton(label, callback_data=data) for label, data in message.buttons]
+    return InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
 
 
 @contextmanager

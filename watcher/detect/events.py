@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from watcher.detect.diff import Edit, PostDiff
 from watcher.detect.images import ImageIndex
+from watcher.detect.keywords import KeywordMatch
 from watcher.models import CapturedPost, Event, EventKind, ImageRecord, ImageSighting, StoredPost
 
 EXCERPT_CHARS = 500
@@ -20,13 +21,41 @@ class NewImage:
     image: ImageRecord
 
 
-def post_events(target: str, diff: PostDiff, baseline: bool) -> list[Event]:
-    """new / edited / deleted events; a baseline capture reports no new posts."""
+def post_events(
+    target: str,
+    diff: PostDiff,
+    baseline: bool,
+    keywords: dict[str, list[KeywordMatch]] | None = None,
+) -> list[Event]:
+    """new / edited / deleted events; a baseline capture reports no new posts.
+
+    A post's keyword matches ride on its event, so its alert can say why it matters.
+    """
+    hits = keywords or {}
     events: list[Event] = []
     if not baseline:
-        events += [_new_post(target, c) for c in diff.new]
-    events += [_edited_post(target, e) for e in diff.edited]
+        events += [_with_keywords(_new_post(target, c), hits) for c in diff.new]
+    events += [_with_keywords(_edited_post(target, e), hits) for e in diff.edited]
     events += [_deleted_post(target, p) for p in diff.deleted]
+    return events
+
+
+def keyword_events(
+    target: str, diff: PostDiff, keywords: dict[str, list[KeywordMatch]], baseline: bool
+) -> list[Event]:
+    """One ``keyword`` event per new or edited post with (new) keyword matches."""
+    if baseline:
+        return []
+    posts = [(c, EventKind.NEW_POST) for c in diff.new]
+    posts += [(e.after, EventKind.EDITED_POST) for e in diff.edited]
+    events = []
+    for captured, companion in posts:
+        matches = keywords.get(captured.post.post_id)
+        if matches:
+            details = _post_details(captured)
+            details.update(_keyword_details(matches))
+            details["post_event"] = str(companion)
+            events.append(Event(EventKind.KEYWORD, target, captured.post.post_id, details))
     return events
 
 
@@ -86,6 +115,25 @@ def _decoded(captured: CapturedPost, images: dict[str, ImageRecord], known: set)
             out.append(NewImage(captured, image))
             known.add(sha)
     return out
+
+
+def _keyword_details(matches: list[KeywordMatch]) -> dict:
+    return {
+        "keywords": [
+            {"group": m.group, "term": m.term, "start": m.start, "end": m.end, "text": m.text}
+            for m in matches
+        ],
+        "groups": sorted({m.group for m in matches}),
+    }
+
+
+def _with_keywords(event: Event, keywords: dict[str, list[KeywordMatch]]) -> Event:
+    matches = keywords.get(event.post_id or "")
+    if not matches:
+        return event
+    return Event(
+        event.kind, event.target, event.post_id, {**event.details, **_keyword_details(matches)}
+    )
 
 
 def _post_details(captured: CapturedPost) -> dict:

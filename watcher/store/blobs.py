@@ -10,6 +10,7 @@ import errno
 import hashlib
 import os
 import re
+import secrets
 from pathlib import Path
 
 from watcher.errors import StoreError
@@ -40,7 +41,8 @@ class BlobStore:
         final = self.path(digest)
         if final.exists():
             return digest
-        tmp = final.with_name(f".{digest}.{os.getpid()}.tmp")
+        # Unique per writer: two captures (threads) may store the same bytes at once.
+        tmp = final.with_name(f".{digest}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as handle:

@@ -397,6 +397,35 @@ class Store:
             [now, capture_id, row_id],
         )
 
+    # -- keywords --------------------------------------------------------------------------
+    @translated
+    def insert_keyword_matches(
+        self,
+        target: str,
+        rows: dict[str, tuple[int, int]],
+        capture_id: int,
+        hits: dict[str, list[Any]],
+        now: str,
+    ) -> None:
+        """Store keyword matches (``KeywordMatch``) of post versions, by post id."""
+        for post_id, matches in hits.items():
+            version_id = rows[post_id][1]
+            for m in matches:
+                self.db["keyword_matches"].insert(
+                    {
+                        "version_id": version_id,
+                        "target": target,
+                        "post_id": post_id,
+                        "capture_id": capture_id,
+                        "grp": m.group,
+                        "term": m.term,
+                        "start": m.start,
+                        "end": m.end,
+                        "text": m.text,
+                        "created_at": now,
+                    }
+                )
+
     # -- events ----------------------------------------------------------------------------
     @translated
     def insert_event(self, event: Event) -> Event:

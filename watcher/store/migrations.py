@@ -190,3 +190,108 @@ def m003_custody(db: Database) -> None:
 def m004_post_details(db: Database) -> None:
     """Platform details of a post version (videos, forwarded-from, views, edited label)."""
     db["post_versions"].add_column("extra", str)
+
+
+@MIGRATIONS()
+def m006_keywords(db: Database) -> None:
+    """Keyword matches: which term of which group matched where in which post version."""
+    db["keyword_matches"].create(
+        {
+            "id": int,
+            "version_id": int,
+            "target": str,
+            "post_id": str,
+            "capture_id": int,
+            "grp": str,
+            "term": str,
+            "start": int,
+            "end": int,
+            "text": str,
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["keyword_matches"].create_index(["version_id"])
+    db["keyword_matches"].create_index(["grp"])
+
+
+@MIGRATIONS()
+def m005_search(db: Database) -> None:
+    """Full-text search over every post version; the bot's request log; pause/mute per target."""
+    # trigram finds words inside hashtags and in scripts written without spaces (Thai,
+    # Chinese); SQLite before 3.34 lacks it, and then words are matched whole.
+    try:
+        db.execute(
+            "CREATE VIRTUAL TABLE post_versions_fts USING fts5(text, content='post_versions',"
+            " content_rowid='id', tokenize='trigram')"
+        )
+    except db.conn.OperationalError:  # sqlite3's, as the connection names it
+        db.execute(
+            "CREATE VIRTUAL TABLE post_versions_fts USING fts5(text, content='post_versions',"
+            " content_rowid='id', tokenize='unicode61 remove_diacritics 2')"
+        )
+    # The index follows the table through triggers, so no writer has to remember it.
+    db.execute(
+        "CREATE TRIGGER post_versions_fts_insert AFTER INSERT ON post_versions BEGIN"
+        " INSERT INTO post_versions_fts (rowid, text) VALUES (new.id, new.text); END"
+    )
+    db.execute(
+        "CREATE TRIGGER post_versions_fts_delete AFTER DELETE ON post_versions BEGIN"
+        " INSERT INTO post_versions_fts (post_versions_fts, rowid, text)"
+        " VALUES ('delete', old.id, old.text); END"
+    )
+    db.execute(
+        "CREATE TRIGGER post_versions_fts_update AFTER UPDATE OF text ON post_versions BEGIN"
+        " INSERT INTO post_versions_fts (post_versions_fts, rowid, text)"
+        " VALUES ('delete', old.id, old.text);"
+        " INSERT INTO post_versions_fts (rowid, text) VALUES (new.id, new.text); END"
+    )
+    db.execute("INSERT INTO post_versions_fts (post_versions_fts) VALUES ('rebuild')")
+    db["bot_log"].create(
+        {
+            "id": int,
+            "at": str,
+            "user_id": int,
+            "chat_id": int,
+            "command": str,
+            "args": str,
+            "result": str,  # ok, refused, error
+            "detail": str,
+        },
+        pk="id",
+    )
+    db["bot_log"].create_index(["at"])
+    db["target_state"].create(
+        {
+            "target": str,
+            "paused_until": str,  # ISO UTC; captures skip the target until then
+            "paused_by": int,
+            "muted_until": str,  # ISO UTC; alerts for the target are held until then
+            "muted_by": int,
+            "reviewed": str,  # JSON object: event id -> {"by": user id, "at": time}
+            "updated_at": str,
+        },
+        pk="target",
+    )
+
+
+@MIGRATIONS()
+def m007_contacts(db: Database) -> None:
+    """Contacts (phones, messenger handles, links) found in post text, one row per version."""
+    db["contacts"].create(
+        {
+            "id": int,
+            "kind": str,  # phone, telegram, wechat, line, whatsapp, zalo, link
+            "value": str,  # normalised: E.164, lower-case handle, normalised URL
+            "target": str,
+            "post_id": str,
+            "version_id": int,
+            "capture_id": int,
+            "raw": str,  # as written in the post
+            "seen_at": str,
+        },
+        pk="id",
+    )
+    db["contacts"].create_index(["kind", "value"])
+    db["contacts"].create_index(["value"])
+    db["contacts"].create_index(["target"])

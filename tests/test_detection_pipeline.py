@@ -1,0 +1,73 @@
+"""Detection inside a real capture: keyword matches stored, events and alerts that say why."""
+
+from __future__ import annotations
+
+from tests.conftest import alerts_yaml, channel_target
+from watcher.models import EventKind
+from watcher.pipeline import run_capture
+
+CHAT = -100777
+
+
+def outbox_kinds(app) -> list[str]:
+    rows = app.store.db.execute(
+        "SELECT e.kind FROM outbox o JOIN events e ON e.id = o.event_id ORDER BY o.id"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+async def test_keyword_post_alerts_once_and_says_why(site, make_app):
+    site.channel("dealer")
+    site.add_post("dealer", "bán vòng tay ngà voi, inbox giá")  # matched, but a baseline
+    app = make_app(channel_target("dealer", f"{site.base_url}/s/dealer"), header=alerts_yaml(CHAT))
+    target = app.watchlist.target("dealer")
+    baseline = await run_capture(app, target)
+    assert baseline.events == ()
+    stored = app.store.db.execute("SELECT grp, text FROM keyword_matches").fetchall()
+    assert stored and stored[0][1].lower() == "ngà voi"
+
+    site.add_post("dealer", "New stock: i.v.o.r.y bangles and 象牙 chopsticks")
+    site.add_post("dealer", "Teak elephant statue, hand carved")
+    summary = await run_capture(app, target)
+
+    new_posts = [e for e in summary.events if e.kind == EventKind.NEW_POST]
+    keyword = [e for e in summary.events if e.kind == EventKind.KEYWORD]
+    assert len(new_posts) == 2 and len(keyword) == 1
+    assert keyword[0].post_id == "dealer/2"
+    texts = {k["text"] for k in keyword[0].details["keywords"]}
+    assert {"i.v.o.r.y", "象牙"} <= texts
+    flagged = next(e for e in new_posts if e.post_id == "dealer/2")
+    assert flagged.details["groups"] == keyword[0].details["groups"]
+    # One alert per post: the new_post alert carries the match, the keyword event is not sent.
+    assert outbox_kinds(app) == ["new_post", "new_post"]
+
+
+async def test_alert_on_keyword_target_alerts_only_on_matches(site, make_app):
+    site.channel("noisy")
+    site.add_post("noisy", "hello")
+    app = make_app(
+        channel_target("noisy", f"{site.base_url}/s/noisy", "    alert_on: keyword\n"),
+        header=alerts_yaml(CHAT),
+    )
+    target = app.watchlist.target("noisy")
+    await run_capture(app, target)
+    site.add_post("noisy", "ceramic cats")
+    site.add_post("noisy", "穿山甲鳞片 for sale")
+    await run_capture(app, target)
+
+    assert outbox_kinds(app) == ["keyword"]
+
+
+async def test_edit_adding_a_code_word_is_a_keyword_hit(site, make_app):
+    site.channel("dealer")
+    first = site.add_post("dealer", "carved bangle")
+    site.add_post("dealer", "other")
+    app = make_app(channel_target("dealer", f"{site.base_url}/s/dealer"))
+    target = app.watchlist.target("dealer")
+    await run_capture(app, target)
+    site.edit_post("dealer", first, text="carved bangle, real rhino horn")
+    summary = await run_capture(app, target)
+
+    keyword = [e for e in summary.events if e.kind == EventKind.KEYWORD]
+    assert len(keyword) == 1 and keyword[0].details["post_event"] == "edited_post"
+    assert "rhino" in keyword[0].details["groups"][0]

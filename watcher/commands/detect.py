@@ -1,0 +1,156 @@
+"""``watcher similar`` and ``watcher links``: where else a photo was seen, who is linked to whom.
+
+    watcher similar IMAGE [--limit N] [--distance D]   archived images closest to a local file
+    watcher links [TARGET]                             accounts linked by photos or contacts
+
+Both only read the data folder; neither needs a browser.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from watcher.app import DB_NAME, resolve_data_dir
+from watcher.detect.images import SAME_PHOTO_DISTANCE, ImageDecodeError, perceptual_hashes
+from watcher.detect.known import load_known_images, match_known
+from watcher.errors import WatcherError
+from watcher.store.db import Store
+from watcher.store.links import (
+    ContactLink,
+    PhotoLink,
+    SimilarImage,
+    load_image_index,
+    photo_links,
+    shared_contacts,
+    similar_images,
+)
+from watcher.watchlist import load_watchlist
+
+# `similar` lists near-misses too (marked), so the default radius is wider than a match.
+DEFAULT_SIMILAR_DISTANCE = 16
+MAX_IMAGE_BYTES = 100_000_000
+
+
+def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add ``watcher similar`` and ``watcher links`` to the command line."""
+    similar = sub.add_parser(
+        "similar", parents=[common], help="archived images closest to a photo, with their posts"
+    )
+    similar.add_argument("image", metavar="IMAGE", help="a local image file (jpg, png, webp)")
+    similar.add_argument("--limit", type=int, default=10, help="how many images (default 10)")
+    similar.add_argument(
+        "--distance",
+        type=int,
+        default=DEFAULT_SIMILAR_DISTANCE,
+        help=f"largest pHash distance listed (default {DEFAULT_SIMILAR_DISTANCE}; "
+        f"{SAME_PHOTO_DISTANCE} or less is the same photo)",
+    )
+    links = sub.add_parser(
+        "links", parents=[common], help="accounts linked by shared photos or contacts"
+    )
+    links.add_argument("target", nargs="?", metavar="TARGET", help="only links of this target")
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    """``watcher similar IMAGE``: the closest archived images and known reference photos."""
+    path = Path(args.image)
+    phash = _phash_of(path)
+    if not 0 <= args.distance <= 64 or args.limit < 1:
+        raise WatcherError("--distance must be 0-64 and --limit at least 1")
+    store = _open_store(args)
+    try:
+        found = similar_images(store, load_image_index(store), phash, args.limit, args.distance)
+    finally:
+        store.close()
+    print(f"{path}: pHash {phash:016x}")
+    if not found:
+        print(f"no archived image within distance {args.distance}")
+    for image in found:
+        print(_similar_line(image))
+        for target, post_id, permalink, seen_at in image.posts:
+            print(f"    {target} post {post_id}  first seen {seen_at}  {permalink or ''}".rstrip())
+    _print_known(args, phash)
+    return 0
+
+
+def _phash_of(path: Path) -> int:
+    try:
+        if path.stat().st_size > MAX_IMAGE_BYTES:
+            raise WatcherError(f"{path} is larger than {MAX_IMAGE_BYTES} bytes")
+        return perceptual_hashes(path.read_bytes()).phash
+    except OSError as exc:
+        raise WatcherError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except ImageDecodeError as exc:
+        raise WatcherError(f"{path}: {exc}; give a jpg, png or webp photo") from exc
+
+
+def _similar_line(image: SimilarImage) -> str:
+    verdict = "same photo" if image.distance <= SAME_PHOTO_DISTANCE else "similar"
+    return f"distance {image.distance:2}  {verdict:10}  image {image.sha256}"
+
+
+def _print_known(args: argparse.Namespace, phash: int) -> None:
+    """Reference photos from the watchlist's ``images.known`` folders, when there is one."""
+    watchlist_path = Path(args.watchlist)
+    if not watchlist_path.is_file():
+        return
+    watchlist = load_watchlist(watchlist_path)
+    if not watchlist.images.known:
+        return
+    base = watchlist_path.resolve().parent
+    matches = match_known(phash, load_known_images(watchlist.images.known, base), args.distance)
+    print(f"known reference photos within distance {args.distance}: {len(matches)}")
+    for known, distance in matches:
+        print(f"distance {distance:2}  reference {known.name}  ({known.path})")
+
+
+def cmd_links(args: argparse.Namespace) -> int:
+    """``watcher links [TARGET]``: linked accounts and the evidence for each link."""
+    store = _open_store(args)
+    try:
+        photos = photo_links(store, args.target)
+        contacts = shared_contacts(store, args.target)
+    finally:
+        store.close()
+    scope = f" involving {args.target}" if args.target else ""
+    if not photos and not contacts:
+        print(f"no linked accounts{scope}")
+        return 0
+    print(f"accounts linked by shared photos{scope}: {len(photos)}")
+    for link in photos:
+        print(_photo_block(link))
+    print(f"accounts linked by shared contacts{scope}: {len(contacts)}")
+    for contact in contacts:
+        print(_contact_block(contact))
+    return 0
+
+
+def _photo_block(link: PhotoLink) -> str:
+    lines = [f"  {link.target_a} <-> {link.target_b}: {link.count} reposted photo(s)"]
+    lines += [
+        f"    {link.target_a} post {a} ~ {link.target_b} post {b} (pHash distance {d})"
+        for a, b, d in link.examples
+    ]
+    if link.count > len(link.examples):
+        lines.append(f"    ... and {link.count - len(link.examples)} more")
+    return "\n".join(lines)
+
+
+def _contact_block(link: ContactLink) -> str:
+    written = f" (as {', '.join(link.kinds)})" if link.kinds and link.kinds != [link.kind] else ""
+    lines = [f"  {link.kind} {link.value}{written}: {', '.join(link.targets)}"]
+    lines += [f"    {target} post {post} first seen {at}" for target, post, at in link.posts]
+    return "\n".join(lines)
+
+
+def _open_store(args: argparse.Namespace) -> Store:
+    data_dir = resolve_data_dir(Path(args.watchlist), args.data)
+    if not (data_dir / DB_NAME).is_file():
+        raise WatcherError(
+            f"no archive in {data_dir} (no {DB_NAME}); give --data or run `watcher check` first"
+        )
+    return Store(data_dir / DB_NAME)
+
+
+COMMANDS = {"similar": cmd_similar, "links": cmd_links}

@@ -1,0 +1,294 @@
+"""Full-text search and the bot's own records, as functions over a :class:`Store`.
+
+The tables come from migration ``m005_search``: ``post_versions_fts`` (kept in sync with
+``post_versions`` by triggers), ``bot_log`` (who asked what, when, and how it ended) and
+``target_state`` (pause and mute per target, and which alerts were reviewed).
+
+SQLite errors are translated into :class:`~watcher.errors.StoreError` by the same
+``translated`` wrapper the Store uses (it needs the store as the first argument).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from watcher.models import Event, EventKind
+from watcher.store.db import Store, translated
+from watcher.timeutil import utc_now
+
+FOREVER = "9999-12-31T23:59:59.999Z"  # a pause without an end
+_WORD = re.compile(r"\w[\w'’.-]*", re.UNICODE)
+_TRIGRAM = 3  # the FTS index cannot look up terms shorter than this (trigram tokenizer)
+
+
+# -- full-text search ----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A stored post version whose text matched a search."""
+
+    target: str
+    post_id: str
+    version: int
+    seen_at: str
+    text: str
+    permalink: str | None
+    capture_id: int
+    deleted: bool
+    edited_since: bool  # the post has a newer version than the one that matched
+
+
+def search_terms(text: str) -> list[str]:
+    """The words of a search, as typed; punctuation and FTS syntax are dropped."""
+    return _WORD.findall(text)[:12]
+
+
+def fts_query(terms: list[str]) -> str:
+    """An FTS5 MATCH expression where every term must appear (each quoted: no syntax leaks)."""
+    return " AND ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+@translated
+def search_posts(store: Store, text: str, limit: int = 10) -> tuple[list[SearchHit], int]:
+    """Post versions matching every word of ``text``, newest first, one per post.
+
+    Returns (the hits up to ``limit``, how many posts matched in all). Terms too short for
+    the index (one or two letters, common in Chinese) are matched with LIKE instead.
+    """
+    terms = search_terms(text)
+    if not terms:
+        return [], 0
+    indexed = [t for t in terms if len(t) >= _TRIGRAM]
+    short = [t for t in terms if len(t) < _TRIGRAM]
+    where, params = [], []
+    if indexed:
+        where.append(
+            "v.id IN (SELECT rowid FROM post_versions_fts WHERE post_versions_fts MATCH ?)"
+        )
+        params.append(fts_query(indexed))
+    for term in short:
+        where.append("v.text LIKE ? ESCAPE '\\'")
+        params.append("%" + re.sub(r"([%_\\])", r"\\\1", term) + "%")
+    # The newest matching version of each post stands for it.
+    rows = store.db.execute(
+        "SELECT p.target, p.post_id, v.version, v.seen_at, v.text, v.permalink, v.capture_id,"
+        " p.deleted_at IS NOT NULL, MAX(v.id) AS newest, p.current_version_id"
+        " FROM post_versions v"
+        f" JOIN posts p ON p.id = v.post_row WHERE {' AND '.join(where)}"
+        " GROUP BY p.id ORDER BY newest DESC",
+        params,
+    ).fetchall()
+    hits = [
+        SearchHit(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], bool(r[7]), r[8] != r[9])
+        for r in rows
+    ]
+    return hits[:limit], len(hits)
+
+
+# -- where an image was seen -----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ImagePost:
+    """A stored post that carried a given image."""
+
+    sha256: str
+    target: str
+    post_id: str
+    permalink: str | None
+    seen_at: str
+    capture_id: int
+    deleted: bool
+
+
+@translated
+def posts_with_image(store: Store, sha256: str, limit: int = 20) -> list[ImagePost]:
+    """Every post that carried the image ``sha256`` (first sighting per post), oldest first."""
+    rows = store.db.execute(
+        "SELECT pi.sha256, p.target, p.post_id, v.permalink, MIN(v.seen_at), MIN(v.capture_id),"
+        " p.deleted_at IS NOT NULL FROM post_images pi JOIN post_versions v ON v.id = pi.version_id"
+        " JOIN posts p ON p.id = v.post_row WHERE pi.sha256 = ? GROUP BY p.id"
+        " ORDER BY MIN(v.id) LIMIT ?",
+        [sha256, limit],
+    ).fetchall()
+    return [ImagePost(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
+
+
+# -- links between accounts ------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PhotoLink:
+    """Another account sharing photos with a target, from ``image_seen_before`` events."""
+
+    other: str
+    reposted_from: int  # photos the target posted that ``other`` had first
+    reposted_by: int  # photos ``other`` posted that the target had first
+    last_at: str
+
+
+@translated
+def photo_links(store: Store, target: str) -> list[PhotoLink]:
+    """Accounts linked to ``target`` by shared photos, most shared first."""
+    rows = store.db.execute(
+        "SELECT target, json_extract(details, '$.first_seen.target'), created_at FROM events"
+        " WHERE kind = ? AND (target = ? OR json_extract(details, '$.first_seen.target') = ?)",
+        [str(EventKind.IMAGE_SEEN_BEFORE), target, target],
+    ).fetchall()
+    links: dict[str, list[Any]] = {}
+    for reposter, original, at in rows:
+        if reposter == original or None in (reposter, original):
+            continue  # the same account reposting itself is not a link
+        other = original if reposter == target else reposter
+        entry = links.setdefault(other, [0, 0, ""])
+        entry[0 if reposter == target else 1] += 1
+        entry[2] = max(entry[2], at or "")
+    found = [PhotoLink(name, a, b, at) for name, (a, b, at) in links.items()]
+    return sorted(found, key=lambda link: (-(link.reposted_from + link.reposted_by), link.other))
+
+
+# -- the bot's request log -------------------------------------------------------------------
+@translated
+def log_request(
+    store: Store,
+    user_id: int | None,
+    chat_id: int | None,
+    command: str,
+    args: str,
+    result: str,
+    detail: str = "",
+) -> None:
+    """Record one request to the bot: who asked what, where, when, and how it ended."""
+    store.db["bot_log"].insert(
+        {
+            "at": utc_now(),
+            "user_id": user_id,
+            "chat_id": chat_id,
+            "command": command[:64],
+            "args": args[:300],
+            "result": result,
+            "detail": detail[:500],
+        }
+    )
+
+
+@translated
+def recent_requests(store: Store, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest bot requests, newest first."""
+    return list(store.db["bot_log"].rows_where(order_by="id desc", limit=limit))
+
+
+# -- pause, mute, reviewed -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    """Pause and mute of one target (None: not set)."""
+
+    target: str
+    paused_until: str | None = None
+    muted_until: str | None = None
+
+    def paused(self, now: str) -> bool:
+        """True while captures of the target are paused."""
+        return bool(self.paused_until and self.paused_until > now)
+
+    def muted(self, now: str) -> bool:
+        """True while alerts of the target are muted."""
+        return bool(self.muted_until and self.muted_until > now)
+
+
+@translated
+def target_state(store: Store, target: str) -> TargetState:
+    """The pause and mute of ``target``."""
+    row = store.db.execute(
+        "SELECT paused_until, muted_until FROM target_state WHERE target = ?", [target]
+    ).fetchone()
+    return TargetState(target, *row) if row else TargetState(target)
+
+
+@translated
+def target_states(store: Store) -> dict[str, TargetState]:
+    """Every target's pause and mute, by name."""
+    rows = store.db.execute("SELECT target, paused_until, muted_until FROM target_state")
+    return {r[0]: TargetState(*r) for r in rows.fetchall()}
+
+
+def is_paused(store: Store, target: str, now: str | None = None) -> bool:
+    """True when scheduled captures of ``target`` should be skipped now."""
+    return target_state(store, target).paused(now or utc_now())
+
+
+def is_muted(store: Store, target: str, now: str | None = None) -> bool:
+    """True when alerts about ``target`` should be held now."""
+    return target_state(store, target).muted(now or utc_now())
+
+
+@translated
+def set_paused(store: Store, target: str, until: str | None, by: int | None) -> None:
+    """Pause captures of ``target`` until ``until`` (ISO UTC); None resumes them."""
+    _upsert_state(store, target, {"paused_until": until, "paused_by": by})
+
+
+@translated
+def set_muted(store: Store, target: str, until: str | None, by: int | None) -> None:
+    """Hold alerts of ``target`` until ``until`` (ISO UTC); None unmutes."""
+    _upsert_state(store, target, {"muted_until": until, "muted_by": by})
+
+
+@translated
+def mark_reviewed(store: Store, event: Event, by: int) -> bool:
+    """Record that ``by`` reviewed the alert for ``event``; False when it already was."""
+    assert event.id is not None
+    row = store.db.execute(
+        "SELECT reviewed FROM target_state WHERE target = ?", [event.target]
+    ).fetchone()
+    reviewed = json.loads(row[0] or "{}") if row else {}
+    if str(event.id) in reviewed:
+        return False
+    reviewed[str(event.id)] = {"by": by, "at": utc_now()}
+    _upsert_state(store, event.target, {"reviewed": json.dumps(reviewed, sort_keys=True)})
+    return True
+
+
+@translated
+def reviewed_by(store: Store, event: Event) -> int | None:
+    """Who reviewed the alert for ``event`` (None: nobody yet)."""
+    row = store.db.execute(
+        "SELECT reviewed FROM target_state WHERE target = ?", [event.target]
+    ).fetchone()
+    entry = json.loads(row[0] or "{}").get(str(event.id)) if row else None
+    return entry["by"] if entry else None
+
+
+def _upsert_state(store: Store, target: str, values: dict[str, Any]) -> None:
+    columns = [*values, "updated_at"]
+    params = [*values.values(), utc_now()]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
+    store.db.execute(
+        f"INSERT INTO target_state (target, {', '.join(columns)})"
+        f" VALUES (?, {', '.join('?' * len(columns))})"
+        f" ON CONFLICT(target) DO UPDATE SET {updates}",
+        [target, *params],
+    )
+
+
+# -- alerts the bot may act on ---------------------------------------------------------------
+@translated
+def sent_alert(store: Store, event_id: int, chat_id: int, message_id: int) -> Event | None:
+    """The event whose alert went to ``chat_id`` as message ``message_id``; None otherwise.
+
+    This is how a button press is checked: its data names an event, and the press counts
+    only when that very event was delivered as that very message in that chat.
+    """
+    for row in store.outbox_for_event(event_id):
+        if row.status == "sent" and row.chat_id == str(chat_id) and message_id in row.message_ids:
+            return row.event
+    return None
+
+
+@translated
+def recent_blocked(store: Store, targets: list[str]) -> list[str]:
+    """Targets whose latest capture was blocked (a login wall or a captcha)."""
+    blocked = []
+    for name in targets:
+        last = store.last_capture(name)
+        if last is not None and last.status == "blocked":
+            blocked.append(name)
+    return blocked
