@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import alerts_yaml, channel_target
+from tests.conftest import alerts_yaml, channel_target, shop_target
+from watcher.demo.images import variant
 from watcher.models import EventKind
 from watcher.pipeline import run_capture
 
@@ -71,3 +72,79 @@ async def test_edit_adding_a_code_word_is_a_keyword_hit(site, make_app):
     keyword = [e for e in summary.events if e.kind == EventKind.KEYWORD]
     assert len(keyword) == 1 and keyword[0].details["post_event"] == "edited_post"
     assert "rhino" in keyword[0].details["groups"][0]
+
+
+async def test_a_phone_shared_by_two_accounts_links_them(site, make_app):
+    site.channel("dealer")
+    site.shop("front")
+    site.add_post("dealer", "Inbox or call 012 345 678 for prices")
+    site.add_post("front", "ceramic cats")
+    app = make_app(
+        channel_target("dealer", f"{site.base_url}/s/dealer"),
+        shop_target("front", f"{site.base_url}/shop/front"),
+    )
+    await run_capture(app, app.watchlist.target("dealer"))
+    await run_capture(app, app.watchlist.target("front"))
+    site.add_post("front", "Bangles, contact +855 12 345 678 (Telegram)")
+    summary = await run_capture(app, app.watchlist.target("front"))
+
+    (event,) = [e for e in summary.events if e.kind == EventKind.CONTACT_SEEN_BEFORE]
+    assert event.details["value"] == "+85512345678"
+    assert event.details["first_seen"]["target"] == "dealer"
+    stored = app.store.db.execute("SELECT DISTINCT target FROM contacts ORDER BY 1").fetchall()
+    assert stored == [("dealer",), ("front",)]
+
+
+async def test_a_reference_photo_from_an_earlier_case_alerts_by_name(site, make_app, tmp_path):
+    folder = tmp_path / "seized"
+    folder.mkdir()
+    (folder / "case-12-bangle.jpg").write_bytes(variant(77))
+    site.channel("dealer")
+    site.add_post("dealer", "old")
+    app = make_app(
+        channel_target("dealer", f"{site.base_url}/s/dealer"),
+        header=f"images:\n  known: [{folder}]\n",
+    )
+    target = app.watchlist.target("dealer")
+    await run_capture(app, target)
+    site.add_post("dealer", "new stock", images=[site.add_photo("x", seed=77, scale=0.7)])
+    site.add_post("dealer", "other", images=[site.add_photo("y", seed=78)])
+    summary = await run_capture(app, target)
+
+    (event,) = [e for e in summary.events if e.kind == EventKind.KNOWN_IMAGE]
+    assert event.details["reference"] == "seized/case-12-bangle.jpg"
+    assert event.post_id == "dealer/2"
+
+
+async def test_login_wall_is_blocked_not_deleted(site, make_app):
+    site.channel("dealer")
+    for n in range(4):
+        site.add_post("dealer", f"post {n}")
+    app = make_app(
+        channel_target("dealer", f"{site.base_url}/s/dealer", "    session: puppet-1\n").replace(
+            "    session: puppet-1\n", ""
+        ),
+    )
+    target = app.watchlist.target("dealer")
+    await run_capture(app, target)
+    site.route(
+        "/s/dealer",
+        "<html><body><form id=login_form action=/login><input name=email>"
+        "<input type=password name=pass><button>Log in</button></form></body></html>",
+    )
+    blocked = await run_capture(app, target)
+
+    assert blocked.status == "blocked" and blocked.reason == "login_wall"
+    assert "log" in blocked.events[0].details["message"].lower()
+    assert app.store.db.execute(
+        "SELECT COUNT(*) FROM posts WHERE deleted_at IS NOT NULL"
+    ).fetchone() == (0,)
+    status = app.store.last_capture("dealer")
+    assert status is not None and status.status == "blocked"
+
+    site.route("/s/dealer", "<html><body><section class=tgme_channel_history></section></body>")
+    empty = await run_capture(app, target)
+    assert empty.status == "blocked" and empty.reason == "empty_after_posts"
+    assert app.store.db.execute(
+        "SELECT COUNT(*) FROM posts WHERE deleted_at IS NOT NULL"
+    ).fetchone() == (0,)

@@ -31,7 +31,7 @@ from watcher.capture.adapters.telegram import TelegramAdapter, message_number
 from watcher.models import Post
 
 FIXTURES = Path(__file__).parent / "fixtures"
-PLATFORMS = ("telegram", "generic")
+PLATFORMS = ("telegram", "generic", "facebook", "vk")
 UPDATE = os.environ.get("WATCHER_UPDATE_GOLDEN") == "1"
 
 CASES = sorted(path for platform in PLATFORMS for path in (FIXTURES / platform).glob("*.html"))
@@ -128,11 +128,14 @@ def test_basic_images_single_album_and_non_photos():
         "https://cdn4.telesco.pe/file/Qm2_bangle_b.jpg",
         "https://cdn4.telesco.pe/file/Qm3_bangle_c.jpg",  # url(&quot;...&quot;) form
     )
-    # A link preview thumbnail and a video thumbnail are not post photos; avatars neither.
+    # A link preview thumbnail is not a post photo, nor are avatars; a video's still is
+    # (a reposted video still is as telling as a reposted photo).
     assert posts["ivory_dealer_kh/106"].image_urls == ()
-    assert posts["ivory_dealer_kh/107"].image_urls == ()
+    assert posts["ivory_dealer_kh/107"].image_urls == (
+        "https://cdn4.telesco.pe/file/vt4_video_thumb.jpg",
+    )
     everything = [u for p in posts.values() for u in p.image_urls]
-    assert not any("avatar" in u or "thumb" in u or "emoji" in u for u in everything)
+    assert not any("avatar" in u or "lp9_" in u or "emoji" in u for u in everything)
 
 
 def test_basic_times_permalinks_authors_links():
@@ -332,3 +335,121 @@ def test_text_before_a_block_element_is_not_glued_to_it():
 def test_generic_without_selectors_extracts_nothing():
     html = (FIXTURES / "generic" / "shop_listing.html").read_text(encoding="utf-8")
     assert adapter_for("generic").extract(html, "https://market.example/") == []
+
+
+# -- facebook -----------------------------------------------------------------------------
+
+
+def test_facebook_set_complete_and_comment_articles_left_out():
+    names = {f"{p.parent.name}/{p.stem}" for p in CASES}
+    assert {
+        "facebook/page_feed",
+        "facebook/group_feed",
+        "facebook/marketplace_seller",
+        "facebook/see_more",
+        "vk/wall_public",
+    } <= names
+    posts = _posts("facebook", "page_feed")
+    assert len(posts) == 3  # the suggestion card has no permalink: not a post
+    everything = " ".join(p.text for p in posts)
+    assert "How much for the pair" not in everything  # a comment, not the post
+    assert not any("comment_photo" in u for p in posts for u in p.image_urls)
+    assert not any("pfbid0CommentPermalinkXYZ" in p.post_id for p in posts)
+
+
+def test_facebook_album_ids_times_and_clean_permalinks():
+    posts = _by_id(_posts("facebook", "page_feed"))
+    album = posts["pfbid02Xk7nQ3vR1sT9uW5yZ8aB4cD6eF1gH2jK3mN4pQ5rS6tU7vW8xY9zl"]
+    assert [u.rsplit("/", 1)[-1].split("?")[0] for u in album.image_urls] == [
+        "431_bangle_front_n.jpg",
+        "432_bangle_side_n.jpg",
+    ]  # not the avatar (svg image), not the emoji (static.xx.fbcdn.net)
+    assert album.text.splitlines()[0] == "Vòng tay ngà voi thật 100% 🐘"  # emoji img -> char
+    assert album.posted_at == "2024-03-01T08:15:00.000Z"  # the timestamp link's aria-label
+    assert album.author == "Ivory Carvings VN"
+    assert "__cft__" not in (album.permalink or "")  # click tracking stripped
+    story = posts["1234567890123"]
+    assert story.posted_at == "2024-03-02T08:00:00.000Z"  # abbr[data-utime]
+    assert story.permalink == (
+        "https://www.facebook.com/permalink.php?story_fbid=1234567890123&id=100064000000001"
+    )
+    assert story.links[0] == "https://shop.example.vn/ivory?ref=fb"  # l.php unwrapped
+    assert "See more" not in story.text  # an unexpanded button is not text
+    video = posts["987654321098765"]
+    assert video.text == "Video: hàng mới về\n\nInbox để xem thêm"  # div[dir=auto] blocks
+    assert len(video.video_urls) == 1  # the blob: URL is not kept
+
+
+def test_facebook_group_ids_authors_and_undated_labels():
+    posts = _by_id(_posts("facebook", "group_feed"))
+    assert list(posts) == ["3344556677", "4455667788", "pfbid037abcDEF123ghiJKL456mnoPQR"]
+    assert posts["3344556677"].author == "Minh Đồ Cổ"
+    assert posts["3344556677"].posted_at is None  # "Yesterday at 9:10 PM": not guessed
+    assert posts["4455667788"].author == "Hùng Sưu Tầm"  # strong a, no heading
+    assert posts["pfbid037abcDEF123ghiJKL456mnoPQR"].posted_at == "2024-01-15T14:05:00.000Z"
+
+
+def test_facebook_marketplace_listings():
+    posts = _posts("facebook", "marketplace_seller")
+    assert [p.post_id for p in posts] == ["881234567890123", "881234567890456"]  # once each
+    assert posts[0].text == "₫12,000,000\nCarved bangle, white, old\nHanoi, Vietnam"
+    assert posts[0].permalink == "https://www.facebook.com/marketplace/item/881234567890123/"
+    assert len(posts[1].image_urls) == 1
+
+
+# -- vk -----------------------------------------------------------------------------------
+
+
+def test_vk_wall_fields():
+    posts = _by_id(_posts("vk", "wall_public"))
+    assert list(posts) == ["-123456_789", "-123456_788", "-123456_700"]  # the ad is skipped
+    first = posts["-123456_789"]
+    assert first.posted_at == "2024-03-01T08:15:02.000Z"  # .rel_date[time], a Unix time
+    assert first.text.splitlines()[:2] == ["Браслет из слоновой кости, старый 🐘", "Цена в ЛС"]
+    assert [u.split("?")[0].rsplit("/", 1)[-1] for u in first.image_urls] == [
+        "bangle_a.jpg",
+        "bangle_b.jpg",
+    ]  # background-image thumbs; the avatar is not a post photo
+    assert first.links[0] == "https://shop.example.ru/ivory"  # away.php unwrapped
+    assert first.views == "3.1K"
+    assert posts["-123456_788"].posted_at == "2024-02-28T14:40:00.000Z"  # <time>, +03:00
+    assert posts["-123456_788"].image_urls == (
+        "https://sun9-40.userapi.com/impg/horn_carving.jpg?size=604x453",
+    )
+    assert posts["-123456_700"].permalink == "https://vk.com/wall-123456_700"
+
+
+def test_vk_override_repairs_renamed_text_class():
+    html = (FIXTURES / "vk" / "wall_public.html").read_text(encoding="utf-8")
+    html = html.replace('class="wall_post_text"', 'class="vkitPostText"')
+    broken = adapter_for("vk").extract(html, "https://vk.com/ivory_club")
+    assert [p.text for p in broken] == ["", "", ""]
+    fixed = adapter_for("vk", {"text": ".vkitPostText"}).extract(html, "https://vk.com/ivory_club")
+    assert [p.text for p in fixed] == [p.text for p in _posts("vk", "wall_public")]
+
+
+def test_selector_list_alternatives_read_their_own_attribute():
+    html = (
+        '<div class="p" data-id="1"><i class="bg" style="background-image:url(/a.jpg)"></i>'
+        '<img class="ph" src="/b.jpg"><i class="bg" style="color:red"></i></div>'
+    )
+    adapter = adapter_for(
+        "generic", {"post": ".p", "id": "@data-id", "images": "i.bg@style, img.ph@src"}
+    )
+    (post,) = adapter.extract(html, "https://s.example/")
+    assert post.image_urls == ("https://s.example/a.jpg", "https://s.example/b.jpg")  # page order
+
+
+# -- telegram details ------------------------------------------------------------------------
+
+
+def test_telegram_details_forwarded_views_edited_preview_video():
+    posts = _by_id(_posts("telegram", "channel_basic"))
+    assert posts["ivory_dealer_kh/106"].forwarded_from == "Pangolin Supply"
+    assert posts["ivory_dealer_kh/106"].link_preview == "https://catalogue.example.com/2024/march"
+    assert posts["ivory_dealer_kh/103"].edited is True
+    assert [p.post_id for p in posts.values() if p.edited] == ["ivory_dealer_kh/103"]
+    assert posts["ivory_dealer_kh/101"].views == "1.3K"
+    assert posts["ivory_dealer_kh/107"].video_urls == (
+        "https://cdn4.telesco.pe/file/8a1f_video.mp4?token=abc",
+    )

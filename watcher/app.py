@@ -10,10 +10,12 @@ from watcher.capture.browser import Browser
 from watcher.capture.sessions import SessionLocks, SessionStore
 from watcher.detect.images import ImageIndex
 from watcher.detect.keywords import KeywordMatcher, Lexicon
+from watcher.detect.known import KnownImage, load_known_images
 from watcher.store.blobs import BlobStore
 from watcher.store.custody import CustodyLog
 from watcher.store.db import Store
 from watcher.store.keys import SigningKey
+from watcher.store.links import load_image_index
 from watcher.watchlist import Watchlist
 
 DB_NAME = "watcher.db"
@@ -49,6 +51,7 @@ class App:
     _images: ImageIndex | None = field(default=None, repr=False)
     _custody: CustodyLog | None = field(default=None, repr=False)
     _keywords: KeywordMatcher | None = field(default=None, repr=False)
+    _known: list[KnownImage] | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -78,8 +81,16 @@ class App:
     def images(self) -> ImageIndex:
         """The near-duplicate index, loaded from the database on first use."""
         if self._images is None:
-            self._images = ImageIndex(self.store.image_hashes())
+            self._images = load_image_index(self.store)
         return self._images
+
+    @property
+    def known(self) -> list[KnownImage]:
+        """Reference photos from ``images.known`` folders (seized items, earlier cases)."""
+        if self._known is None:
+            base = Path(self.watchlist.path).parent if self.watchlist.path else Path.cwd()
+            self._known = load_known_images(self.watchlist.images.known, base)
+        return self._known
 
     @property
     def keywords(self) -> KeywordMatcher:

@@ -73,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that live beside their subject: each module has `add_commands(sub, common)`
 # (adds its subparsers) and `COMMANDS` (name -> handler), like the built-ins below.
-COMMAND_MODULES: tuple[str, ...] = ("watcher.commands.session", "watcher.commands.detect")
+COMMAND_MODULES: tuple[str, ...] = (
+    "watcher.commands.session",
+    "watcher.commands.detect",
+    "watcher.commands.probe",
+)
 
 
 def command_modules() -> list[ModuleType]:

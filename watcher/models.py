@@ -72,6 +72,8 @@ class EventKind(StrEnum):
     CAPTURE_FAILED = "capture_failed"
     CAPTURE_RECOVERED = "capture_recovered"
     KEYWORD = "keyword"
+    CONTACT_SEEN_BEFORE = "contact_seen_before"
+    KNOWN_IMAGE = "known_image"
     WATCHLIST_INVALID = "watchlist_invalid"
 
 

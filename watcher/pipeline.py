@@ -13,20 +13,27 @@ import asyncio
 import contextlib
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+
+from playwright.async_api import BrowserContext
 
 from watcher import __version__
 from watcher.alert.routing import routes_for
 from watcher.app import App
+from watcher.capture.adapters import Adapter
 from watcher.capture.archive import ResponseRecorder, WarcResource, build_wacz, build_warc
+from watcher.capture.blocks import REASONS as BLOCK_REASONS
+from watcher.capture.blocks import BlockContext, block_for
 from watcher.capture.environment import collection_metadata
 from watcher.capture.media import Download, download_images
-from watcher.capture.page import PageRequest, error_screenshot, load_pages
+from watcher.capture.page import PageRequest, capture_details, error_screenshot, load_pages
 from watcher.capture.sessions import refreshed_state
 from watcher.detect import events as ev
+from watcher.detect.contacts import extract_contacts
 from watcher.detect.diff import PostDiff, diff_posts
 from watcher.detect.images import ImageDecodeError, perceptual_hashes
 from watcher.detect.keywords import KeywordMatch, KeywordMatcher
+from watcher.detect.known import known_match_details, match_known
 from watcher.errors import CaptureError, WatcherError
 from watcher.models import (
     Artifact,
@@ -40,6 +47,7 @@ from watcher.models import (
 )
 from watcher.store.blobs import BlobStore
 from watcher.store.db import CaptureRow
+from watcher.store.links import contact_seen_before, record_contacts
 from watcher.timeutil import utc_now
 from watcher.watchlist import Target
 
@@ -53,6 +61,7 @@ class Taken:
     snapshot: PageSnapshot
     posts: list[Post]
     downloads: dict[str, Download]
+    details: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +90,8 @@ async def run_capture(app: App, target: Target) -> CaptureSummary:
 
 
 async def take(app: App, target: Target) -> Taken:
-    """Load the target's pages, extract posts, download their images."""
-    adapter = target.adapter()
-    request = PageRequest(url=target.url, pages=target.pages, timeout_s=target.timeout)
+    """Load the target's pages, extract posts, download their images (and detail pages)."""
+    known = {p.post_id for p in app.store.live_posts(target.name)}
     recorder = ResponseRecorder()
     session = app.sessions.load(target.session) if target.session else None
     # Take the account before a browser slot: a capture waiting for its account must not
@@ -91,24 +99,72 @@ async def take(app: App, target: Target) -> Taken:
     hold = app.session_locks.hold(target.session) if target.session else contextlib.nullcontext()
     async with hold, app.browser.context(session) as context:
         user_agent = session.user_agent if session else app.browser.user_agent
-        try:
-            snapshot, posts = await load_pages(
-                context, request, adapter, user_agent, app.browser.version, recorder
-            )
-            if not posts:
-                raise CaptureError("no_posts", _no_posts_message(target), snapshot.screenshot)
-        except CaptureError as exc:
-            exc.screenshot = exc.screenshot or await error_screenshot(context)
-            raise
+        snapshot, posts = await _read(app, target, context, recorder, user_agent, known)
         urls = [url for post in posts for url in post.image_urls]
         downloads = await download_images(context, urls, referer=snapshot.final_url)
+        details = {}
+        if target.detail:
+            fresh = [p for p in posts if p.post_id not in known]
+            details = await capture_details(context, fresh, timeout_s=target.timeout)
         # Bodies must be read while the context is open.
         responses = tuple(await recorder.finish())
         if session:
             # Only after a good capture: a logged-out state must not overwrite good cookies.
             state = await refreshed_state(context)
             await asyncio.to_thread(app.sessions.update_state, session.name, state)
-    return Taken(replace(snapshot, responses=responses), posts, downloads)
+    return Taken(replace(snapshot, responses=responses), posts, downloads, details)
+
+
+async def _read(
+    app: App,
+    target: Target,
+    context: BrowserContext,
+    recorder: ResponseRecorder,
+    user_agent: str,
+    known: set[str],
+) -> tuple[PageSnapshot, list[Post]]:
+    """Load and extract; a block page or an empty page is a CaptureError with a screenshot."""
+    adapter = target.adapter()
+    request = PageRequest(
+        url=target.url,
+        pages=target.pages,
+        timeout_s=target.timeout,
+        next_page=target.next_page,
+        load_more=target.load_more,
+        scroll=target.scroll,
+        # Reading back stops at posts already seen; with one page there is nothing to save.
+        known_ids=frozenset(known) if target.pages > 1 and known else None,
+    )
+    try:
+        snapshot, posts = await load_pages(
+            context, request, adapter, user_agent, app.browser.version, recorder
+        )
+        check_content(adapter, target, snapshot, posts, had_posts=bool(known))
+    except CaptureError as exc:
+        exc.screenshot = exc.screenshot or await error_screenshot(context)
+        raise
+    return snapshot, posts
+
+
+def check_content(
+    adapter: Adapter, target: Target, snapshot: PageSnapshot, posts: list[Post], had_posts: bool
+) -> None:
+    """Raise when the page is not the real content: a block, or no posts at all.
+
+    Nothing is marked deleted from such a capture: it is recorded as blocked or failed.
+    """
+    block = adapter.detect_block(
+        snapshot.html_pages[0], snapshot.final_url, snapshot.requested_url, posts, target.session
+    )
+    if block is None and not posts and had_posts:
+        where = BlockContext(
+            adapter.label, target.session, adapter.login_url or target.url, target.url
+        )
+        block = block_for("empty_after_posts", where)
+    if block is not None:
+        raise CaptureError(block.reason, block.message, snapshot.screenshot)
+    if not posts:
+        raise CaptureError("no_posts", _no_posts_message(target), snapshot.screenshot)
 
 
 def keep_files(
@@ -129,6 +185,14 @@ def keep_files(
         artifacts.append(_put(blobs, "html", html.encode("utf-8"), "text/html", snap.final_url))
     posts_json = json.dumps([p.to_json() for p in taken.posts], ensure_ascii=False, indent=1)
     artifacts.append(_put(blobs, "posts", posts_json.encode("utf-8"), "application/json"))
+    for post in taken.posts:
+        if post.post_id in taken.details:
+            html, shot = taken.details[post.post_id]
+            artifacts.append(_put(blobs, "detail_html", html.encode(), "text/html", post.permalink))
+            if shot:
+                artifacts.append(
+                    _put(blobs, "detail_screenshot", shot, "image/png", post.permalink)
+                )
     html_sha = next((a.sha256 for a in artifacts if a.kind == "html"), None)
     if html_sha != previous_html:
         wacz = _web_archive(taken.snapshot, meta)
@@ -160,16 +224,18 @@ def record_success(
         store.insert_keyword_matches(target.name, rows, capture_id, hits, now)
         events = ev.post_events(target.name, diff, baseline, hits)
         events += ev.keyword_events(target.name, diff, hits, baseline)
+        events += _contacts(app, target.name, diff, rows, capture_id, now)
         added = ev.new_images(diff, kept.images)
         candidates = [(n, rows[n.post.post.post_id][0]) for n in added]
         events += ev.repost_events(target.name, candidates, app.images, store.first_sighting)
+        events += _known_images(app, target.name, added)
         if failures:
             events.append(ev.capture_recovered(target.name, failures))
         _log_custody(app, capture_id, target, CaptureStatus.OK, kept.artifacts)
         stored = record_events(app, [_stamp(e, capture_id, now) for e in events])
     for image in fresh:
         if image.phash is not None and image.sha256:
-            app.images.add(image.sha256, image.phash)
+            app.images.add(image.sha256, image.phash, image.dhash)
     return CaptureSummary(
         target.name,
         capture_id,
@@ -189,12 +255,14 @@ def record_failure(app: App, target: Target, started: str, exc: Exception) -> Ca
     now = utc_now()
     reason = exc.reason if isinstance(exc, CaptureError) else type(exc).__name__
     message = str(exc) or reason
+    # Blocked: the platform hid the content from us (login wall, ban...): the session needs care.
+    status = CaptureStatus.BLOCKED if reason in BLOCK_REASONS else CaptureStatus.FAILED
     try:
         with app.custody.transaction():
             streak = app.store.failure_streak(target.name) + 1
             row = CaptureRow(
                 target.name,
-                CaptureStatus.FAILED,
+                status,
                 started,
                 now,
                 target.url,
@@ -207,7 +275,7 @@ def record_failure(app: App, target: Target, started: str, exc: Exception) -> Ca
             kept = [_put(app.blobs, "error_screenshot", shot, "image/png")] if shot else []
             for artifact in kept:
                 app.store.insert_artifact(capture_id, artifact, now)
-            _log_custody(app, capture_id, target, CaptureStatus.FAILED, kept)
+            _log_custody(app, capture_id, target, status, kept)
             event = _stamp(ev.capture_failed(target.name, reason, message, streak), capture_id, now)
             if streak == 1:
                 (event,) = record_events(app, [event])
@@ -218,9 +286,7 @@ def record_failure(app: App, target: Target, started: str, exc: Exception) -> Ca
             None,
             ev.capture_failed(target.name, reason, f"{message}; {store_exc}", 0),
         )
-    return CaptureSummary(
-        target.name, capture_id, CaptureStatus.FAILED, reason, started, now, 0, False, (event,)
-    )
+    return CaptureSummary(target.name, capture_id, status, reason, started, now, 0, False, (event,))
 
 
 def record_events(app: App, events: list[Event]) -> list[Event]:
@@ -295,6 +361,42 @@ def keyword_hits(matcher: KeywordMatcher, diff: PostDiff) -> dict[str, list[Keyw
         if added:
             hits[edit.after.post.post_id] = added
     return hits
+
+
+def _contacts(
+    app: App,
+    target: str,
+    diff: PostDiff,
+    rows: dict[str, tuple[int, int]],
+    capture_id: int,
+    now: str,
+) -> list[Event]:
+    """Record the phones, handles and links of new and edited posts; a contact already seen
+    on another target links the two accounts (also on a baseline: that is when a new
+    front man is most useful to know about)."""
+    events = []
+    for captured in [*diff.new, *(e.after for e in diff.edited)]:
+        post = captured.post
+        found = extract_contacts("\n".join([post.text, *post.links]))
+        if not found:
+            continue
+        seen = contact_seen_before(app.store, target, found)
+        record_contacts(
+            app.store, target, post.post_id, rows[post.post_id][1], capture_id, found, now
+        )
+        events += ev.contact_events(target, post.post_id, seen)
+    return events
+
+
+def _known_images(app: App, target: str, added: list[ev.NewImage]) -> list[Event]:
+    events = []
+    for new in added:
+        assert new.image.phash is not None and new.image.sha256 is not None
+        matches = match_known(new.image.phash, app.known)
+        if matches:
+            details = known_match_details(new.image.sha256, matches)
+            events.append(ev.known_image_event(target, new, details))
+    return events
 
 
 def _store_posts(

@@ -51,6 +51,8 @@ _DEFAULT_KINDS = [
     "deleted_post",
     "image_seen_before",
     "keyword",
+    "contact_seen_before",
+    "known_image",
     "capture_failed",
     "capture_recovered",
 ]

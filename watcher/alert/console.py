@@ -15,6 +15,8 @@ _LABELS = {
     EventKind.CAPTURE_FAILED: "CAPTURE FAILED",
     EventKind.CAPTURE_RECOVERED: "RECOVERED",
     EventKind.KEYWORD: "KEYWORD",
+    EventKind.CONTACT_SEEN_BEFORE: "CONTACT SEEN BEFORE",
+    EventKind.KNOWN_IMAGE: "KNOWN PHOTO",
     EventKind.WATCHLIST_INVALID: "WATCHLIST INVALID",
 }
 
@@ -32,6 +34,11 @@ def format_event(event: Event) -> str:
             f"photo first seen on {first.get('target')} post {first.get('post_id')} "
             f"({first.get('seen_at')}), distance {d.get('distance')}"
         )
+    elif event.kind == EventKind.CONTACT_SEEN_BEFORE:
+        first = d.get("first_seen", {})
+        body = f"{d.get('kind')} {d.get('value')} first seen on {first.get('target')}"
+    elif event.kind == EventKind.KNOWN_IMAGE:
+        body = f"matches reference photo {d.get('reference')} (distance {d.get('distance')})"
     elif event.kind == EventKind.DELETED_POST:
         body = f"last seen {d.get('last_seen_at')}: {_excerpt(d.get('text', ''))}"
     elif event.kind == EventKind.EDITED_POST:
@@ -44,6 +51,9 @@ def format_event(event: Event) -> str:
         body = f"capturing again after {d.get('failures')} failure(s)"
     else:
         body = _excerpt(d.get("text", ""))
+    if d.get("keywords"):
+        words = ", ".join(dict.fromkeys(k["text"] for k in d["keywords"]))
+        body += f"\n    why: {', '.join(d.get('groups', []))} ({words})"
     suffix = f"  (capture #{event.capture_id})" if event.capture_id else ""
     return f"{head}{suffix}\n    {body}"
 
@@ -51,7 +61,8 @@ def format_event(event: Event) -> str:
 def format_summary(summary: CaptureSummary) -> str:
     """One line per capture for ``watcher check``."""
     if summary.status != "ok":
-        return f"{summary.target}: FAILED ({summary.reason}) {_first_message(summary)}"
+        label = "BLOCKED" if summary.status == "blocked" else "FAILED"
+        return f"{summary.target}: {label} ({summary.reason}) {_first_message(summary)}"
     counts = ", ".join(
         f"{summary.count(kind)} {name}"
         for kind, name in (

@@ -22,6 +22,8 @@ _TITLES = {
     EventKind.DELETED_POST: "🗑 Post deleted",
     EventKind.IMAGE_SEEN_BEFORE: "🔁 Photo seen before",
     EventKind.KEYWORD: "🔑 Keyword match",
+    EventKind.CONTACT_SEEN_BEFORE: "☎️ Contact seen on another account",
+    EventKind.KNOWN_IMAGE: "🧩 Matches a reference photo",
     EventKind.CAPTURE_FAILED: "⚠️ Capture failing",
     EventKind.CAPTURE_RECOVERED: "✅ Capture recovered",
     EventKind.WATCHLIST_INVALID: "⚠️ Watchlist edit rejected",
@@ -102,6 +104,21 @@ def _body(event: Event, excerpt: int) -> list[str]:
             f" at {_e(first.get('seen_at', '?'))} (distance {d.get('distance')}).",
             *_post_link(d),
         ]
+    if event.kind == EventKind.CONTACT_SEEN_BEFORE:
+        first = d.get("first_seen", {})
+        others = ", ".join(_e(t) for t in d.get("targets", []))
+        contact = f"{_e(d.get('kind'))} <b>{_e(d.get('value'))}</b>"
+        where = f"<b>{_e(first.get('target', '?'))}</b> post {_e(first.get('post_id', '?'))}"
+        return [
+            f"Post {_e(event.post_id or '?')} gives {contact}, first seen on {where}"
+            f" ({_e(first.get('seen_at', '?'))}). Also on: {others}.",
+        ]
+    if event.kind == EventKind.KNOWN_IMAGE:
+        return [
+            f"Post {_e(event.post_id or '?')} shows reference photo <b>{_e(d.get('reference'))}</b>"
+            f" (distance {_e(d.get('distance'))}).",
+            *_post_link(d),
+        ]
     if event.kind in (EventKind.CAPTURE_FAILED, EventKind.WATCHLIST_INVALID):
         return [_e(d.get("message", ""))]
     if event.kind == EventKind.CAPTURE_RECOVERED:
@@ -158,6 +175,8 @@ def _photos(event: Event) -> tuple[str, ...]:
     d = event.details
     if event.kind == EventKind.IMAGE_SEEN_BEFORE:
         shas = [d.get("image_sha256"), d.get("first_seen", {}).get("image_sha256")]
+    elif event.kind == EventKind.KNOWN_IMAGE:
+        shas = [d.get("image_sha256")]
     else:
         shas = list(d.get("image_shas", []))
     return tuple(dict.fromkeys(s for s in shas if s))[:MAX_PHOTOS]

@@ -2,33 +2,92 @@
 
 This is the one place that drives a Playwright page; its errors become :class:`CaptureError`
 with a reason code (``timeout``, ``network``, ``http_error``, ``browser``).
+
+Reading further than the first screen, in the ways listing pages go on:
+
+* older pages by URL (Telegram's ``?before=``, :meth:`Adapter.older_page_url`) or by a
+  ``next_page`` link: up to ``pages`` pages;
+* a ``load_more`` button: clicked up to ``pages - 1`` times, each time waiting for new posts;
+* infinite scroll: ``scroll`` screens down (for Facebook and VK, ``pages - 1`` when the target
+  sets no ``scroll``), at a human pace (:data:`PACE`).
+
+Every way stops at the first page that shows a post already known (``known_ids``), at
+:data:`MAX_POSTS` posts, when the feed stops growing, and when the target's time runs out, so
+an endless feed cannot hold a capture.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import random
+import time
 from dataclasses import dataclass
 
 from playwright.async_api import BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
+from selectolax.lexbor import LexborHTMLParser
 
 from watcher.capture.adapters import Adapter
+from watcher.capture.adapters.base import absolute_url
 from watcher.capture.archive import ResponseRecorder, mhtml_snapshot
+from watcher.capture.blocks import dismiss_consent
+from watcher.capture.recipe import Selector
 from watcher.errors import CaptureError
 from watcher.models import PageSnapshot, Post
+
+log = logging.getLogger(__name__)
 
 # Chromium cannot paint taller than this in one screenshot; past it the shot is cut.
 MAX_SCREENSHOT_HEIGHT = 16_000
 SETTLE_MS = 2_000
+# Seconds between scrolls, clicks and detail pages: a person reading, not a bot hammering
+# (platforms ban accounts that scroll at machine speed). Tests set it to (0, 0.05).
+PACE: tuple[float, float] = (0.8, 2.5)
+# How long to wait for new posts after a scroll or a "load more" click.
+GROWTH_WAIT_S = 4.0
+# An infinite feed ends here even when pages/scroll would go on.
+MAX_POSTS = 2_000
+# "See more" buttons clicked per page, at most.
+MAX_SEE_MORE = 50
+# A feed that did not grow after this many scrolls in a row has ended.
+STALLS_TO_STOP = 2
 
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
-    """What to load: the target's URL, how many pages back to read, how long to wait."""
+    """What to load: the target's URL, how many pages back to read, how long to wait, and how
+    the listing goes on (see the module docstring)."""
 
     url: str
     pages: int = 1
     timeout_s: float = 45.0
+    next_page: str | None = None  # selector of the "next/older page" link (``css@href``)
+    load_more: str | None = None  # selector of the "load more" button
+    scroll: int = 0  # screens to scroll down; 0: the adapter's default
+    known_ids: frozenset[str] | None = None  # stop reading back at a page with one of these
+    max_posts: int = MAX_POSTS
+
+
+async def human_pause() -> None:
+    """Sleep a random time within :data:`PACE`."""
+    low, high = PACE
+    await asyncio.sleep(random.uniform(low, high))
+
+
+class _Deadline:
+    """The time budget for reading beyond the first page: the target's timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
+    def over(self) -> bool:
+        return self.left() <= 0
 
 
 async def load_pages(
@@ -48,26 +107,25 @@ async def load_pages(
         recorder.attach(page)
     page.set_default_timeout(request.timeout_s * 1000)
     status, final_url = await _open(page, request.url, request.timeout_s)
+    await dismiss_consent(page)
+    deadline = _Deadline(request.timeout_s)
     html = await _content(page)
+    posts = adapter.extract(html, final_url)
+    # A login wall or a ban page is not scrolled or paged: that only wastes the session.
+    blocked = adapter.detect_block(html, final_url, request.url, posts, None) is not None
+    if not blocked:
+        await _grow_in_page(page, request, adapter, final_url, posts, deadline)
+        await expand_see_more(page, adapter, deadline)
+        html = await _content(page)
+        posts = adapter.extract(html, final_url)
     screenshot = await take_screenshot(page)
     mhtml = await mhtml_snapshot(page)
     htmls = [html]
-    posts = adapter.extract(html, final_url)
-    url = final_url
-    for _ in range(request.pages - 1):
-        older = adapter.older_page_url(url, posts)
-        if older is None:
-            break
-        await _open(page, older, request.timeout_s)
-        older_html = await _content(page)
-        older_posts = adapter.extract(older_html, older)
-        known = {p.post_id for p in posts}
-        fresh = [p for p in older_posts if p.post_id not in known]
-        if not fresh:
-            break
-        htmls.append(older_html)
-        posts = fresh + posts if adapter.oldest_first else posts + fresh
-        url = older
+    if not blocked and not request.load_more:
+        more_htmls, posts = await _follow_pages(
+            page, request, adapter, final_url, html, posts, deadline
+        )
+        htmls += more_htmls
     snapshot = PageSnapshot(
         requested_url=request.url,
         final_url=final_url,
@@ -78,7 +136,218 @@ async def load_pages(
         browser_version=version,
         mhtml=mhtml,
     )
-    return snapshot, posts
+    return snapshot, posts[: request.max_posts]
+
+
+# -- reading on: next pages ------------------------------------------------------------------
+async def _follow_pages(
+    page: Page,
+    request: PageRequest,
+    adapter: Adapter,
+    url: str,
+    html: str,
+    posts: list[Post],
+    deadline: _Deadline,
+) -> tuple[list[str], list[Post]]:
+    """Older pages by ``next_page`` link or the adapter's URL rule, up to ``pages`` in all."""
+    htmls: list[str] = []
+    visited = {url}
+    for _ in range(request.pages - 1):
+        if _should_stop(request, posts, deadline):
+            break
+        following = _next_url(request, adapter, url, html, posts)
+        if following is None or following in visited:
+            break
+        visited.add(following)
+        if request.next_page:  # a logged-in site; Telegram's public preview needs no pause
+            await human_pause()
+        await _open(page, following, max(1.0, min(request.timeout_s, deadline.left() or 1.0)))
+        await expand_see_more(page, adapter, deadline)
+        html = await _content(page)
+        known = {p.post_id for p in posts}
+        fresh = [p for p in adapter.extract(html, following) if p.post_id not in known]
+        if not fresh:
+            break
+        htmls.append(html)
+        posts = fresh + posts if adapter.oldest_first else posts + fresh
+        url = following
+    return htmls, posts
+
+
+def _next_url(
+    request: PageRequest, adapter: Adapter, url: str, html: str, posts: list[Post]
+) -> str | None:
+    """Where the next (older) page is: the ``next_page`` link, or the adapter's rule."""
+    if request.next_page:
+        return next_link(html, request.next_page, url)
+    return adapter.older_page_url(url, posts)
+
+
+def next_link(html: str, selector_text: str, base_url: str) -> str | None:
+    """The absolute http(s) URL of the first ``selector_text`` link in ``html``, or None."""
+    selector = Selector.parse(selector_text)
+    tree = LexborHTMLParser(html)
+    for part in selector.parts():
+        node = tree.css_first(part.css) if part.css else None
+        if node is not None:
+            return absolute_url(node.attributes.get(part.attr or "href"), base_url)
+    return None
+
+
+def _should_stop(request: PageRequest, posts: list[Post], deadline: _Deadline) -> bool:
+    """Stop reading on: posts already known are reached, the cap is hit, time is up."""
+    if request.known_ids and any(p.post_id in request.known_ids for p in posts):
+        return True
+    if len(posts) >= request.max_posts:
+        return True
+    if deadline.over():
+        log.info("stopped reading on: the target's time (%gs) is up", request.timeout_s)
+        return True
+    return False
+
+
+# -- reading on: in the page (load more, infinite scroll) ----------------------------------
+async def _grow_in_page(
+    page: Page,
+    request: PageRequest,
+    adapter: Adapter,
+    url: str,
+    posts: list[Post],
+    deadline: _Deadline,
+) -> None:
+    """Click "load more" or scroll down until there is enough, nothing new, or no time."""
+    if request.load_more:
+        steps, step = request.pages - 1, _click_load_more
+    else:
+        steps = request.scroll or (request.pages - 1 if adapter.infinite_scroll else 0)
+        step = _scroll_down
+    stalls = 0
+    for _ in range(steps):
+        if _should_stop(request, posts, deadline):
+            return
+        before = await _count_posts(page, adapter)
+        if not await step(page, request):
+            return
+        await human_pause()
+        if await _wait_growth(page, adapter, before, deadline):
+            stalls = 0
+        else:
+            stalls += 1
+            # A "load more" that brings nothing, or a feed that stopped growing, has ended.
+            if request.load_more or stalls >= STALLS_TO_STOP:
+                return
+        posts = adapter.extract(await _content(page), url)
+
+
+async def _click_load_more(page: Page, request: PageRequest) -> bool:
+    """Click the first visible "load more" button; False when there is none."""
+    assert request.load_more
+    selector = Selector.parse(request.load_more)
+    button = page.locator(selector.plain_css or "").first
+    try:
+        if not await button.count() or not await button.is_visible():
+            return False
+        await button.click(timeout=5_000)
+    except PlaywrightError as exc:
+        log.info("load-more button could not be clicked: %s", _short(exc))
+        return False
+    return True
+
+
+async def _scroll_down(page: Page, request: PageRequest) -> bool:
+    """Scroll to the bottom of the page."""
+    try:
+        await page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+        await page.mouse.wheel(0, 600)  # some feeds listen for wheel events, not scroll
+    except PlaywrightError as exc:
+        log.info("could not scroll: %s", _short(exc))
+        return False
+    return True
+
+
+async def _count_posts(page: Page, adapter: Adapter) -> tuple[int, int]:
+    """(post elements, page height): what grows when a feed loads more."""
+    css = adapter.recipe.post.plain_css if adapter.recipe.post else None
+    script = "(css) => [css ? document.querySelectorAll(css).length : 0, " + (
+        "document.documentElement.scrollHeight]"
+    )
+    try:
+        count, height = await page.evaluate(script, css)
+        return int(count), int(height)
+    except PlaywrightError:
+        return 0, 0
+
+
+async def _wait_growth(
+    page: Page, adapter: Adapter, before: tuple[int, int], deadline: _Deadline
+) -> bool:
+    """Wait (within :data:`GROWTH_WAIT_S` and the deadline) for more posts or a taller page."""
+    end = time.monotonic() + min(GROWTH_WAIT_S, deadline.left())
+    while True:
+        now = await _count_posts(page, adapter)
+        if now[0] > before[0] or (now[1] > before[1] and now[0] >= before[0]):
+            return True
+        if time.monotonic() >= end:
+            return False
+        await asyncio.sleep(0.1)
+
+
+async def expand_see_more(page: Page, adapter: Adapter, deadline: _Deadline | None = None) -> int:
+    """Click each "See more" button (the recipe's ``see_more``) once; how many were clicked.
+
+    Bounded by :data:`MAX_SEE_MORE` and the deadline. Each button is clicked once, so a
+    button that does not go away cannot loop.
+    """
+    selector = adapter.recipe.see_more
+    if selector is None or not selector.plain_css:
+        return 0
+    try:
+        handles = await page.locator(selector.plain_css).element_handles()
+    except PlaywrightError as exc:
+        log.info("see-more buttons not found: %s", _short(exc))
+        return 0
+    clicked = 0
+    for handle in handles[:MAX_SEE_MORE]:
+        if deadline is not None and deadline.over():
+            break
+        try:
+            await handle.click(timeout=2_000)
+            clicked += 1
+        except PlaywrightError:
+            continue  # gone or hidden since: the text is read as it is
+    if clicked:
+        await page.wait_for_timeout(300)  # the expanded text is swapped in by script
+    return clicked
+
+
+# -- detail pages ---------------------------------------------------------------------------
+async def capture_details(
+    context: BrowserContext, posts: list[Post], limit: int = 20, timeout_s: float = 30.0
+) -> dict[str, tuple[str, bytes | None]]:
+    """Open each post's permalink (up to ``limit``) and keep its HTML and screenshot.
+
+    For new listings, whose own page often holds more photos and the full description. A
+    page that fails is logged and skipped: the listing itself is already captured.
+    """
+    results: dict[str, tuple[str, bytes | None]] = {}
+    for post in [p for p in posts if p.permalink][:limit]:
+        assert post.permalink
+        if results:
+            await human_pause()
+        page = await context.new_page()
+        try:
+            await _open(page, post.permalink, timeout_s)
+            results[post.post_id] = (await _content(page), await take_screenshot(page))
+        except CaptureError as exc:
+            log.warning("detail page of %s not kept: %s", post.post_id, exc)
+        finally:
+            await _close(page)
+    return results
+
+
+async def _close(page: Page) -> None:
+    with contextlib.suppress(PlaywrightError):  # already closed with a crashed browser
+        await page.close()
 
 
 async def take_screenshot(page: Page) -> bytes | None:

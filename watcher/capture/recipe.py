@@ -7,7 +7,26 @@ from dataclasses import dataclass, fields, replace
 
 _ATTR = re.compile(r"@([A-Za-z_:][-A-Za-z0-9_:.]*)\s*$")
 
-RECIPE_FIELDS = ("post", "id", "text", "time", "images", "link", "author", "links")
+RECIPE_FIELDS = (
+    "post",
+    "id",
+    "text",
+    "time",
+    "images",
+    "link",
+    "author",
+    "links",
+    # Platform details (Post.video_urls, forwarded_from, views, edited, link_preview).
+    "videos",
+    "forwarded",
+    "views",
+    "edited",
+    "preview",
+    # Browser-side: "See more" buttons to click before reading (Playwright CSS, may use
+    # :text-is()), and marketplace listing cards (Facebook Marketplace seller pages).
+    "see_more",
+    "listing",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +59,39 @@ class Selector:
     def __str__(self) -> str:
         return f"{self.css or ''}{'@' + self.attr if self.attr else ''}"
 
+    def parts(self) -> list[Selector]:
+        """``a@style, img@src`` as ``[a@style, img@src]``: the alternatives of a selector list.
+
+        Each alternative may carry its own ``@attribute`` (a photo may be a CSS background on
+        one element or an ``<img>`` on another); one without takes the list's final one.
+        """
+        if self.css is None:
+            return [self]
+        pieces, depth, start = [], 0, 0
+        for index, char in enumerate(self.css):
+            if char in "([":
+                depth += 1
+            elif char in ")]":
+                depth -= 1
+            if char == "," and depth == 0:
+                pieces.append(self.css[start:index])
+                start = index + 1
+        pieces.append(self.css[start:])
+        result = []
+        for piece in (p.strip() for p in pieces):
+            if not piece:
+                continue
+            own = Selector.parse(piece)
+            result.append(own if own.attr else Selector(own.css, self.attr))
+        return result
+
+    @property
+    def plain_css(self) -> str | None:
+        """The CSS of every alternative without attributes, for one query in page order."""
+        if self.css is None:
+            return None
+        return ", ".join(p.css for p in self.parts() if p.css)
+
 
 @dataclass(frozen=True, slots=True)
 class Recipe:
@@ -53,6 +105,13 @@ class Recipe:
     link: Selector | None = None
     author: Selector | None = None
     links: Selector | None = None
+    videos: Selector | None = None
+    forwarded: Selector | None = None
+    views: Selector | None = None
+    edited: Selector | None = None
+    preview: Selector | None = None
+    see_more: Selector | None = None
+    listing: Selector | None = None
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> Recipe:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from watcher.detect.diff import Edit, PostDiff
-from watcher.detect.images import ImageIndex
+from watcher.detect.images import DHASH_CONFIRM_DISTANCE, ImageIndex
 from watcher.detect.keywords import KeywordMatch
 from watcher.models import CapturedPost, Event, EventKind, ImageRecord, ImageSighting, StoredPost
 
@@ -83,14 +83,32 @@ def repost_events(
     events = []
     for new, post_row in candidates:
         assert new.image.phash is not None and new.image.sha256 is not None
+        near = index.near(
+            new.image.phash, dhash=new.image.dhash, max_dhash_distance=DHASH_CONFIRM_DISTANCE
+        )
         sightings = [
             (sighting, distance)
-            for sha, distance in index.near(new.image.phash)
+            for sha, distance in near
             if (sighting := first_sighting(sha, post_row)) is not None
         ]
         if sightings:
             events.append(_seen_before(target, new, sightings))
     return events
+
+
+def contact_events(target: str, post_id: str, seen: list[dict]) -> list[Event]:
+    """``contact_seen_before`` for each contact of a post already seen on another target."""
+    return [Event(EventKind.CONTACT_SEEN_BEFORE, target, post_id, details) for details in seen]
+
+
+def known_image_event(target: str, new: NewImage, details: dict) -> Event:
+    """A captured image matches a reference photo the team supplied."""
+    return Event(
+        EventKind.KNOWN_IMAGE,
+        target,
+        new.post.post.post_id,
+        {**details, "image_url": new.image.url, "permalink": new.post.post.permalink},
+    )
 
 
 def capture_failed(target: str, reason: str, message: str, streak: int) -> Event:

@@ -46,6 +46,8 @@ _NAMES = {
     "metadata": "metadata",
     "wacz": "archive",
     "mhtml": "snapshot",
+    "detail_html": "listing-page",
+    "detail_screenshot": "listing-screenshot",
 }
 
 

@@ -8,14 +8,16 @@ so it can be golden-tested on saved pages.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import ClassVar
 from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from watcher.capture.blocks import Block, BlockContext, BlockRule, find_block
 from watcher.capture.recipe import Recipe, Selector
 from watcher.models import Post
-from watcher.timeutil import normalise_page_time
+from watcher.timeutil import normalise_page_time, to_iso
 
 _ADAPTERS: dict[str, type[Adapter]] = {}
 _SPACES = re.compile(r"[ \t\f\v]+")
@@ -50,6 +52,14 @@ class Adapter:
     required_selectors: ClassVar[tuple[str, ...]] = ()
     # Pages that list oldest first (Telegram) put older pages in front when merging.
     oldest_first: ClassVar[bool] = False
+    # Feeds that load older posts as one scrolls (Facebook, VK): `pages: N` means scroll
+    # N - 1 screens down when the target sets no `scroll` of its own.
+    infinite_scroll: ClassVar[bool] = False
+    # How block messages name the platform, and where a session logs in again.
+    label: ClassVar[str] = "The site"
+    login_url: ClassVar[str | None] = None  # None: the target's own site
+    # The platform's own signs of a block, tried before the generic ones in blocks.py.
+    block_rules: ClassVar[tuple[BlockRule, ...]] = ()
 
     def __init__(self, recipe: Recipe) -> None:
         self.recipe = recipe
@@ -59,7 +69,7 @@ class Adapter:
         """Every post on the page, in page order, with URLs made absolute."""
         if self.recipe.post is None or self.recipe.post.css is None:
             return []
-        tree = LexborHTMLParser(html)
+        tree = self.parse(html)
         posts: list[Post] = []
         seen: set[str] = set()
         for node in tree.css(self.recipe.post.css):
@@ -68,6 +78,10 @@ class Adapter:
                 seen.add(post.post_id)
                 posts.append(post)
         return posts
+
+    def parse(self, html: str) -> LexborHTMLParser:
+        """The parsed page; adapters may prune it first (Facebook drops nested comments)."""
+        return LexborHTMLParser(html)
 
     def extract_post(self, node: LexborNode, base_url: str) -> Post | None:
         """One post element to a :class:`Post`; None when it has no id (not a real post)."""
@@ -79,10 +93,30 @@ class Adapter:
             text=self.read_text(node),
             permalink=self.read_url(node, self.recipe.link, base_url),
             author=self.read_first(node, self.recipe.author),
-            posted_at=normalise_page_time(self.read_first(node, self.recipe.time)),
+            posted_at=page_time(self.read_first(node, self.recipe.time)),
             image_urls=self.read_images(node, base_url),
             links=self.read_links(node, base_url),
+            **self.read_details(node, base_url),
         )
+
+    def read_details(self, node: LexborNode, base_url: str) -> dict[str, object]:
+        """The platform details of a post: videos, forwarded-from, views, edited, preview."""
+        return {
+            "video_urls": _unique(
+                url
+                for raw in self.read_all(node, self.recipe.videos)
+                if (url := absolute_url(raw, base_url))
+            ),
+            "forwarded_from": self.read_first(node, self.recipe.forwarded),
+            "views": self.read_first(node, self.recipe.views),
+            "edited": self.read_edited(node),
+            "link_preview": self.read_url(node, self.recipe.preview, base_url),
+        }
+
+    def read_edited(self, node: LexborNode) -> bool:
+        """True when an ``edited`` element says "edited" (Telegram shares the class with the
+        date, so the word itself is the sign)."""
+        return any("edited" in value.lower() for value in self.read_all(node, self.recipe.edited))
 
     def read_id(self, node: LexborNode, base_url: str) -> str | None:
         """The platform's post id."""
@@ -94,7 +128,7 @@ class Adapter:
         selector = self.recipe.text
         if selector is None:
             return ""
-        target = node if selector.css is None else node.css_first(selector.css)
+        target = node if selector.css is None else node.css_first(selector.plain_css or "")
         if target is None:
             return ""
         if selector.attr:
@@ -126,6 +160,28 @@ class Adapter:
         """URL of the next (older) page after reading ``posts`` from ``url``; None if none."""
         return None
 
+    # -- blocks ------------------------------------------------------------------------------
+    def detect_block(
+        self,
+        html: str,
+        final_url: str,
+        requested_url: str,
+        posts: list[Post],
+        session: str | None,
+    ) -> Block | None:
+        """What keeps the content from us (login wall, checkpoint, ban, ...), or None.
+
+        Pure: the first page's HTML, where the browser ended up, what was asked for, the
+        posts read, and the target's session name (for the message).
+        """
+        context = BlockContext(
+            platform=self.label,
+            session=session,
+            login_url=self.login_url or _site_root(requested_url),
+            requested_url=requested_url,
+        )
+        return find_block(html, final_url, requested_url, posts, self.block_rules, context)
+
     # -- selector helpers ------------------------------------------------------------------
     def read_first(self, node: LexborNode, selector: Selector | None) -> str | None:
         """The first value ``selector`` yields inside ``node``.
@@ -147,10 +203,22 @@ class Adapter:
         """Every value ``selector`` yields inside ``node`` (attribute values or element text)."""
         if selector is None:
             return []
-        targets = [node] if selector.css is None else node.css(selector.css)
+        parts = selector.parts()
+        if selector.css is None:
+            pairs = [(node, selector)]
+        elif len({p.attr for p in parts}) == 1:
+            pairs = [(target, parts[0]) for target in node.css(selector.plain_css or "")]
+        else:
+            # Alternatives read different attributes: one query keeps page order, then each
+            # element is read the way of the first alternative it matches.
+            matched = [(p, {n.mem_id for n in node.css(p.css or "*")}) for p in parts]
+            pairs = [
+                (target, next(p for p, ids in matched if target.mem_id in ids))
+                for target in node.css(selector.plain_css or "")
+            ]
         values: list[str] = []
-        for target in targets:
-            value = self.selector_value(target, selector)
+        for target, how in pairs:
+            value = self.selector_value(target, how)
             if value:
                 values.append(value)
                 if limit and len(values) >= limit:
@@ -181,19 +249,54 @@ def node_text(node: LexborNode) -> str:
 
 def selector_alternatives(selector: Selector) -> list[Selector]:
     """``a, b@x`` as ``[a@x, b@x]``: the comma-separated parts of a selector list."""
-    if selector.css is None:
-        return [selector]
-    parts, depth, start = [], 0, 0
-    for index, char in enumerate(selector.css):
-        if char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-        if char == "," and depth == 0:
-            parts.append(selector.css[start:index])
-            start = index + 1
-    parts.append(selector.css[start:])
-    return [Selector(p.strip(), selector.attr) for p in parts if p.strip()]
+    return selector.parts()
+
+
+def _site_root(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/" if parts.netloc else url
+
+
+_EPOCH = re.compile(r"^\d{9,11}$")
+_AT = re.compile(r"\s+at\s+", re.IGNORECASE)
+_WEEKDAY = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)[a-z]*,\s*", re.IGNORECASE)
+_TEXT_TIMES = (
+    "%B %d, %Y %I:%M %p",  # March 1, 2024 at 8:15 AM (Facebook, en-US)
+    "%d %B %Y %H:%M",  # 1 March 2024 at 08:15 (Facebook, en-GB)
+    "%d %b %Y %I:%M %p",  # 1 Mar 2024 at 8:15 am (VK)
+    "%d %b %Y %H:%M",
+    "%B %d, %Y",
+    "%d %B %Y",
+    "%d %b %Y",
+)
+
+
+def page_time(value: str | None) -> str | None:
+    """A post time from a page as UTC ISO: ISO text, a Unix time (``data-utime``), or a
+    dated label such as ``March 1, 2024 at 8:15 AM``; None when it cannot be read for sure.
+
+    Labels without a year ("Yesterday at 9:10", "3h") are left out rather than guessed:
+    a wrong date in evidence is worse than none. Labels are read as UTC, the capture
+    browser's time zone.
+    """
+    if not value:
+        return None
+    text = value.strip()
+    if _EPOCH.match(text):
+        try:
+            return to_iso(datetime.fromtimestamp(int(text), UTC))
+        except (OverflowError, OSError, ValueError):
+            return None
+    iso = normalise_page_time(text)
+    if iso:
+        return iso
+    cleaned = _WEEKDAY.sub("", _AT.sub(" ", text.replace("\u202f", " ")).strip())
+    for pattern in _TEXT_TIMES:
+        try:
+            return to_iso(datetime.strptime(cleaned, pattern).replace(tzinfo=UTC))
+        except ValueError:
+            continue
+    return None
 
 
 def absolute_url(raw: str | None, base_url: str) -> str | None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from selectolax.lexbor import LexborHTMLParser
+
 from watcher.capture.adapters.base import Adapter, register_adapter
+from watcher.capture.blocks import Block, BlockContext, BlockRule, block_for
 from watcher.capture.recipe import Recipe
 from watcher.models import Post
 
@@ -15,17 +18,46 @@ class TelegramAdapter(Adapter):
 
     name = "telegram"
     oldest_first = True
+    label = "Telegram"
+    login_url = "https://web.telegram.org/"
     default_recipe = Recipe.from_strings(
         {
             "post": ".tgme_widget_message[data-post]",
             "id": "@data-post",
             "text": ".tgme_widget_message_text",
             "time": "a.tgme_widget_message_date time@datetime",
-            "images": "a.tgme_widget_message_photo_wrap@style",
+            # Album items and video thumbnails are photos too (a dealer's video still is
+            # reposted like any photo); link-preview thumbnails and avatars are not.
+            "images": "a.tgme_widget_message_photo_wrap, i.tgme_widget_message_video_thumb@style",
             "link": "a.tgme_widget_message_date@href",
             "author": ".tgme_widget_message_from_author, .tgme_widget_message_owner_name",
             "links": ".tgme_widget_message_text a@href",
+            "videos": "video.tgme_widget_message_video@src",
+            "forwarded": ".tgme_widget_message_forwarded_from_name",
+            "views": ".tgme_widget_message_views",
+            "edited": ".tgme_widget_message_meta",
+            "preview": "a.tgme_widget_message_link_preview@href",
         }
+    )
+    block_rules = (
+        BlockRule(
+            "geo_blocked",
+            phrases=(
+                "can't be displayed in your country",
+                "violated local laws",
+                "is not available in your country",
+                "blocked in your country",
+            ),
+        ),
+        BlockRule(
+            "content_unavailable",
+            phrases=(
+                "this channel can't be displayed",
+                "this channel is blocked",
+                "this group can't be displayed",
+                "violated telegram's terms of service",
+            ),
+        ),
     )
 
     def older_page_url(self, url: str, posts: list[Post]) -> str | None:
@@ -37,6 +69,35 @@ class TelegramAdapter(Adapter):
         query = [(k, v) for k, v in parse_qsl(parts.query) if k != "before"]
         query.append(("before", str(min(numbers))))
         return urlunsplit(parts._replace(query=urlencode(query)))
+
+    def detect_block(
+        self,
+        html: str,
+        final_url: str,
+        requested_url: str,
+        posts: list[Post],
+        session: str | None,
+    ) -> Block | None:
+        """Adds Telegram's "no preview": ``/s/<name>`` sent on to the ``t.me/<name>`` card."""
+        block = super().detect_block(html, final_url, requested_url, posts, session)
+        if block is None and not posts and is_info_card(html, final_url, requested_url):
+            context = BlockContext(self.label, session, self.login_url or "", requested_url)
+            return block_for("no_preview", context)
+        return block
+
+
+def is_info_card(html: str, final_url: str, requested_url: str) -> bool:
+    """True when a ``/s/`` preview was answered by the channel's info card (no messages).
+
+    Telegram redirects ``t.me/s/<name>`` to ``t.me/<name>`` when the channel has no public
+    preview; that card has ``tgme_page`` and no ``tgme_widget_message``.
+    """
+    asked_preview = urlsplit(requested_url).path.startswith("/s/")
+    still_preview = urlsplit(final_url).path.startswith("/s/")
+    tree = LexborHTMLParser(html or "<html></html>")
+    card = tree.css_first(".tgme_page") is not None
+    messages = tree.css_first(".tgme_widget_message") is not None
+    return asked_preview and not still_preview and card and not messages
 
 
 def message_number(post_id: str) -> int | None:

@@ -1,0 +1,257 @@
+"""The ``facebook`` adapter: pages, profiles, groups and Marketplace seller pages on
+www.facebook.com, read through a logged-in session.
+
+Facebook's class names are generated and change weekly, so nothing here relies on them: posts
+are ``div[role="article"]`` (minus the comment articles nested inside them), ids come from
+permalink URLs, the text from ``data-ad-preview="message"`` or ``div[dir="auto"]`` blocks,
+photos from ``scontent*.fbcdn.net`` images and ``/photo/`` links.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from watcher.capture.adapters.base import (
+    Adapter,
+    _unique,
+    absolute_url,
+    node_text,
+    page_time,
+    register_adapter,
+)
+from watcher.capture.blocks import BlockRule
+from watcher.capture.recipe import Recipe, Selector
+from watcher.models import Post
+
+# Post ids in permalink URLs, most specific first.
+_ID_PATTERNS = (
+    re.compile(r"/groups/[^/]+/(?:posts|permalink)/(\d+|pfbid[0-9A-Za-z]+)"),
+    re.compile(r"/(?:posts|permalink|videos|reel)/(\d+|pfbid[0-9A-Za-z]+)"),
+    re.compile(r"[?&]story_fbid=(\d+|pfbid[0-9A-Za-z]+)"),
+    re.compile(r"/(pfbid[0-9A-Za-z]+)"),
+)
+_LISTING_ID = re.compile(r"/marketplace/item/(\d+)")
+# Query parameters that identify the post; everything else is click tracking (__cft__, __tn__).
+_KEEP_QUERY = frozenset({"story_fbid", "id", "fbid", "set", "v"})
+_BUTTON_WORDS = frozenset({"see more", "see less", "see original", "rate this translation"})
+
+
+@register_adapter
+class FacebookAdapter(Adapter):
+    """Feeds of ``div[role="article"]`` posts, loaded by scrolling; Marketplace listing cards."""
+
+    name = "facebook"
+    infinite_scroll = True
+    label = "Facebook"
+    login_url = "https://www.facebook.com/"
+    default_recipe = Recipe.from_strings(
+        {
+            "post": 'div[role="article"]',
+            "id": "a[href]@href",
+            "text": '[data-ad-preview="message"], [data-ad-comet-preview="message"], '
+            'div[dir="auto"]',
+            "time": "abbr[data-utime]@data-utime",
+            "images": 'a[href*="/photo"] img, img[src*="//scontent"]@src',
+            "link": "a[href]@href",
+            "author": "h2 a, h3 a, h4 a, strong a, h2 strong, h3 strong",
+            "links": '[data-ad-preview="message"] a[href], div[dir="auto"] a[href]@href',
+            "videos": "video@src",
+            "see_more": '[role="article"] [role="button"]:text-is("See more")',
+            "listing": 'a[href*="/marketplace/item/"]',
+        }
+    )
+    block_rules = (
+        BlockRule(
+            "checkpoint",
+            phrases=(
+                "your account has been locked",
+                "your account is locked",
+                "account locked",
+                "we suspended your account",
+                "your account has been suspended",
+                "we've temporarily locked your account",
+                "confirm your identity",
+            ),
+        ),
+        BlockRule(
+            "temporarily_blocked",
+            phrases=(
+                "you're temporarily blocked",
+                "you can't use this feature right now",
+                "you're temporarily restricted",
+                "misusing this feature by going too fast",
+            ),
+        ),
+        BlockRule(
+            "content_unavailable",
+            phrases=(
+                "this content isn't available right now",
+                "this content isn't available at the moment",
+                "this page isn't available",
+                "the link you followed may be broken",
+            ),
+        ),
+        BlockRule(
+            "login_wall",
+            selectors=("form#login_form", 'form[action*="/login"]', 'input[name="pass"]'),
+            phrases=("log in to facebook", "log into facebook", "you must log in to continue"),
+        ),
+    )
+
+    # -- the page ------------------------------------------------------------------------
+    def parse(self, html: str) -> LexborHTMLParser:
+        """The page without comment articles (an article inside another article)."""
+        tree = LexborHTMLParser(html)
+        for nested in tree.css('[role="article"] [role="article"]'):
+            nested.decompose()
+        return tree
+
+    def extract(self, html: str, base_url: str) -> list[Post]:
+        """Feed posts, or listing cards on a Marketplace page."""
+        if "/marketplace/" in urlsplit(base_url).path and self.recipe.listing is not None:
+            return self.extract_listings(html, base_url)
+        return super().extract(html, base_url)
+
+    # -- posts ---------------------------------------------------------------------------
+    def extract_post(self, node: LexborNode, base_url: str) -> Post | None:
+        """One ``div[role="article"]``; None when no permalink names it (ads, suggestions)."""
+        found = self.find_permalink(node, base_url)
+        if found is None:
+            return None
+        post_id, permalink, anchor = found
+        posted_at = page_time(self.read_first(node, self.recipe.time))
+        if posted_at is None and anchor is not None:
+            # The timestamp link: "March 1, 2024 at 8:15 AM" in its label or text.
+            label = anchor.attributes.get("aria-label") or node_text(anchor)
+            posted_at = page_time(label)
+        return Post(
+            post_id=post_id,
+            text=self.read_text(node),
+            permalink=permalink,
+            author=self.read_first(node, self.recipe.author),
+            posted_at=posted_at,
+            image_urls=self.read_images(node, base_url),
+            links=self.read_links(node, base_url),
+            **self.read_details(node, base_url),
+        )
+
+    def find_permalink(
+        self, node: LexborNode, base_url: str
+    ) -> tuple[str, str, LexborNode | None] | None:
+        """(post id, clean permalink, the link element) from the first permalink-like URL."""
+        selector = self.recipe.id or Selector("a[href]", "href")
+        for part in selector.parts():
+            targets = [node] if part.css is None else node.css(part.css)
+            for target in targets:
+                raw = self.selector_value(target, part)
+                url = absolute_url(raw, base_url) if raw else None
+                post_id = post_id_from_url(url) if url else None
+                if url and post_id:
+                    return post_id, clean_permalink(url), target
+        return None
+
+    def read_text(self, node: LexborNode) -> str:
+        """The message block; failing that, every top-level ``div[dir="auto"]`` block.
+
+        "See more" / "See less" buttons are left out: whether a capture expanded a post must
+        not read as an edit.
+        """
+        selector = self.recipe.text
+        if selector is None:
+            return ""
+        for part in selector.parts():
+            blocks = _outermost(node.css(part.css)) if part.css else [node]
+            texts = [_message_text(block) for block in blocks]
+            texts = [t for t in texts if t]
+            if texts:
+                return "\n\n".join(dict.fromkeys(texts))
+        return ""
+
+    def read_links(self, node: LexborNode, base_url: str) -> tuple[str, ...]:
+        """Outbound links, unwrapped from Facebook's ``l.facebook.com/l.php?u=`` redirect."""
+        return _unique(unwrap_redirect(url) for url in super().read_links(node, base_url))
+
+    # -- Marketplace ---------------------------------------------------------------------
+    def extract_listings(self, html: str, base_url: str) -> list[Post]:
+        """Listing cards of a Marketplace seller page: id, title/price text, photo."""
+        assert self.recipe.listing is not None and self.recipe.listing.css
+        tree = LexborHTMLParser(html)
+        posts: dict[str, Post] = {}
+        for card in tree.css(self.recipe.listing.css):
+            url = absolute_url(card.attributes.get("href"), base_url)
+            match = _LISTING_ID.search(url or "")
+            if not url or not match or match.group(1) in posts:
+                continue
+            images = _unique(
+                u for img in card.css("img") if (u := absolute_url(img.attributes.get("src"), url))
+            )
+            posts[match.group(1)] = Post(
+                post_id=match.group(1),
+                # One line each for price, title and place.
+                text="\n".join(line for line in node_text(card).splitlines() if line.strip()),
+                permalink=f"https://www.facebook.com/marketplace/item/{match.group(1)}/",
+                image_urls=images,
+            )
+        return list(posts.values())
+
+
+def post_id_from_url(url: str) -> str | None:
+    """The post id in a Facebook permalink, or None when the URL is not one."""
+    parts = urlsplit(url)
+    if parts.hostname and not parts.hostname.endswith("facebook.com"):
+        return None
+    where = parts.path + ("?" + parts.query if parts.query else "")
+    for pattern in _ID_PATTERNS:
+        match = pattern.search(where)
+        if match:
+            return match.group(1)
+    return None
+
+
+def clean_permalink(url: str) -> str:
+    """The permalink without click-tracking parameters, so it is stable between captures."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k in _KEEP_QUERY]
+    return urlunsplit(parts._replace(query=urlencode(query), fragment=""))
+
+
+def unwrap_redirect(url: str) -> str:
+    """``https://l.facebook.com/l.php?u=https%3A%2F%2Fshop.example`` -> the shop URL."""
+    parts = urlsplit(url)
+    if parts.hostname in ("l.facebook.com", "lm.facebook.com") and parts.path == "/l.php":
+        target = dict(parse_qsl(parts.query)).get("u")
+        if target and urlsplit(target).scheme in ("http", "https"):
+            return target
+    return url
+
+
+def _outermost(nodes: list[LexborNode]) -> list[LexborNode]:
+    """``nodes`` without those inside another of them (nested dir=auto blocks)."""
+    ids = {n.mem_id for n in nodes}
+    result = []
+    for node in nodes:
+        parent, inside = node.parent, False
+        while parent is not None:
+            if parent.mem_id in ids:
+                inside = True
+                break
+            parent = parent.parent
+        if not inside:
+            result.append(node)
+    return result
+
+
+def _message_text(block: LexborNode) -> str:
+    """Text of a message block: emoji images as their characters, buttons left out."""
+    copy = LexborHTMLParser(block.html or "")
+    for button in copy.css('[role="button"]'):
+        if node_text(button).strip().lower() in _BUTTON_WORDS:
+            button.decompose()
+    for img in copy.css("img[alt]"):
+        # Facebook draws emoji as <img alt="🐘">: keep the character, not a hole.
+        img.replace_with(img.attributes.get("alt") or "")
+    body = copy.body
+    return node_text(body) if body is not None else ""

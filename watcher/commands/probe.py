@@ -1,0 +1,187 @@
+"""``watcher probe URL --platform P``: what an adapter reads from a live page, for writing and
+fixing recipes.
+
+    watcher probe https://t.me/s/somechannel --platform telegram
+    watcher probe https://shop.example/seller/1 --platform generic \\
+        --selector post=.listing --selector id=@data-id --selector text=.desc --pages 2
+    watcher probe https://www.facebook.com/somepage --platform facebook --session fb-puppet-1
+
+Prints each post (id, time, author, the first 100 characters of its text, how many images)
+and any block (login wall, checkpoint, ...). Nothing is stored. Exit 0 when posts were read
+and nothing blocked the page, 2 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from watcher.app import resolve_data_dir
+from watcher.capture.adapters import Adapter, adapter_for, known_platforms
+from watcher.capture.blocks import Block
+from watcher.capture.browser import Browser
+from watcher.capture.page import PageRequest, load_pages
+from watcher.capture.recipe import RECIPE_FIELDS, Selector
+from watcher.capture.sessions import Session, SessionStore
+from watcher.errors import WatcherError
+from watcher.models import Post
+
+TEXT_CHARS = 100
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What the probe saw: where the browser ended up, the posts, and any block."""
+
+    requested_url: str
+    final_url: str
+    posts: list[Post]
+    block: Block | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` form: every post in full, and the block as reason + message."""
+        return {
+            "requested_url": self.requested_url,
+            "final_url": self.final_url,
+            "post_count": len(self.posts),
+            "posts": [p.to_json() for p in self.posts],
+            "block": {"reason": self.block.reason, "message": self.block.message}
+            if self.block
+            else None,
+        }
+
+
+def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add ``watcher probe`` to the command line."""
+    probe = sub.add_parser(
+        "probe", parents=[common], help="show what an adapter extracts from a page (no storing)"
+    )
+    probe.add_argument("url", metavar="URL", help="the page to open")
+    probe.add_argument("--platform", required=True, help=f"one of: {', '.join(known_platforms())}")
+    probe.add_argument(
+        "--selector",
+        action="append",
+        default=[],
+        metavar="NAME=CSS",
+        help=f"patch the recipe, e.g. text=.desc (names: {', '.join(RECIPE_FIELDS)})",
+    )
+    probe.add_argument("--pages", type=int, default=1, help="pages to read (default 1)")
+    probe.add_argument("--scroll", type=int, default=0, help="screens to scroll down")
+    probe.add_argument("--next-page", help="selector of the next-page link")
+    probe.add_argument("--load-more", help="selector of the load-more button")
+    probe.add_argument("--session", help="open the page logged in as this session")
+    probe.add_argument("--timeout", type=float, default=45.0, help="seconds (default 45)")
+    probe.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """``watcher probe``: open the page, print what the adapter reads and any block."""
+    adapter = adapter_for(_platform(args.platform), parse_selectors(args.selector))
+    request = PageRequest(
+        url=args.url,
+        pages=max(1, args.pages),
+        timeout_s=args.timeout,
+        next_page=args.next_page,
+        load_more=args.load_more,
+        scroll=max(0, args.scroll),
+    )
+    result = asyncio.run(probe(request, adapter, _session(args)))
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
+    else:
+        print(format_result(result))
+    return 0 if result.posts and result.block is None else 2
+
+
+async def probe(
+    request: PageRequest, adapter: Adapter, session: Session | None = None
+) -> ProbeResult:
+    """Load the page(s) as a capture would and run the adapter's block detection."""
+    async with Browser(max_concurrent=1) as browser, browser.context(session) as context:
+        snapshot, posts = await load_pages(
+            context, request, adapter, browser.user_agent, browser.version
+        )
+    name = session.name if session else None
+    block = adapter.detect_block(
+        snapshot.html_pages[0], snapshot.final_url, request.url, posts, name
+    )
+    return ProbeResult(request.url, snapshot.final_url, posts, block)
+
+
+def format_result(result: ProbeResult) -> str:
+    """Plain lines: one per post, then the block or a count."""
+    lines = [f"{result.requested_url} -> {result.final_url}"]
+    for post in result.posts:
+        text = " ".join(post.text.split())
+        short = text if len(text) <= TEXT_CHARS else text[:TEXT_CHARS] + "…"
+        lines.append(
+            f"- {post.post_id} | {post.posted_at or 'no time'} | {post.author or 'no author'}"
+            f" | {len(post.image_urls)} image(s) | {short!r}"
+        )
+    lines.append(f"{len(result.posts)} post(s)")
+    if result.block:
+        lines.append(f"BLOCKED ({result.block.reason}): {result.block.message}")
+    elif not result.posts:
+        lines.append("no posts: check the `post` and `id` selectors against the page")
+    return "\n".join(lines)
+
+
+def parse_selectors(values: list[str]) -> dict[str, str]:
+    """``["text=.desc", "id=@data-id"]`` as a recipe patch; WatcherError naming the fix."""
+    patch: dict[str, str] = {}
+    for value in values:
+        name, sep, css = value.partition("=")
+        name = name.strip()
+        if not sep or not css.strip():
+            raise WatcherError(f"--selector {value!r}: write NAME=CSS, e.g. --selector text=.desc")
+        if name not in RECIPE_FIELDS:
+            raise WatcherError(
+                f"--selector {value!r}: unknown name {name!r}; "
+                f"use one of {', '.join(RECIPE_FIELDS)}"
+            )
+        Selector.parse(css)
+        patch[name] = css.strip()
+    return patch
+
+
+def _platform(name: str) -> str:
+    if name not in known_platforms():
+        raise WatcherError(f"unknown platform {name!r}: use one of {', '.join(known_platforms())}")
+    return name
+
+
+def _session(args: argparse.Namespace) -> Session | None:
+    """The named session (cookies and browser profile), or None for an anonymous probe."""
+    if not args.session:
+        return None
+    store = SessionStore(resolve_data_dir(Path(args.watchlist), args.data))
+    return store.load(args.session)
+
+
+COMMANDS = {"probe": cmd_probe}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``probe`` on its own (``python -m watcher.commands.probe URL --platform P``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--watchlist", default="watchlist.yaml")
+    common.add_argument("--data", default=None)
+    common.add_argument("--debug", action="store_true")
+    parser = argparse.ArgumentParser(prog="watcher")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_commands(sub, common)
+    args = parser.parse_args(["probe", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return cmd_probe(args)
+    except WatcherError as exc:
+        print(f"watcher: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
