@@ -190,12 +190,7 @@ class Daemon:
         assert task is not None
         self.running.add(task)
         try:
-            summary = await run_capture(self.app, target)
-            self.show(summary)
-            if self.sender is not None:
-                self.sender.wake()
-            self.adjust_interval(target)
-            self.write_schedule()
+            await self.capture_and_report(target)
         except asyncio.CancelledError:
             # Only our shutdown cancels a capture. The job is the task's root, so ending here
             # is safe, and APScheduler would otherwise log the cancellation as a crash.
@@ -214,15 +209,19 @@ class Daemon:
         assert task is not None
         self.running.add(task)
         try:
-            summary = await run_capture(self.app, target)
-            self.show(summary)
-            if self.sender is not None:
-                self.sender.wake()
-            self.adjust_interval(target)
-            self.write_schedule()
-            return summary
+            return await self.capture_and_report(target)
         finally:
             self.running.discard(task)
+
+    async def capture_and_report(self, target: Target) -> CaptureSummary:
+        """Capture, show the events, wake the sender, adjust the interval and schedule file."""
+        summary = await run_capture(self.app, target)
+        self.show(summary)
+        if self.sender is not None:
+            self.sender.wake()
+        self.adjust_interval(target)
+        self.write_schedule()
+        return summary
 
     def show(self, summary: CaptureSummary) -> None:
         """Print the capture's events (and baselines and failures) on the console."""
