@@ -289,3 +289,16 @@ def test_database_survives_reopen(tmp_path):
     assert sqlite3.connect(tmp_path / "w.db").execute("PRAGMA integrity_check").fetchone() == (
         "ok",
     )
+
+
+async def test_images_the_page_loaded_are_not_downloaded_again(site, make_app):
+    site.channel("dealer")
+    site.add_post(
+        "dealer", "two photos", images=[site.add_photo("a1", seed=1), site.add_photo("a2", seed=2)]
+    )
+    app = make_app(channel_target("dealer", f"{site.base_url}/s/dealer"))
+    summary = await run_capture(app, app.watchlist.target("dealer"))
+
+    assert summary.new_images == 2
+    fetched = [p for p in site.requests if p.startswith("/img/")]
+    assert sorted(fetched) == ["/img/a1", "/img/a2"]  # once each, by the page itself

@@ -21,7 +21,13 @@ from watcher import __version__
 from watcher.alert.routing import routes_for
 from watcher.app import App
 from watcher.capture.adapters import Adapter
-from watcher.capture.archive import ResponseRecorder, WarcResource, build_wacz, build_warc
+from watcher.capture.archive import (
+    RecordedResponse,
+    ResponseRecorder,
+    WarcResource,
+    build_wacz,
+    build_warc,
+)
 from watcher.capture.blocks import REASONS as BLOCK_REASONS
 from watcher.capture.blocks import BlockContext, block_for
 from watcher.capture.environment import collection_metadata
@@ -100,19 +106,39 @@ async def take(app: App, target: Target) -> Taken:
     async with hold, app.browser.context(session) as context:
         user_agent = session.user_agent if session else app.browser.user_agent
         snapshot, posts = await _read(app, target, context, recorder, user_agent, known)
+        # Bodies must be read while the context is open.
+        responses = tuple(await recorder.finish())
         urls = [url for post in posts for url in post.image_urls]
-        downloads = await download_images(context, urls, referer=snapshot.final_url)
+        downloads = await download_images(
+            context, urls, referer=snapshot.final_url, prefetched=_image_bodies(responses)
+        )
         details = {}
         if target.detail:
             fresh = [p for p in posts if p.post_id not in known]
             details = await capture_details(context, fresh, timeout_s=target.timeout)
-        # Bodies must be read while the context is open.
-        responses = tuple(await recorder.finish())
         if session:
             # Only after a good capture: a logged-out state must not overwrite good cookies.
             state = await refreshed_state(context)
             await asyncio.to_thread(app.sessions.update_state, session.name, state)
     return Taken(replace(snapshot, responses=responses), posts, downloads, details)
+
+
+def _image_bodies(responses: tuple[RecordedResponse, ...]) -> dict[str, tuple[bytes, str | None]]:
+    """Complete image bodies the page load received, so they are not downloaded again."""
+    bodies = {}
+    for r in responses:
+        if r.method == "GET" and r.status == 200 and r.body and not r.truncated:
+            media_type = next(
+                (
+                    v.split(";")[0].strip()
+                    for k, v in r.response_headers
+                    if k.lower() == "content-type"
+                ),
+                None,
+            )
+            if media_type and media_type.startswith("image/"):
+                bodies[r.url] = (r.body, media_type)
+    return bodies
 
 
 async def _read(

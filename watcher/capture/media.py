@@ -29,12 +29,24 @@ class Download:
 
 
 async def download_images(
-    context: BrowserContext, urls: list[str], referer: str, max_bytes: int = MAX_IMAGE_BYTES
+    context: BrowserContext,
+    urls: list[str],
+    referer: str,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    prefetched: dict[str, tuple[bytes, str | None]] | None = None,
 ) -> dict[str, Download]:
-    """Fetch each distinct URL once; returns a result for every URL."""
+    """Fetch each distinct URL once; returns a result for every URL.
+
+    ``prefetched`` holds bodies the page load already received (URL -> bytes, media type):
+    those are not fetched a second time.
+    """
     limit = asyncio.Semaphore(PARALLEL_DOWNLOADS)
+    ready = prefetched or {}
 
     async def fetch(url: str) -> Download:
+        if url in ready and len(ready[url][0]) <= max_bytes:
+            data, media_type = ready[url]
+            return Download(url, data, (media_type or "application/octet-stream").lower())
         async with limit:
             return await download_one(context, url, referer, max_bytes)
 

@@ -1,0 +1,246 @@
+"""Shared helpers of the benchmarks: the fixture pages, a watchlist, memory and CPU probes.
+
+Not a benchmark itself (``run_all.py`` only runs ``bench_*.py``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import resource
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from watcher.demo.site import DemoSite
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+FILLER = str.split(
+    "new stock today price inbox shipping fast good quality call me now sale discount "
+    "bracelet beads carving antique old collection 100g 5kg 18k cheap original real "
+    "dress shoes phone case coffee wine tea bag chair table ring necklace"
+)
+
+
+# -- fixture pages ---------------------------------------------------------------------------
+def photo_bytes(seed: int, size: tuple[int, int] = (480, 360)) -> bytes:
+    """A distinct JPEG photo for ``seed`` (random low-frequency blobs: pHashes far apart).
+
+    Much faster than :func:`watcher.demo.images.variant`, so thousands can be made for the
+    fixture site; different seeds are different pictures to a perceptual hash.
+    """
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+    img = Image.fromarray(small, "RGB").resize(size, Image.Resampling.BICUBIC)
+    noise = rng.integers(0, 24, size=(size[1], size[0], 3), dtype=np.uint8)
+    img = Image.fromarray(np.asarray(img, dtype=np.uint8) // 2 + noise * 4 // 3, "RGB")
+    buffer = io.BytesIO()
+    img.save(buffer, format="JPEG", quality=82)
+    return buffer.getvalue()
+
+
+def post_text(rng: random.Random) -> str:
+    """A post of 12-40 filler words."""
+    return " ".join(rng.choices(FILLER, k=rng.randint(12, 40)))
+
+
+def fill_channel(
+    site: DemoSite, name: str, posts: int = 20, images: int = 10, seed_base: int = 0
+) -> None:
+    """A channel ``name`` with ``posts`` posts of ``images`` distinct photos each."""
+    rng = random.Random(seed_base)
+    site.channel(name)
+    for n in range(posts):
+        keys = [
+            site.put_image(f"{name}-{n}-{i}", photo_bytes(seed_base * 1000 + n * images + i))
+            for i in range(images)
+        ]
+        site.add_post(name, post_text(rng), images=keys)
+
+
+def add_fresh_post(site: DemoSite, name: str, text: str, images: int, seed: int) -> int:
+    """One more post on ``name`` with ``images`` new photos; returns its id."""
+    keys = [
+        site.put_image(f"{name}-x{seed}-{i}", photo_bytes(seed * 7919 + i)) for i in range(images)
+    ]
+    return site.add_post(name, text, images=keys)
+
+
+def write_watchlist(path: Path, site: DemoSite, names: list[str], extra: str = "") -> Path:
+    """A watchlist of telegram targets ``names`` on ``site`` (``extra``: YAML per target)."""
+    lines = ["targets:"]
+    for name in names:
+        lines.append(f"  - {{name: {name}, platform: telegram, url: '{site.base_url}/s/{name}'}}")
+    if extra:
+        lines = [extra.rstrip("\n"), *lines]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# -- memory -----------------------------------------------------------------------------------
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc/<pid>/task/*/children)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``."""
+    out, todo = [], _children(pid)
+    while todo:
+        child = todo.pop()
+        out.append(child)
+        todo += _children(child)
+    return out
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of ``pid`` (0 when it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size (shared pages divided among sharers); RSS when unavailable."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return rss_bytes(pid)
+
+
+@dataclass(frozen=True, slots=True)
+class MemorySample:
+    """Memory of this process and of its child tree (Playwright driver + Chromium)."""
+
+    self_rss: int
+    browser_pss: int
+    browser_procs: int
+
+
+def sample_memory() -> MemorySample:
+    """RSS of this process; summed PSS of every descendant (the browser tree)."""
+    kids = descendants(os.getpid())
+    return MemorySample(rss_bytes(os.getpid()), sum(pss_bytes(p) for p in kids), len(kids))
+
+
+class PeakMemory:
+    """Samples :func:`sample_memory` every ``every`` seconds in a thread; keeps the peaks."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.every = every
+        self.peak_self = 0
+        self.peak_browser = 0
+        self.peak_total = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            sample = sample_memory()
+            self.peak_self = max(self.peak_self, sample.self_rss)
+            self.peak_browser = max(self.peak_browser, sample.browser_pss)
+            self.peak_total = max(self.peak_total, sample.self_rss + sample.browser_pss)
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# -- CPU --------------------------------------------------------------------------------------
+@dataclass
+class CpuUse:
+    """CPU seconds spent (this process + reaped children) over a wall-clock span."""
+
+    wall_s: float = 0.0
+    self_s: float = 0.0
+    children_s: float = 0.0
+
+    @property
+    def cores(self) -> float:
+        """Average number of cores kept busy."""
+        return (self.self_s + self.children_s) / self.wall_s if self.wall_s else 0.0
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _tree_cpu() -> float:
+    """CPU seconds of live descendants (utime+stime from /proc/<pid>/stat)."""
+    total = 0
+    for pid in descendants(os.getpid()):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def measure_cpu() -> Iterator[CpuUse]:
+    """CPU of this process and of its children (live ones from /proc, reaped ones from
+    getrusage(RUSAGE_CHILDREN)) during the block."""
+    use = CpuUse()
+    t0, s0, c0, live0 = time.perf_counter(), _cpu(0), _cpu(resource.RUSAGE_CHILDREN), _tree_cpu()
+    yield use
+    use.wall_s = time.perf_counter() - t0
+    use.self_s = _cpu(0) - s0
+    use.children_s = _cpu(resource.RUSAGE_CHILDREN) - c0 + max(0.0, _tree_cpu() - live0)
+
+
+# -- figures ------------------------------------------------------------------------------------
+def percentile(values: list[float], pct: float) -> float:
+    """The ``pct`` percentile (linear interpolation); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * pct / 100
+    low = int(k)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ys over xs (0 with fewer than two points)."""
+    if len(xs) < 2:
+        return 0.0
+    return statistics.linear_regression(xs, ys).slope
+
+
+def mib(n: float) -> str:
+    """Bytes as MiB text."""
+    return f"{n / 2**20:.0f} MiB"
+
+
+def add_repo_root() -> None:
+    """Make ``tests.fakes`` importable."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))

@@ -1,0 +1,236 @@
+"""Capture throughput: watcher's pipeline over N targets with one shared Chromium, against a
+naive baseline that launches a fresh browser for every capture (goto + content + screenshot,
+nothing stored).
+
+Each target is a fixture channel of 20 posts with 10 distinct photos each (200 images, as on
+a busy dealer channel). The pipeline is called step by step (take -> keep_files ->
+record_success, as ``pipeline.run_capture`` does) so the time of each step is known:
+
+- page load = ``take`` (browser: load, screenshot, MHTML, extract, download the 200 images)
+- watcher's own work = ``keep_files`` (blob store, SHA-256, perceptual hashes, WACZ) +
+  ``record_success`` (one SQLite transaction: diff, posts, events, custody)
+
+Round 1 is every target's first capture (baseline: every post and image is new); round 2
+captures the unchanged pages again (the steady state of a watch).
+
+Run: .venv/bin/python benchmarks/bench_capture.py [--targets 100] [--concurrency 2 4]
+     [--naive 20]
+``--targets 100`` takes about 5-8 min on 2 cores; ``--targets 1000`` about an hour (and
+~200,000 fixture photos: ~2 GB of RAM for the site). ``--naive`` captures are extrapolated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _common import (
+    CpuUse,
+    PeakMemory,
+    fill_channel,
+    measure_cpu,
+    mib,
+    percentile,
+    write_watchlist,
+)
+from playwright.async_api import Playwright, async_playwright
+
+from watcher.app import App
+from watcher.capture.browser import Browser, find_chromium, launch_args
+from watcher.demo.site import DemoSite
+from watcher.pipeline import _metadata, keep_files, record_success, take
+from watcher.timeutil import utc_now
+from watcher.watchlist import Target, load_watchlist
+
+
+@dataclass
+class Timings:
+    """Seconds per step of each capture of a round."""
+
+    take: list[float] = field(default_factory=list)
+    keep: list[float] = field(default_factory=list)
+    record: list[float] = field(default_factory=list)
+    failures: int = 0
+
+    def own_share(self) -> float:
+        """watcher's own work (keep + record) as a share of the whole capture time."""
+        own = sum(self.keep) + sum(self.record)
+        total = own + sum(self.take)
+        return own / total if total else 0.0
+
+
+async def timed_capture(
+    app: App, target: Target, timings: Timings, slots: asyncio.Semaphore
+) -> None:
+    """``pipeline.run_capture`` step by step, timing each step (failures counted).
+
+    ``slots`` has the Browser's own limit, taken before ``take``: the Browser never makes
+    a capture wait, so ``take``'s time is the page's, not a queue's.
+    """
+    started = utc_now()
+    app.store.upsert_target(target.name, target.platform, target.url, started)
+    async with slots:
+        t0 = time.perf_counter()
+        try:
+            taken = await take(app, target)
+        except Exception:
+            timings.failures += 1
+            return
+        t1 = time.perf_counter()
+    meta = _metadata(app, target, taken, started)
+    previous_html = app.store.last_artifact_sha(target.name, "html")
+    kept = await asyncio.to_thread(keep_files, app.blobs, taken, meta, previous_html)
+    t2 = time.perf_counter()
+    record_success(app, target, started, taken, kept)
+    t3 = time.perf_counter()
+    timings.take.append(t1 - t0)
+    timings.keep.append(t2 - t1)
+    timings.record.append(t3 - t2)
+
+
+async def watcher_round(app: App, targets: list[Target], concurrency: int) -> tuple[Timings, float]:
+    """Capture every target once, ``concurrency`` pages at a time; (timings, seconds)."""
+    timings = Timings()
+    slots = asyncio.Semaphore(concurrency)
+    start = time.perf_counter()
+    await asyncio.gather(*(timed_capture(app, t, timings, slots) for t in targets))
+    return timings, time.perf_counter() - start
+
+
+def report_round(label: str, n: int, timings: Timings, wall: float) -> None:
+    """Print captures/min and the time split of one round."""
+    ok = len(timings.take)
+    take_p50 = percentile(timings.take, 50)
+    own = [k + r for k, r in zip(timings.keep, timings.record, strict=True)]
+    print(
+        f"- {label}: {ok}/{n} ok in {wall:.1f} s = **{60 * ok / wall:.1f} captures/min**; "
+        f"per capture p50: take {take_p50:.2f} s, keep_files {percentile(timings.keep, 50):.2f}"
+        f" s, record {percentile(timings.record, 50):.3f} s; watcher's own work "
+        f"{percentile(own, 50):.2f} s = **{100 * timings.own_share():.0f} %** of capture time"
+    )
+
+
+async def run_watcher(site: DemoSite, names: list[str], concurrency: int, rounds: int) -> float:
+    """Two rounds over all targets with a shared browser; returns round 2's captures/min."""
+    root = Path(tempfile.mkdtemp(prefix="watcher-bench-capture-"))
+    watchlist = load_watchlist(write_watchlist(root / "watchlist.yaml", site, names))
+    rate = 0.0
+    with measure_cpu() as cpu, PeakMemory() as peak:
+        browser = Browser(max_concurrent=concurrency)
+        app = App.open(watchlist, root / "data", browser=browser)
+        targets = list(app.watchlist.targets)
+        for n in range(1, rounds + 1):
+            timings, wall = await watcher_round(app, targets, concurrency)
+            kind = "first captures (baseline)" if n == 1 else "unchanged pages"
+            report_round(
+                f"watcher, max_concurrent={concurrency}, round {n} ({kind})",
+                len(targets),
+                timings,
+                wall,
+            )
+            rate = 60 * len(timings.take) / wall
+        await app.close()
+        await browser.close()
+    report_resources(f"watcher max_concurrent={concurrency}", cpu, peak)
+    shutil.rmtree(root, ignore_errors=True)
+    return rate
+
+
+def report_resources(label: str, cpu: CpuUse, peak: PeakMemory) -> None:
+    """CPU seconds and peak memory of one run."""
+    print(
+        f"  - {label}: CPU {cpu.self_s:.0f} s python + {cpu.children_s:.0f} s browser over "
+        f"{cpu.wall_s:.0f} s wall ({cpu.cores:.2f} cores busy); peak RSS python "
+        f"{mib(peak.peak_self)}, peak browser tree PSS {mib(peak.peak_browser)}, "
+        f"peak total {mib(peak.peak_total)}"
+    )
+
+
+async def naive_capture(playwright: Playwright, url: str) -> None:
+    """The naive way: a new Chromium per capture, goto, content, full-page screenshot."""
+    browser = await playwright.chromium.launch(
+        executable_path=find_chromium(), args=launch_args(), headless=True
+    )
+    try:
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await page.goto(url, wait_until="load", timeout=60_000)
+        await page.content()
+        await page.screenshot(full_page=True)
+    finally:
+        await browser.close()
+
+
+async def run_naive(site: DemoSite, names: list[str], concurrency: int) -> float:
+    """Naive captures of ``names`` with ``concurrency`` at once; returns captures/min."""
+    limit = asyncio.Semaphore(concurrency)
+    with measure_cpu() as cpu, PeakMemory() as peak:
+        async with async_playwright() as playwright:
+
+            async def one(name: str) -> None:
+                async with limit:
+                    await naive_capture(playwright, f"{site.base_url}/s/{name}")
+
+            start = time.perf_counter()
+            await asyncio.gather(*(one(n) for n in names))
+            wall = time.perf_counter() - start
+    rate = 60 * len(names) / wall
+    print(
+        f"- naive (browser launched per capture), {concurrency} at once: {len(names)} "
+        f"captures in {wall:.1f} s = **{rate:.1f} captures/min** "
+        f"({wall / len(names) * concurrency:.2f} s each)"
+    )
+    report_resources(f"naive x{concurrency}", cpu, peak)
+    return rate
+
+
+def build_site(site: DemoSite, targets: int, posts: int, images: int) -> list[str]:
+    """``targets`` channels of ``posts`` posts with ``images`` photos each."""
+    start = time.perf_counter()
+    names = [f"chan{n:04d}" for n in range(targets)]
+    for n, name in enumerate(names):
+        fill_channel(site, name, posts=posts, images=images, seed_base=n + 1)
+    print(
+        f"fixture site: {targets} channels x {posts} posts x {images} photos "
+        f"(480x360 JPEG) built in {time.perf_counter() - start:.0f} s"
+    )
+    return names
+
+
+async def main(args: argparse.Namespace) -> None:
+    """Watcher at each concurrency, then the naive baseline; print the ratio."""
+    print(
+        f"## Capture throughput ({args.targets} targets, {args.posts} posts x {args.images} "
+        "images per page)"
+    )
+    with DemoSite() as site:
+        names = build_site(site, args.targets, args.posts, args.images)
+        rates = {c: await run_watcher(site, names, c, args.rounds) for c in args.concurrency}
+        naive_names = names[: args.naive]
+        naive = {c: await run_naive(site, naive_names, c) for c in (1, 2)}
+    best_c, best = max(rates.items(), key=lambda kv: kv[1])
+    best_naive = max(naive.values())
+    print(
+        f"- **speed-up**: watcher (max_concurrent={best_c}, steady state) {best:.1f}/min vs "
+        f"best naive {best_naive:.1f}/min = **{best / best_naive:.1f}x** (target >= 5x)"
+    )
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", type=int, default=100)
+    parser.add_argument("--posts", type=int, default=20)
+    parser.add_argument("--images", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--naive", type=int, default=20, help="naive captures to time")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))

@@ -1,0 +1,205 @@
+"""Storage: bytes per capture of a realistic page (20 posts x 10 photos) when it is
+unchanged, when one post is new, and when a post reposts already-seen photos (resized), each
+against the naive copy of every file; then the database after 100,000 posts (synthetic,
+inserted through the ``Store`` API) and the time of ``watcher status`` and ``/search`` at
+that size, against a naive ``LIKE`` scan of the same rows and the same commands on an
+empty database.
+
+Run: .venv/bin/python benchmarks/bench_storage.py [--posts 100000]
+(about 1-2 min for 100k posts: the Store API is the slow, honest path)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import add_fresh_post, fill_channel, post_text, write_watchlist
+from PIL import Image
+
+from watcher.app import App
+from watcher.capture.browser import Browser
+from watcher.demo.site import DemoSite
+from watcher.models import CapturedPost, Post
+from watcher.pipeline import run_capture
+from watcher.store.db import CaptureRow, Store
+from watcher.store.search import search_posts
+from watcher.timeutil import utc_now
+from watcher.watchlist import load_watchlist
+
+QUERIES = ("ivory bangle", "carving", "antique collection cheap", "zzznomatch")
+
+
+def disk_bytes(root: Path) -> int:
+    """Bytes of every file under ``root`` (blobs and the SQLite files)."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def resized(data: bytes, scale: float = 0.6) -> bytes:
+    """A smaller, recompressed copy of a JPEG (a repost)."""
+    img = Image.open(io.BytesIO(data))
+    small = img.resize((int(img.width * scale), int(img.height * scale)))
+    out = io.BytesIO()
+    small.save(out, format="JPEG", quality=70)
+    return out.getvalue()
+
+
+async def per_capture_cases() -> None:
+    """Disk growth of each case vs the sum of the capture's artifacts (naive copy)."""
+    root = Path(tempfile.mkdtemp(prefix="watcher-bench-storage-"))
+    with DemoSite() as site:
+        fill_channel(site, "dealer", posts=20, images=10, seed_base=42)
+        wl = load_watchlist(write_watchlist(root / "watchlist.yaml", site, ["dealer"]))
+        browser = Browser()
+        app = App.open(wl, root / "data", browser=browser)
+        target = app.watchlist.target("dealer")
+        rows = []
+
+        async def case(label: str) -> None:
+            before = disk_bytes(root / "data")
+            summary = await run_capture(app, target)
+            naive = sum(a.size for a in app.store.artifacts(summary.capture_id))
+            rows.append((label, disk_bytes(root / "data") - before, naive, summary))
+
+        await case("first capture (baseline, 200 photos)")
+        await case("unchanged page")
+        add_fresh_post(site, "dealer", "one new post, new stock", images=10, seed=9001)
+        await case("one new post (10 new photos)")
+        old = [site.put_image(f"rp{i}", resized(photo_of(site, i))) for i in range(3)]
+        site.add_post("dealer", "reposted photos", images=old)
+        await case("one post reposting 3 seen photos (resized)")
+        await app.close()
+        await browser.close()
+    print("## Storage per capture (page: 20 posts x 10 photos)")
+    for label, actual, naive, summary in rows:
+        print(
+            f"- {label}: **{actual / 1024:.0f} KiB** on disk (blobs + db + WAL); naive copy of "
+            f"every file {naive / 1024:.0f} KiB; events {len(summary.events)}"
+        )
+
+
+def photo_of(site: DemoSite, index: int) -> bytes:
+    """Bytes of one of the dealer's already-posted photos."""
+    status = site.respond(f"/img/dealer-0-{index}")
+    return status.body
+
+
+def fill_store(store: Store, posts: int, targets: int = 100, per_capture: int = 20) -> float:
+    """``posts`` synthetic posts through Store.insert_post, one transaction per capture."""
+    rng = random.Random(1)
+    start = time.perf_counter()
+    for t in range(targets):
+        store.upsert_target(f"t{t:03d}", "telegram", f"https://t.me/s/t{t:03d}", utc_now())
+    per_target = posts // targets
+    for t in range(targets):
+        name = f"t{t:03d}"
+        for first in range(0, per_target, per_capture):
+            now = utc_now()
+            with store.transaction():
+                row = CaptureRow(name, "ok", now, now, f"https://t.me/s/{name}", post_count=20)
+                capture_id = store.insert_capture(row)
+                for i in range(first, min(first + per_capture, per_target)):
+                    post = Post(f"{name}/{i}", post_text(rng), f"https://t.me/{name}/{i}")
+                    store.insert_post(name, CapturedPost(post, ()), capture_id, i - first, now)
+    return time.perf_counter() - start
+
+
+def best_of(cmd: list[str], runs: int = 3) -> float:
+    """Fastest of ``runs`` runs of ``cmd`` (the machine is shared: the minimum is the cost)."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def status_time(root: Path, targets: int) -> float:
+    """Seconds of ``watcher status`` (a subprocess, as the team runs it; best of 3)."""
+    wl = root / "watchlist.yaml"
+    lines = ["targets:"] + [
+        f"  - {{name: t{t:03d}, platform: telegram, url: 'https://t.me/s/t{t:03d}'}}"
+        for t in range(targets)
+    ]
+    wl.write_text("\n".join(lines) + "\n")
+    cmd = [
+        sys.executable,
+        "-m",
+        "watcher",
+        "status",
+        "--watchlist",
+        str(wl),
+        "--data",
+        str(root / "data"),
+    ]
+    return best_of(cmd)
+
+
+def search_times(store: Store) -> list[tuple[str, float, int, float]]:
+    """(query, FTS seconds, hits, naive LIKE-scan seconds) per query."""
+    out = []
+    for query in QUERIES:
+        start = time.perf_counter()
+        _hits, total = search_posts(store, query)
+        fts = time.perf_counter() - start
+        where = " AND ".join("text LIKE ?" for _ in query.split())
+        start = time.perf_counter()
+        store.db.execute(
+            f"SELECT count(*) FROM post_versions WHERE {where}", [f"%{w}%" for w in query.split()]
+        ).fetchone()
+        out.append((query, fts, total, time.perf_counter() - start))
+    return out
+
+
+def at_size(posts: int) -> None:
+    """DB size after ``posts`` posts; status and search times there and on an empty DB."""
+    root = Path(tempfile.mkdtemp(prefix="watcher-bench-db-"))
+    empty_root = Path(tempfile.mkdtemp(prefix="watcher-bench-db0-"))
+    Store(empty_root / "data" / "watcher.db").close()
+    store = Store(root / "data" / "watcher.db")
+    seconds = fill_store(store, posts)
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = disk_bytes(root / "data")
+    text = store.db.execute("SELECT sum(length(text)) FROM post_versions").fetchone()[0]
+    print(f"\n## Database at {posts:,} posts (100 targets, 1 capture per 20 posts)")
+    print(
+        f"- inserted through Store.insert_post in {seconds:.0f} s "
+        f"({posts / seconds:,.0f} posts/s); **{size / 2**20:.1f} MiB** on disk = "
+        f"{size / posts:,.0f} B/post; baseline: the raw post text alone {text / 2**20:.1f} MiB"
+    )
+    full, empty = status_time(root, 100), status_time(empty_root, 100)
+    startup = best_of([sys.executable, "-c", "import watcher.cli"])
+    print(
+        f"- `watcher status` (100 targets, best of 3): **{full:.2f} s**; same on an empty db "
+        f"{empty:.2f} s; of which Python start + `import watcher.cli` {startup:.2f} s"
+    )
+    for query, fts, total, like in search_times(store):
+        print(
+            f"- /search {query!r}: **{1000 * fts:.1f} ms** ({total} posts); naive LIKE scan "
+            f"{1000 * like:.1f} ms"
+        )
+    store.close()
+
+
+def main(args: argparse.Namespace) -> None:
+    """Per-capture cases, then the database at size."""
+    asyncio.run(per_capture_cases())
+    at_size(args.posts)
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--posts", type=int, default=100_000)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main(parse_args())
