@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo test lint format bench clean-venv
+.PHONY: setup browser demo test soak lint format bench clean-venv
 
 setup: $(STAMP) browser
 
@@ -34,6 +34,10 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q -m "not soak"
 
+# The long reliability runs: 50 kill -9 loops, a 50 MB page, a hung Chromium.
+soak: setup
+	$(BIN)/python -m pytest -q -m soak tests/reliability
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -42,8 +46,9 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every benchmark with its baseline; writes benchmarks/RESULTS.md (~30-40 min on 2 cores).
 bench: setup
-	@for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+	$(BIN)/python benchmarks/run_all.py
 
 clean-venv:
 	rm -rf $(VENV)

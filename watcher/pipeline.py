@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 
 from playwright.async_api import BrowserContext
@@ -83,7 +84,7 @@ async def run_capture(app: App, target: Target) -> CaptureSummary:
     started = utc_now()
     try:
         app.store.upsert_target(target.name, target.platform, target.url, started)
-        taken = await take(app, target)
+        taken = await _bounded(take(app, target), target)
         meta = _metadata(app, target, taken, started)
         previous_html = app.store.last_artifact_sha(target.name, "html")
         kept = await asyncio.to_thread(keep_files, app.blobs, taken, meta, previous_html)
@@ -93,6 +94,17 @@ async def run_capture(app: App, target: Target) -> CaptureSummary:
     except Exception as exc:  # per-target boundary: record it, let the other targets go on
         log.exception("capture of %s failed unexpectedly", target.name)
         return record_failure(app, target, started, exc)
+
+
+async def _bounded(work: Awaitable[Taken], target: Target) -> Taken:
+    # Each browser call has its own limit, but a page can chain many slow ones: bound the whole.
+    limit = target.timeout * 3 + 60
+    try:
+        return await asyncio.wait_for(work, limit)
+    except TimeoutError as exc:
+        raise CaptureError(
+            "timeout", f"the capture took longer than {limit:.0f}s and was stopped"
+        ) from exc
 
 
 async def take(app: App, target: Target) -> Taken:
@@ -245,7 +257,8 @@ def record_success(
         for artifact in kept.artifacts:
             store.insert_artifact(capture_id, artifact, now)
         fresh = [i for i in kept.images.values() if i.sha256 and store.insert_image(i, now)]
-        rows = _store_posts(app, target.name, diff, capture_id, captured, now)
+        errors = {url: i.error for url, i in kept.images.items() if i.error}
+        rows = _store_posts(app, target.name, diff, capture_id, captured, now, errors)
         hits = keyword_hits(app.keywords, diff)
         store.insert_keyword_matches(target.name, rows, capture_id, hits, now)
         events = ev.post_events(target.name, diff, baseline, hits)
@@ -426,7 +439,13 @@ def _known_images(app: App, target: str, added: list[ev.NewImage]) -> list[Event
 
 
 def _store_posts(
-    app: App, target: str, diff: PostDiff, capture_id: int, captured: list[CapturedPost], now: str
+    app: App,
+    target: str,
+    diff: PostDiff,
+    capture_id: int,
+    captured: list[CapturedPost],
+    now: str,
+    image_errors: dict[str, str],
 ) -> dict[str, tuple[int, int]]:
     """Write new posts, new versions of edited ones, sightings and deletions.
 
@@ -437,7 +456,7 @@ def _store_posts(
     rows: dict[str, tuple[int, int]] = {}
     for c in diff.new:
         rows[c.post.post_id] = store.insert_post(
-            target, c, capture_id, position[c.post.post_id], now
+            target, c, capture_id, position[c.post.post_id], now, image_errors
         )
     for edit in diff.edited:
         post_id = edit.after.post.post_id
@@ -448,6 +467,7 @@ def _store_posts(
             capture_id,
             position[post_id],
             now,
+            image_errors,
         )
         rows[post_id] = (edit.before.row_id, version_id)
     for before, c in diff.unchanged:

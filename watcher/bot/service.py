@@ -6,6 +6,7 @@ with Telegram (``setMyCommands``) and polls for updates until the block ends.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    Updater,
     filters,
 )
 
@@ -79,14 +81,34 @@ async def serve_bot(application: Application, ctx: BotContext) -> AsyncIterator[
     await publish_commands(application)
     updater = application.updater
     assert updater is not None, "the Application was built without an Updater"
-    await updater.start_polling(
-        timeout=POLL_TIMEOUT_S, allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
-    )
+    # Telegram failing at start must not stop the watching: poll from a task that retries.
+    starter = asyncio.create_task(_start_polling(updater))
     try:
         yield bot
     finally:
+        starter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starter
         if updater.running:
             await updater.stop()
+
+
+async def _start_polling(updater: Updater) -> None:
+    delay = 2.0
+    while True:
+        try:
+            await updater.start_polling(
+                timeout=POLL_TIMEOUT_S, allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
+            )
+            return
+        except TelegramError as exc:
+            log.warning(
+                "bot commands unavailable until Telegram answers (%s); retrying in %.0fs",
+                exc,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 300.0)
 
 
 async def publish_commands(application: Application) -> None:

@@ -36,6 +36,9 @@ CHROMIUM_ARGS = (
 )
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 VIEWPORT = {"width": 1280, "height": 900}
+# A hung Chromium (stopped, swapping, deadlocked) never answers: calls that have no timeout
+# of their own (new_context, close) are bounded by this, then the browser is given up.
+BROWSER_CALL_TIMEOUT_S = 20.0
 LOCALE = "en-US"
 
 
@@ -146,20 +149,42 @@ class Browser:
             self._contexts_since_launch += 1
             try:
                 try:
-                    ctx = await self._browser.new_context(
-                        **context_profile(session), service_workers="block", accept_downloads=False
+                    ctx = await asyncio.wait_for(
+                        self._browser.new_context(
+                            **context_profile(session),
+                            service_workers="block",
+                            accept_downloads=False,
+                        ),
+                        BROWSER_CALL_TIMEOUT_S,
                     )
                 except PlaywrightError as exc:
                     raise BrowserError(f"Chromium could not open a new tab: {exc.message}") from exc
+                except TimeoutError as exc:
+                    await self._abandon()
+                    raise BrowserError("Chromium did not answer; it was restarted") from exc
                 try:
                     yield ctx
                 finally:
                     # The browser may have died mid-capture; start() relaunches it next time.
-                    with contextlib.suppress(PlaywrightError):
-                        await ctx.close()
+                    # A hung one would hold this close for ever: give it up instead.
+                    try:
+                        await asyncio.wait_for(ctx.close(), BROWSER_CALL_TIMEOUT_S)
+                    except PlaywrightError:
+                        pass
+                    except TimeoutError:
+                        await self._abandon()
             finally:
                 self._open_contexts -= 1
             await self._recycle_if_due()
+
+    async def _abandon(self) -> None:
+        """Give up a Chromium that stopped answering: stop the Playwright driver (which ends
+        the connection) so the next start() launches a fresh browser."""
+        self._browser = None
+        playwright, self._playwright = self._playwright, None
+        if playwright is not None:
+            with contextlib.suppress(Exception):  # the driver may be as stuck as the browser
+                await asyncio.wait_for(playwright.stop(), BROWSER_CALL_TIMEOUT_S)
 
     async def _recycle_if_due(self) -> None:
         """Close Chromium once it has served ``recycle_after`` contexts and none is open."""

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 # Chromium cannot paint taller than this in one screenshot; past it the shot is cut.
 MAX_SCREENSHOT_HEIGHT = 16_000
 SETTLE_MS = 2_000
+SCREENSHOT_EVAL_TIMEOUT_S = 10.0
 # Seconds between scrolls, clicks and detail pages: a person reading, not a bot hammering
 # (platforms ban accounts that scroll at machine speed). Tests set it to (0, 0.05).
 PACE: tuple[float, float] = (0.8, 2.5)
@@ -353,13 +354,17 @@ async def _close(page: Page) -> None:
 async def take_screenshot(page: Page) -> bytes | None:
     """Full-page PNG, cut at :data:`MAX_SCREENSHOT_HEIGHT`; None if the page cannot paint."""
     try:
-        height = await page.evaluate("Math.max(document.body ? document.body.scrollHeight : 0, 1)")
+        # evaluate has no timeout of its own: a hung renderer must not hold the capture.
+        height = await asyncio.wait_for(
+            page.evaluate("Math.max(document.body ? document.body.scrollHeight : 0, 1)"),
+            SCREENSHOT_EVAL_TIMEOUT_S,
+        )
         width = page.viewport_size["width"] if page.viewport_size else 1280
         if height > MAX_SCREENSHOT_HEIGHT:
             clip = {"x": 0, "y": 0, "width": width, "height": MAX_SCREENSHOT_HEIGHT}
             return await page.screenshot(full_page=True, clip=clip, type="png")
         return await page.screenshot(full_page=True, type="png")
-    except PlaywrightError:
+    except (PlaywrightError, TimeoutError):
         return None
 
 

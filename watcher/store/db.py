@@ -305,7 +305,13 @@ class Store:
 
     @translated
     def insert_post(
-        self, target: str, captured: CapturedPost, capture_id: int, position: int, now: str
+        self,
+        target: str,
+        captured: CapturedPost,
+        capture_id: int,
+        position: int,
+        now: str,
+        image_errors: dict[str, str] | None = None,
     ) -> tuple[int, int]:
         """A post seen for the first time (or reappearing as a new row); returns (row, version)."""
         row_id = int(
@@ -323,7 +329,9 @@ class Store:
             )
             .last_pk
         )
-        version_id = self.insert_version(row_id, 1, captured, capture_id, position, now)
+        version_id = self.insert_version(
+            row_id, 1, captured, capture_id, position, now, image_errors
+        )
         return row_id, version_id
 
     @translated
