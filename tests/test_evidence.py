@@ -238,3 +238,16 @@ async def test_bundle_carries_a_trusted_timestamp_of_the_custody_head(
 
     problems = failures(rewrite(bundle, tmp_path / "t.zip", other_ca))
     assert any("trusted timestamp" in p for p in problems), problems
+
+
+async def test_export_refuses_to_write_into_the_evidence_folders(captured):
+    from watcher.errors import WatcherError
+
+    for inside in (
+        captured.blobs.root / "ab",
+        captured.data_dir / "evidence",
+        captured.data_dir / "keys" / "x",
+    ):
+        with pytest.raises(WatcherError, match="no command may write"):
+            export_bundle(captured, Selection(target="dealer"), inside)
+    assert not list(captured.blobs.root.glob("**/*.zip"))

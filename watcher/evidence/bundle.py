@@ -81,6 +81,7 @@ def export_bundle(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Path]:
     """Write the bundle(s) for ``selection`` into ``out_dir``; returns their paths."""
+    _refuse_evidence_folder(app, out_dir)
     capture_ids = _select(app, selection)
     if not capture_ids:
         raise WatcherError(f"nothing to export: no capture matches {selection.describe()}")
@@ -111,6 +112,17 @@ def export_bundle(
             },
         )
     return paths
+
+
+def _refuse_evidence_folder(app: App, out_dir: Path) -> None:
+    # Evidence is append-only: no command may put files among the blobs, custody or keys.
+    target = out_dir.expanduser().resolve()
+    for protected in (app.blobs.root, app.data_dir / "evidence", app.data_dir / "keys"):
+        if target == protected.resolve() or protected.resolve() in target.parents:
+            raise WatcherError(
+                f"{out_dir} is inside watcher's evidence folder {protected}, which no command "
+                "may write into; choose another --out folder"
+            )
 
 
 def _timestamp_head(app: App, custody: list) -> dict[str, bytes]:

@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -28,6 +29,7 @@ from watcher.models import (
     StoredPost,
 )
 from watcher.store.migrations import MIGRATIONS
+from watcher.timeutil import to_iso
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -569,12 +571,18 @@ class Store:
         )
 
     @translated
-    def due_outbox(self, now: str) -> dict[tuple[str, str], list[OutboxRow]]:
+    def due_outbox(
+        self, now: str, longest_wait_s: float = 86400.0
+    ) -> dict[tuple[str, str], list[OutboxRow]]:
         """Pending alerts per (sink, chat), oldest first, for chats whose oldest one is due.
 
         A chat whose oldest alert is waiting out a backoff waits as a whole: alerts are
-        delivered in order.
+        delivered in order. A wait longer than any backoff or flood wait we honour
+        (``longest_wait_s``) means the clock jumped backwards (a machine booting with a wrong
+        clock): such alerts are due now rather than stuck until the clock catches up. A
+        small jump only delays them by its own size.
         """
+        horizon = _later(now, longest_wait_s)
         rows = self.db.execute(
             "SELECT o.id, o.sink, o.chat_id, o.status, o.attempts, o.last_error, o.next_attempt_at,"
             " e.id, e.kind, e.target, e.post_id, e.capture_id, e.details, e.created_at "
@@ -587,7 +595,7 @@ class Store:
             key = (r[1], r[2])
             if key in blocked:
                 continue
-            if key not in chats and (r[6] or "") > now:
+            if key not in chats and now < (r[6] or "") <= horizon:
                 blocked.add(key)
                 continue
             chats.setdefault(key, []).append(_outbox_row(r))
@@ -708,6 +716,14 @@ def _event(row: dict[str, Any]) -> Event:
         created_at=row["created_at"],
         id=row["id"],
     )
+
+
+def _later(moment: str, seconds: float) -> str:
+    try:
+        start = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    except ValueError:
+        return moment  # not a time (a caller asking for everything): nothing waits
+    return to_iso(start + timedelta(seconds=seconds))
 
 
 def _outbox_row(r: tuple) -> OutboxRow:
