@@ -148,3 +148,13 @@ async def test_login_wall_is_blocked_not_deleted(site, make_app):
     assert app.store.db.execute(
         "SELECT COUNT(*) FROM posts WHERE deleted_at IS NOT NULL"
     ).fetchone() == (0,)
+
+
+def test_console_shows_one_line_per_post_with_keywords():
+    from watcher.alert.console import events_to_show
+    from watcher.models import Event
+
+    new = Event(EventKind.NEW_POST, "dealer", "d/1", {"text": "象牙"})
+    keyword = Event(EventKind.KEYWORD, "dealer", "d/1", {"post_event": "new_post"})
+    alone = Event(EventKind.KEYWORD, "noisy", "n/9", {"post_event": "new_post"})
+    assert events_to_show([new, keyword, alone]) == [new, alone]

@@ -27,7 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, JobQueue
 
-from watcher.alert.console import ConsoleSink, format_summary
+from watcher.alert.console import ConsoleSink, events_to_show, format_summary
 from watcher.alert.outbox import OutboxSender, build_sinks
 from watcher.alert.telegram import load_token
 from watcher.app import App
@@ -229,7 +229,7 @@ class Daemon:
             return
         if summary.baseline or summary.status != "ok":
             print(format_summary(summary), flush=True)
-        for event in summary.events:
+        for event in events_to_show(summary.events):
             self.console.show(event)
 
     def adjust_interval(self, target: Target) -> None:

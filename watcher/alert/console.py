@@ -79,6 +79,19 @@ def format_summary(summary: CaptureSummary) -> str:
     )
 
 
+def events_to_show(events: tuple[Event, ...] | list[Event]) -> list[Event]:
+    """The events worth a line: a keyword event is left out where its post's own new or
+    edited event is there too, since that line already says why (one alert per post)."""
+    posts = {
+        (e.target, e.post_id)
+        for e in events
+        if e.kind in (EventKind.NEW_POST, EventKind.EDITED_POST)
+    }
+    return [
+        e for e in events if not (e.kind == EventKind.KEYWORD and (e.target, e.post_id) in posts)
+    ]
+
+
 class ConsoleSink:
     """Prints events as they happen."""
 

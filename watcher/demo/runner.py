@@ -9,7 +9,7 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from watcher.alert.console import ConsoleSink, format_summary
+from watcher.alert.console import ConsoleSink, events_to_show, format_summary
 from watcher.app import App, resolve_data_dir
 from watcher.demo.scenario import DemoScenario, build_demo_site
 from watcher.pipeline import run_capture
@@ -38,7 +38,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             summary = await run_capture(app, target)
             if summary.baseline or summary.status != "ok":
                 print(format_summary(summary), flush=True)
-            for event in summary.events:
+            for event in events_to_show(summary.events):
                 sink.show(event)
         finally:
             running.discard(task)
