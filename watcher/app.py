@@ -24,8 +24,7 @@ CUSTODY_KEY_NAME = "custody-ed25519.pem"
 
 def build_matcher(watchlist: Watchlist) -> KeywordMatcher:
     """A keyword matcher from the watchlist's groups and lexicon files (paths beside it)."""
-    base = Path(watchlist.path).parent if watchlist.path else Path.cwd()
-    return KeywordMatcher(Lexicon.load(watchlist.keywords, watchlist.lexicons, base))
+    return KeywordMatcher(Lexicon.load(watchlist.keywords, watchlist.lexicons, watchlist.folder()))
 
 
 def resolve_data_dir(watchlist_path: Path, data_arg: str | None) -> Path:
@@ -88,8 +87,7 @@ class App:
     def known(self) -> list[KnownImage]:
         """Reference photos from ``images.known`` folders (seized items, earlier cases)."""
         if self._known is None:
-            base = Path(self.watchlist.path).parent if self.watchlist.path else Path.cwd()
-            self._known = load_known_images(self.watchlist.images.known, base)
+            self._known = load_known_images(self.watchlist.images.known, self.watchlist.folder())
         return self._known
 
     @property

@@ -533,7 +533,7 @@ def _capture_row(
 
 
 def _stamp(event: Event, capture_id: int, now: str) -> Event:
-    return Event(event.kind, event.target, event.post_id, event.details, capture_id, now)
+    return replace(event, capture_id=capture_id, created_at=now)
 
 
 def _no_posts_message(target: Target) -> str:

@@ -294,6 +294,10 @@ class Watchlist(_Model):
     )
     evidence: Annotated[Evidence, BeforeValidator(_none_as_empty)] = Field(default_factory=Evidence)
 
+    def folder(self) -> Path:
+        """The folder relative paths in the watchlist (lexicons, reference photos) start from."""
+        return Path(self.path).parent if self.path else Path.cwd()
+
     @model_validator(mode="before")
     @classmethod
     def _merge_defaults(cls, data: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from watcher.detect.diff import Edit, PostDiff
 from watcher.detect.images import DHASH_CONFIRM_DISTANCE, ImageIndex
@@ -149,9 +149,7 @@ def _with_keywords(event: Event, keywords: dict[str, list[KeywordMatch]]) -> Eve
     matches = keywords.get(event.post_id or "")
     if not matches:
         return event
-    return Event(
-        event.kind, event.target, event.post_id, {**event.details, **_keyword_details(matches)}
-    )
+    return replace(event, details={**event.details, **_keyword_details(matches)})
 
 
 def _post_details(captured: CapturedPost) -> dict:

@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -454,15 +454,7 @@ class Store:
             )
             .last_pk
         )
-        return Event(
-            kind=event.kind,
-            target=event.target,
-            post_id=event.post_id,
-            details=event.details,
-            capture_id=event.capture_id,
-            created_at=event.created_at,
-            id=event_id,
-        )
+        return replace(event, id=event_id)
 
     @translated
     def events(self, target: str | None = None, after_id: int = 0, limit: int = 100) -> list[Event]:
@@ -584,10 +576,7 @@ class Store:
         """
         horizon = _later(now, longest_wait_s)
         rows = self.db.execute(
-            "SELECT o.id, o.sink, o.chat_id, o.status, o.attempts, o.last_error, o.next_attempt_at,"
-            " e.id, e.kind, e.target, e.post_id, e.capture_id, e.details, e.created_at "
-            "FROM outbox o JOIN events e ON e.id = o.event_id WHERE o.status = 'pending' "
-            "ORDER BY o.sink, o.chat_id, o.id"
+            _OUTBOX_QUERY + " WHERE o.status = 'pending' ORDER BY o.sink, o.chat_id, o.id"
         ).fetchall()
         chats: dict[tuple[str, str], list[OutboxRow]] = {}
         blocked: set[tuple[str, str]] = set()
@@ -646,10 +635,7 @@ class Store:
     def outbox_failures(self) -> list[OutboxRow]:
         """Alerts that could not be delivered for good, newest first."""
         rows = self.db.execute(
-            "SELECT o.id, o.sink, o.chat_id, o.status, o.attempts, o.last_error, o.next_attempt_at,"
-            " e.id, e.kind, e.target, e.post_id, e.capture_id, e.details, e.created_at "
-            "FROM outbox o JOIN events e ON e.id = o.event_id WHERE o.status = 'failed' "
-            "ORDER BY o.id DESC LIMIT 20"
+            _OUTBOX_QUERY + " WHERE o.status = 'failed' ORDER BY o.id DESC LIMIT 20"
         ).fetchall()
         return [_outbox_row(r) for r in rows]
 
@@ -657,10 +643,7 @@ class Store:
     def outbox_for_event(self, event_id: int) -> list[OutboxRow]:
         """Delivery state of one event in every chat."""
         rows = self.db.execute(
-            "SELECT o.id, o.sink, o.chat_id, o.status, o.attempts, o.last_error, o.next_attempt_at,"
-            " e.id, e.kind, e.target, e.post_id, e.capture_id, e.details, e.created_at,"
-            " o.message_ids FROM outbox o JOIN events e ON e.id = o.event_id"
-            " WHERE o.event_id = ? ORDER BY o.id",
+            _OUTBOX_QUERY + " WHERE o.event_id = ? ORDER BY o.id",
             [event_id],
         ).fetchall()
         return [_outbox_row(r) for r in rows]
@@ -726,6 +709,14 @@ def _later(moment: str, seconds: float) -> str:
     return to_iso(start + timedelta(seconds=seconds))
 
 
+# Every outbox read returns the same columns, in the order _outbox_row unpacks them.
+_OUTBOX_QUERY = (
+    "SELECT o.id, o.sink, o.chat_id, o.status, o.attempts, o.last_error, o.next_attempt_at,"
+    " e.id, e.kind, e.target, e.post_id, e.capture_id, e.details, e.created_at, o.message_ids"
+    " FROM outbox o JOIN events e ON e.id = o.event_id"
+)
+
+
 def _outbox_row(r: tuple) -> OutboxRow:
     event = Event(
         kind=EventKind(r[8]),
@@ -736,7 +727,7 @@ def _outbox_row(r: tuple) -> OutboxRow:
         created_at=r[13],
         id=r[7],
     )
-    message_ids = tuple(json.loads(r[14] or "[]")) if len(r) > 14 else ()
+    message_ids = tuple(json.loads(r[14] or "[]"))
     return OutboxRow(r[0], event, r[1], r[2], r[3], r[4], r[5], message_ids)
 
 
