@@ -43,7 +43,7 @@ from playwright.async_api import Playwright, async_playwright
 from watcher.app import App
 from watcher.capture.browser import Browser, find_chromium, launch_args
 from watcher.demo.site import DemoSite
-from watcher.pipeline import _metadata, keep_files, record_success, take
+from watcher.pipeline import keep, record_success, take
 from watcher.timeutil import utc_now
 from watcher.watchlist import Target, load_watchlist
 
@@ -82,9 +82,7 @@ async def timed_capture(
             timings.failures += 1
             return
         t1 = time.perf_counter()
-    meta = _metadata(app, target, taken, started)
-    previous_html = app.store.last_artifact_sha(target.name, "html")
-    kept = await asyncio.to_thread(keep_files, app.blobs, taken, meta, previous_html)
+    kept = await keep(app, target, taken, started)
     t2 = time.perf_counter()
     record_success(app, target, started, taken, kept)
     t3 = time.perf_counter()

@@ -7,7 +7,8 @@ import sqlite3
 from tests.conftest import channel_target, shop_target
 from watcher.demo.images import big_photo_bytes
 from watcher.models import CaptureStatus, EventKind
-from watcher.pipeline import run_capture
+from watcher.pipeline import keep, run_capture, take
+from watcher.timeutil import utc_now
 
 
 def kinds(summary) -> list[str]:
@@ -302,3 +303,27 @@ async def test_images_the_page_loaded_are_not_downloaded_again(site, make_app):
     assert summary.new_images == 2
     fetched = [p for p in site.requests if p.startswith("/img/")]
     assert sorted(fetched) == ["/img/a1", "/img/a2"]  # once each, by the page itself
+
+
+async def test_unchanged_page_reuses_stored_hashes_and_skips_the_mhtml(site, make_app):
+    site.channel("dealer")
+    site.add_post("dealer", "one photo", images=[site.add_photo("a1", seed=1)])
+    app = make_app(channel_target("dealer", f"{site.base_url}/s/dealer"))
+    target = app.watchlist.target("dealer")
+    await run_capture(app, target)
+    # A stored hash that decoding could never give: seeing it back proves no second decode.
+    app.store.db.execute("UPDATE images SET phash = '0000000000000001'")
+
+    taken = await take(app, target)
+    kept = await keep(app, target, taken, utc_now())
+
+    assert taken.snapshot.mhtml is None  # same HTML as last time: no new web archive either
+    assert "wacz" not in {a.kind for a in kept.artifacts}
+    (image,) = kept.images.values()
+    assert image.phash == 1
+    assert image.url == f"{site.base_url}/img/a1"
+
+    site.add_post("dealer", "a new post")
+    changed = await take(app, target)
+    assert changed.snapshot.mhtml  # the page changed: MHTML and WACZ are made again
+    assert "wacz" in {a.kind for a in (await keep(app, target, changed, utc_now())).artifacts}

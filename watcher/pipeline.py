@@ -85,9 +85,7 @@ async def run_capture(app: App, target: Target) -> CaptureSummary:
     try:
         app.store.upsert_target(target.name, target.platform, target.url, started)
         taken = await _bounded(take(app, target), target)
-        meta = _metadata(app, target, taken, started)
-        previous_html = app.store.last_artifact_sha(target.name, "html")
-        kept = await asyncio.to_thread(keep_files, app.blobs, taken, meta, previous_html)
+        kept = await keep(app, target, taken, started)
         return record_success(app, target, started, taken, kept)
     except WatcherError as exc:
         return record_failure(app, target, started, exc)
@@ -172,6 +170,7 @@ async def _read(
         scroll=target.scroll,
         # Reading back stops at posts already seen; with one page there is nothing to save.
         known_ids=frozenset(known) if target.pages > 1 and known else None,
+        previous_html=app.store.last_artifact_sha(target.name, "html"),
     )
     try:
         snapshot, posts = await load_pages(
@@ -205,14 +204,29 @@ def check_content(
         raise CaptureError("no_posts", _no_posts_message(target), snapshot.screenshot)
 
 
+async def keep(app: App, target: Target, taken: Taken, started: str) -> Kept:
+    """Put the capture's files in the blob store (off the event loop: hashing and gzip are
+    CPU work), reusing what the archive already knows about the page and its images."""
+    meta = _metadata(app, target, taken, started)
+    previous_html = app.store.last_artifact_sha(target.name, "html")
+    known = app.store.stored_images({d.sha256 for d in taken.downloads.values() if d.sha256})
+    return await asyncio.to_thread(keep_files, app.blobs, taken, meta, previous_html, known)
+
+
 def keep_files(
-    blobs: BlobStore, taken: Taken, meta: dict[str, object], previous_html: str | None = None
+    blobs: BlobStore,
+    taken: Taken,
+    meta: dict[str, object],
+    previous_html: str | None = None,
+    known_images: dict[str, ImageRecord] | None = None,
 ) -> Kept:
     """Write metadata, screenshot, HTML, posts JSON, web archive and images to the blob
     store; hash the images.
 
     The web archive (WACZ) is made when the page differs from the last capture's: an
     unchanged page is proven by the same HTML hash, without a second copy of everything.
+    Images in ``known_images`` (by SHA-256) keep their stored hashes: the same bytes always
+    give the same hashes, and decoding 200 photos again is most of an unchanged capture.
     """
     snap = taken.snapshot
     meta_json = json.dumps(meta, ensure_ascii=False, indent=1, sort_keys=True)
@@ -236,8 +250,9 @@ def keep_files(
         wacz = _web_archive(taken.snapshot, meta)
         artifacts.append(_put(blobs, "wacz", wacz, "application/wacz", snap.final_url))
     images = {}
+    known_images = known_images or {}
     for url, download in taken.downloads.items():
-        images[url] = _keep_image(blobs, download)
+        images[url] = _keep_image(blobs, download, known_images.get(download.sha256 or ""))
         if download.data is not None:
             artifacts.append(_put(blobs, "image", download.data, download.media_type or "", url))
     return Kept(artifacts, images)
@@ -484,10 +499,12 @@ def _with_shas(post: Post, images: dict[str, ImageRecord]) -> CapturedPost:
     )
 
 
-def _keep_image(blobs: BlobStore, download: Download) -> ImageRecord:
+def _keep_image(blobs: BlobStore, download: Download, known: ImageRecord | None) -> ImageRecord:
     if download.data is None:
         return ImageRecord(download.url, None, 0, None, error=download.error)
     sha = blobs.put(download.data)
+    if known is not None:
+        return replace(known, url=download.url, media_type=download.media_type)
     try:
         hashes = perceptual_hashes(download.data)
     except ImageDecodeError as exc:

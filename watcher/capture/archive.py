@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -276,12 +277,35 @@ class _Sha256Digester:
         return "sha256:" + self._hash.hexdigest()
 
 
+class _FastGzipMember:
+    """One gzip member per record, as warcio writes them, but at level 1.
+
+    A capture's WARC is mostly JPEG and PNG bodies that do not compress: warcio's level 9
+    took 1.15 s for 200 photos against 0.18 s at level 1, for the same size (ratio 0.984 vs
+    0.983, benchmarks/profile_capture.py).
+    """
+
+    def __init__(self, out: io.BytesIO) -> None:
+        self.compressor = zlib.compressobj(1, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+        self.out = out
+
+    def write(self, buff: bytes) -> None:
+        self.out.write(self.compressor.compress(buff))
+
+    def flush(self) -> None:
+        self.out.write(self.compressor.flush())
+
+
 class _Sha256WARCWriter(WARCWriter):
-    """warcio writes SHA-1 digests; evidence elsewhere in watcher is SHA-256."""
+    """warcio writes SHA-1 digests; evidence elsewhere in watcher is SHA-256. Built with
+    ``gzip=False`` so that each record is gzipped here, by :class:`_FastGzipMember`."""
 
     @staticmethod
     def _create_digester() -> _Sha256Digester:  # type: ignore[override]
         return _Sha256Digester()
+
+    def write_record(self, record: Any, params: Any = None) -> None:
+        self._write_warc_record(_FastGzipMember(self.out), record)
 
 
 def build_warc(
@@ -294,7 +318,7 @@ def build_warc(
     warcinfo record. Cookies and credentials never reach the output.
     """
     out = io.BytesIO()
-    writer = _Sha256WARCWriter(out, gzip=True, warc_version="WARC/1.1")
+    writer = _Sha256WARCWriter(out, gzip=False, warc_version="WARC/1.1")
     writer.write_record(_warcinfo_record(writer, info))
     for response in responses:
         for record in _exchange_records(writer, response):

@@ -8,7 +8,8 @@ in size and time; a failure is recorded with the image, never fatal to the captu
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 
 from playwright.async_api import BrowserContext
 from playwright.async_api import Error as PlaywrightError
@@ -26,6 +27,12 @@ class Download:
     data: bytes | None
     media_type: str | None
     error: str | None = None
+    # Known at once, so the archive can be asked what it already holds for these bytes.
+    sha256: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(self.data).hexdigest() if self.data is not None else None
+        object.__setattr__(self, "sha256", digest)
 
 
 async def download_images(

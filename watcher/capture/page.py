@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import time
@@ -70,6 +71,9 @@ class PageRequest:
     scroll: int = 0  # screens to scroll down; 0: the adapter's default
     known_ids: frozenset[str] | None = None  # stop reading back at a page with one of these
     max_posts: int = MAX_POSTS
+    # SHA-256 of the last capture's HTML: a page still the same needs no new MHTML, as no new
+    # web archive is made for it (the HTML hash proves it unchanged).
+    previous_html: str | None = None
 
 
 async def human_pause() -> None:
@@ -120,7 +124,8 @@ async def load_pages(
         html = await _content(page)
         posts = adapter.extract(html, final_url)
     screenshot = await take_screenshot(page)
-    mhtml = await mhtml_snapshot(page)
+    unchanged = hashlib.sha256(html.encode("utf-8")).hexdigest() == request.previous_html
+    mhtml = None if unchanged else await mhtml_snapshot(page)
     htmls = [html]
     if not blocked and not request.load_more:
         more_htmls, posts = await _follow_pages(

@@ -256,6 +256,24 @@ class Store:
         return cursor.rowcount == 1
 
     @translated
+    def stored_images(self, shas: set[str]) -> dict[str, ImageRecord]:
+        """What the archive recorded for images with these SHA-256s (the URL left empty)."""
+        found: dict[str, ImageRecord] = {}
+        wanted = sorted(shas)
+        for start in range(0, len(wanted), 500):  # under SQLite's bound-variable limit
+            chunk = wanted[start : start + 500]
+            rows = self.db.execute(
+                "SELECT sha256, size, media_type, phash, dhash, width, height, error FROM images"
+                f" WHERE sha256 IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for sha, size, media_type, phash, dhash, width, height, error in rows.fetchall():
+                found[sha] = ImageRecord(
+                    "", sha, size, media_type, _int64(phash), _int64(dhash), width, height, error
+                )
+        return found
+
+    @translated
     def image_hashes(self) -> list[tuple[str, int]]:
         """(sha256, phash) of every decodable stored image."""
         rows = self.db.execute("SELECT sha256, phash FROM images WHERE phash IS NOT NULL")
@@ -733,3 +751,7 @@ def _outbox_row(r: tuple) -> OutboxRow:
 
 def _hex64(value: int | None) -> str | None:
     return None if value is None else f"{value:016x}"
+
+
+def _int64(value: str | None) -> int | None:
+    return None if value is None else int(value, 16)
