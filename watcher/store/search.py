@@ -71,20 +71,21 @@ def search_posts(store: Store, text: str, limit: int = 10) -> tuple[list[SearchH
     for term in short:
         where.append("v.text LIKE ? ESCAPE '\\'")
         params.append("%" + re.sub(r"([%_\\])", r"\\\1", term) + "%")
-    # The newest matching version of each post stands for it.
+    # The newest matching version of each post stands for it. The total comes from a window
+    # over the groups, so a common word does not build tens of thousands of hits to count them.
     rows = store.db.execute(
         "SELECT p.target, p.post_id, v.version, v.seen_at, v.text, v.permalink, v.capture_id,"
-        " p.deleted_at IS NOT NULL, MAX(v.id) AS newest, p.current_version_id"
-        " FROM post_versions v"
+        " p.deleted_at IS NOT NULL, MAX(v.id) AS newest, p.current_version_id,"
+        " COUNT(*) OVER () FROM post_versions v"
         f" JOIN posts p ON p.id = v.post_row WHERE {' AND '.join(where)}"
-        " GROUP BY p.id ORDER BY newest DESC",
-        params,
+        " GROUP BY p.id ORDER BY newest DESC LIMIT ?",
+        [*params, limit],
     ).fetchall()
     hits = [
         SearchHit(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], bool(r[7]), r[8] != r[9])
         for r in rows
     ]
-    return hits[:limit], len(hits)
+    return hits, rows[0][10] if rows else 0
 
 
 # -- where an image was seen -----------------------------------------------------------------
