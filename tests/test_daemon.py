@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -242,7 +243,7 @@ async def test_browser_is_relaunched_after_recycle_after_contexts(site, tmp_path
         await browser.close()
 
 
-async def test_with_telegram_the_bot_scheduler_runs_captures_and_alerts_go_out(
+async def test_with_telegram_captures_run_the_bot_connects_and_alerts_go_out(
     site, tmp_path, monkeypatch
 ):
     site.channel("dealer")
@@ -267,3 +268,87 @@ async def test_with_telegram_the_bot_scheduler_runs_captures_and_alerts_go_out(
             assert [row.status for row in store.outbox_for_event(event.id)] == ["sent"]
         finally:
             store.close()
+
+
+def telegram_watchlist(site, tmp_path: Path, fake: FakeTelegram, extra: str = "") -> Path:
+    alerts = f"alerts:\n  telegram:\n    chat_ids: [-100123]\n    api_url: {fake.base_url}\n"
+    watchlist = tmp_path / "watchlist.yaml"
+    watchlist.write_text(watchlist_text(target(site, "dealer"), extra=alerts + extra))
+    return watchlist
+
+
+def outbox(data: Path) -> list[tuple[str, int]]:
+    return read(data, "SELECT status, attempts FROM outbox ORDER BY id")
+
+
+async def test_telegram_down_at_start_capturing_goes_on_and_the_bot_joins_when_it_returns(
+    site, tmp_path, monkeypatch, fake_telegram, capsys
+):
+    site.channel("dealer")
+    site.add_post("dealer", "carving")
+    monkeypatch.setenv("WATCHER_TELEGRAM_TOKEN", fake_telegram.token)
+    member = 222
+    watchlist = telegram_watchlist(site, tmp_path, fake_telegram, extra=f"members: [{member}]\n")
+    data = tmp_path / "data"
+    fake_telegram.go_down()  # connections to its port are refused
+
+    async with running_daemon(watchlist, data, console=False) as task:
+        await until(lambda: captures(data, "dealer") >= 1, task=task)
+        site.add_post("dealer", "teak bangle")
+        # Queued, and the sender has already tried (and failed) to deliver it.
+        await until(lambda: outbox(data) and outbox(data)[0][1] >= 1, task=task)
+        assert outbox(data) == [("pending", outbox(data)[0][1])]
+        assert "Telegram is unreachable (NetworkError" in capsys.readouterr().out
+
+        fake_telegram.come_back()
+        await until(lambda: fake_telegram.calls_to("getMe"), task=task)
+        await until(lambda: fake_telegram.sent_messages(-100123), timeout=30, task=task)
+        # The bot polls and answers commands, like one that connected at start.
+        fake_telegram.push_message("/status", member, member)
+        await until(lambda: fake_telegram.sent_messages(member), task=task)
+
+    assert "Telegram is reachable again: the bot is connected" in capsys.readouterr().out
+    (alert,) = fake_telegram.sent_messages(-100123)  # once, though it waited through retries
+    assert "teak bangle" in (alert.fields.get("text") or alert.fields.get("caption") or "")
+    assert [status for status, _ in outbox(data)] == ["sent"]
+    assert fake_telegram.calls_to("setMyCommands")
+
+
+async def test_stop_is_prompt_while_telegram_stays_down(site, tmp_path, monkeypatch, capsys):
+    site.channel("dealer")
+    site.add_post("dealer", "carving")
+    with FakeTelegram() as fake:
+        monkeypatch.setenv("WATCHER_TELEGRAM_TOKEN", fake.token)
+        watchlist = telegram_watchlist(site, tmp_path, fake)
+        fake.go_down()
+        data = tmp_path / "data"
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_daemon(watchlist, data, console=False, stop=stop))
+        await until(lambda: captures(data, "dealer") >= 1, task=task)
+        stop.set()
+        started = time.monotonic()
+        assert await asyncio.wait_for(task, 45) == 0
+        assert time.monotonic() - started < 10  # not held up by the reconnecting task
+    assert not fake.calls  # Telegram never answered
+    assert "retrying the connection" in capsys.readouterr().out
+    with DataFolderLock(data):
+        pass
+
+
+async def test_a_refused_token_stops_the_start_and_stays_out_of_the_traceback(
+    site, tmp_path, monkeypatch
+):
+    site.channel("dealer")
+    with FakeTelegram() as fake:
+        wrong = "654321:WRONG-TOKEN-kept-secret"
+        monkeypatch.setenv("WATCHER_TELEGRAM_TOKEN", wrong)
+        watchlist = telegram_watchlist(site, tmp_path, fake)
+        data = tmp_path / "data"
+        with pytest.raises(WatcherError, match="Telegram refused the bot token") as refused:
+            await run_daemon(watchlist, data, console=False, stop=asyncio.Event())
+        assert fake.calls_to("getMe")
+    shown = "".join(traceback.format_exception(refused.value))
+    assert wrong not in shown and "WRONG-TOKEN" not in shown
+    assert captures(data, "dealer") == 0
+    with DataFolderLock(data):  # released
+        pass

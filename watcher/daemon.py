@@ -1,8 +1,12 @@
 """``watcher run``: the always-on daemon, one asyncio process.
 
-    lock the data folder -> load the watchlist -> open the app -> one scheduler (the bot's
-    JobQueue scheduler when Telegram is configured) -> a capture job per target, a watchlist
-    reload job, the alert sender -> wait for SIGTERM -> drain, flush alerts, close.
+    lock the data folder -> load the watchlist -> open the app -> try Telegram once -> one
+    scheduler (the daemon's own) -> a capture job per target, a watchlist reload job, the
+    alert sender, the bot -> wait for SIGTERM -> drain, flush alerts, close.
+
+Telegram being down does not stop the watching: when it cannot be reached at start, captures
+run anyway, alerts wait in the outbox, and the bot is attached once Telegram answers (see
+:func:`telegram_application` and :func:`_bot`). Only a refused token stops the start.
 
 A target that keeps failing is captured less and less often (see
 :func:`watcher.scheduler.backoff_interval`); each target's next run is written to
@@ -25,7 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 from telegram.error import InvalidToken, TelegramError
-from telegram.ext import Application, ApplicationBuilder, JobQueue
+from telegram.ext import Application, ApplicationBuilder
 
 from watcher.alert.console import ConsoleSink, events_to_show, format_summary
 from watcher.alert.outbox import OutboxSender, build_sinks
@@ -46,6 +50,7 @@ from watcher.scheduler import (
     schedule_target,
     write_schedule_file,
 )
+from watcher.secrets import redact
 from watcher.store.search import is_paused
 from watcher.timeutil import to_iso, utc_now
 from watcher.watchlist import Target, Watchlist, load_watchlist
@@ -57,6 +62,9 @@ DRAIN_TIMEOUT_S = 30.0  # running captures get this long to finish at shutdown
 SENDER_STOP_S = 5.0
 FLUSH_TIMEOUT_S = 10.0
 RELOAD_JOB = "watchlist-reload"
+RECONNECT_FIRST_S = 2.0  # Telegram unreachable at start: first retry after this long,
+RECONNECT_MAX_S = 300.0  # then doubling up to this
+BOT_STOP_S = 10.0  # a bot still connecting or polling gets this long to stop at shutdown
 
 
 async def run_daemon(
@@ -70,7 +78,8 @@ async def run_daemon(
     """Watch every target until ``stop`` is set (or SIGTERM/SIGINT when no ``stop`` is given).
 
     Returns 0 after a clean shutdown. Raises WatcherError when the data folder is in use by
-    another watcher, the watchlist is invalid at start, or Telegram refuses the token.
+    another watcher, the watchlist is invalid at start, or Telegram refuses the token (but
+    not when Telegram cannot be reached: the bot then joins when it can).
     """
     owns_signals = stop is None
     stop = stop or asyncio.Event()
@@ -81,8 +90,7 @@ async def run_daemon(
         app = App.open(watchlist, data_dir)
         try:
             async with telegram_application(watchlist, token, api_url) as application:
-                scheduler = application.job_queue.scheduler if application else None
-                daemon = Daemon(app, Path(watchlist_path), scheduler, console)
+                daemon = Daemon(app, Path(watchlist_path), console)
                 print(describe_start(watchlist, data_dir, token), flush=True)
                 async with _bot(application, daemon, watchlist):
                     with _signals_set(stop, enabled=owns_signals):
@@ -109,16 +117,11 @@ def describe_start(watchlist: Watchlist, data_dir: Path, token: str | None) -> s
 class Daemon:
     """The running schedule: capture jobs, backoff, live reload, shutdown."""
 
-    def __init__(
-        self,
-        app: App,
-        watchlist_path: Path,
-        scheduler: AsyncIOScheduler | None,
-        console: bool,
-    ) -> None:
+    def __init__(self, app: App, watchlist_path: Path, console: bool) -> None:
         self.app = app
-        self.owns_scheduler = scheduler is None
-        self.scheduler = scheduler or AsyncIOScheduler(timezone=UTC)
+        # The only scheduler in the process (the bot's Application has no JobQueue), so
+        # capture jobs run on time whether or not Telegram answers.
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.console = ConsoleSink() if console else None
         self.watchlist_file = WatchlistFile(watchlist_path)
         self.intervals: dict[str, float] = {}
@@ -142,8 +145,7 @@ class Daemon:
                 max_instances=1,
                 coalesce=True,
             )
-            if not self.scheduler.running:  # the bot's scheduler is already started
-                self.scheduler.start()
+            self.scheduler.start()
             self.write_schedule()
             await stop.wait()
         finally:
@@ -159,7 +161,7 @@ class Daemon:
         assert self.sender is not None
         await self.sender.flush(FLUSH_TIMEOUT_S)
         await self.sender.close()
-        if self.owns_scheduler and self.scheduler.running:
+        if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
     async def drain_captures(self, timeout: float) -> None:
@@ -396,48 +398,58 @@ def _describe_reload(added: list[Target], removed: list[str], changed: list[Targ
 
 
 # -- Telegram and signals ------------------------------------------------------------------
+class TelegramUnreachable(WatcherError):
+    """Telegram did not answer (no network, a timeout, a server error): worth trying again."""
+
+
 def _configured_api_url(watchlist: Watchlist) -> str | None:
     telegram = watchlist.alerts.telegram
     return telegram.api_url if telegram else None
 
 
 @contextlib.asynccontextmanager
-async def _bot(
-    application: Application | None, daemon: Daemon, watchlist: Watchlist
-) -> AsyncIterator[None]:
-    """The chat bot on the daemon's Application, polling for the whole run (none without
-    Telegram). It reads the daemon's app, so watchlist reloads reach it too."""
-    if application is None:
-        yield
-        return
-    ctx = BotContext(
-        app=daemon.app,
-        watchlist_path=daemon.watchlist_file.path,
-        capture=daemon.capture_now,
-        self_hosted=_configured_api_url(watchlist) is not None,
-    )
-    async with serve_bot(application, ctx):
-        yield
-
-
-@contextlib.asynccontextmanager
 async def telegram_application(
     watchlist: Watchlist, token: str | None, api_url: str | None
 ) -> AsyncIterator[Application | None]:
-    """The bot's Application, started (polling begins in :func:`_bot`), whose JobQueue
-    scheduler we share.
+    """The bot's Application, closed when the block ends; polling begins in :func:`_bot`.
 
-    None when Telegram is not configured or there is no token: alerts then stay on the
-    console and in the outbox.
+    Connected (initialised and started) when Telegram answers at once; when it cannot be
+    reached, one line says so and the Application comes unconnected (``running`` is false),
+    for :func:`_bot` to connect later. None when Telegram is not configured or there is no
+    token: alerts then stay on the console and in the outbox.
+
+    Raises WatcherError when Telegram refuses the token: no retry can fix that.
     """
     if watchlist.alerts.telegram is None or not token:
         yield None
         return
-    builder = ApplicationBuilder().token(token).job_queue(JobQueue())
+    application = build_application(token, api_url)
+    try:
+        await _first_connection(application)
+        yield application
+    finally:
+        await close_application(application)
+
+
+def build_application(token: str, api_url: str | None) -> Application:
+    """The bot's Application, not connected yet.
+
+    Built without a JobQueue: PTB would start a second scheduler, and the daemon's own must
+    run the captures whether or not Telegram answers.
+    """
+    builder = ApplicationBuilder().token(token).job_queue(None)
     if api_url:
         base = api_url.rstrip("/")
         builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
-    application = builder.build()
+    return builder.build()
+
+
+async def connect(application: Application) -> None:
+    """Initialise (``getMe``) and start ``application``; PTB's errors become ours here.
+
+    Raises WatcherError when Telegram refuses the token, TelegramUnreachable on any other
+    failure (no network, a timeout, a server error, a rate limit): those pass.
+    """
     try:
         await application.initialize()
     except InvalidToken:
@@ -447,17 +459,107 @@ async def telegram_application(
             "holds the token @BotFather gave you"
         ) from None
     except TelegramError as exc:
-        raise WatcherError(
-            f"cannot reach Telegram ({exc}); check the network (and alerts.telegram.api_url) "
-            "and start again"
-        ) from exc
+        raise TelegramUnreachable(redact(f"{type(exc).__name__}: {exc.message}")) from exc
+    await application.start()
+
+
+async def close_application(application: Application) -> None:
+    """Stop and shut down ``application``, whether it ever connected or not."""
+    if application.running:
+        await application.stop()
+    await application.shutdown()
+    # Application.shutdown skips an Application that never finished initialising, but the
+    # failed attempts opened its bot's HTTP clients: close those too.
+    await application.bot.shutdown()
+
+
+async def _first_connection(application: Application) -> None:
     try:
-        await application.start()
-        yield application
+        await connect(application)
+    except TelegramUnreachable as exc:
+        print(describe_outage(exc), flush=True)
+
+
+def describe_outage(exc: TelegramUnreachable) -> str:
+    """The line ``watcher run`` prints when Telegram cannot be reached at start."""
+    return (
+        f"Telegram is unreachable ({exc}); capturing anyway, alerts wait in the outbox until it "
+        f"answers; retrying the connection in {RECONNECT_FIRST_S:g}s, backing off to every "
+        f"{RECONNECT_MAX_S / 60:g} min"
+    )
+
+
+@contextlib.asynccontextmanager
+async def _bot(
+    application: Application | None, daemon: Daemon, watchlist: Watchlist
+) -> AsyncIterator[None]:
+    """The chat bot on the daemon's Application, polling for the whole run (none without
+    Telegram). It reads the daemon's app, so watchlist reloads reach it too.
+
+    An Application that could not connect at start is connected by a background task, which
+    starts the bot once Telegram answers; shutdown cancels it wherever it is.
+    """
+    if application is None:
+        yield
+        return
+    ctx = BotContext(
+        app=daemon.app,
+        watchlist_path=daemon.watchlist_file.path,
+        capture=daemon.capture_now,
+        self_hosted=_configured_api_url(watchlist) is not None,
+    )
+    if application.running:
+        async with serve_bot(application, ctx):
+            yield
+        return
+    attach = asyncio.create_task(_attach_when_reachable(application, ctx), name="telegram-bot")
+    attach.add_done_callback(_warn_if_bot_failed)
+    try:
+        yield
     finally:
-        if application.running:
-            await application.stop()
-        await application.shutdown()
+        await _cancel_task(attach, BOT_STOP_S)
+
+
+async def _attach_when_reachable(application: Application, ctx: BotContext) -> None:
+    """Connect with backoff; once Telegram answers, serve the bot until cancelled."""
+    try:
+        await _reconnect(application)
+    except WatcherError as exc:  # the token was refused after all: retrying cannot fix that
+        log.error("%s; the bot stays off until watcher is restarted", exc)
+        return
+    print("Telegram is reachable again: the bot is connected", flush=True)
+    async with serve_bot(application, ctx):
+        await asyncio.Event().wait()  # shutdown cancels the task, which stops the bot
+
+
+async def _reconnect(application: Application) -> None:
+    """:func:`connect` until it succeeds, waiting 2 s, 4 s, 8 s, ... up to 5 min in between."""
+    delay = RECONNECT_FIRST_S
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            await connect(application)
+        except TelegramUnreachable as exc:
+            delay = min(delay * 2, RECONNECT_MAX_S)
+            log.info("Telegram still unreachable (%s); next try in %.0fs", exc, delay)
+        else:
+            return
+
+
+def _warn_if_bot_failed(task: asyncio.Task) -> None:
+    # Captures and alerts do not need the bot; say at once that the chat commands are gone.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the Telegram bot stopped: %r; capturing and alerts go on", task.exception())
+
+
+async def _cancel_task(task: asyncio.Task, timeout: float) -> None:
+    """Cancel ``task`` and give it ``timeout`` to clean up: shutdown never waits longer."""
+    task.cancel()
+    await asyncio.wait({task}, timeout=timeout)
+    if not task.done():
+        log.warning(
+            "%s did not stop within %ss; shutting down without it", task.get_name(), timeout
+        )
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""Wiring the bot into the PTB Application the daemon already runs (same loop, same scheduler).
+"""Wiring the bot into the PTB Application the daemon runs (same loop; no JobQueue, the
+daemon's scheduler is the only one).
 
 :func:`install` registers every handler; :func:`serve_bot` also registers the command list
 with Telegram (``setMyCommands``) and polls for updates until the block ends.
@@ -75,7 +76,8 @@ def install(application: Application, ctx: BotContext) -> WatcherBot:
 async def serve_bot(application: Application, ctx: BotContext) -> AsyncIterator[WatcherBot]:
     """Install the handlers, publish the command list, and poll until the block ends.
 
-    ``application`` must be initialised and started (the daemon's is).
+    ``application`` must be initialised and started (the daemon's is, at start or once
+    Telegram answers).
     """
     bot = install(application, ctx)
     await publish_commands(application)
