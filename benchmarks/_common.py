@@ -9,11 +9,13 @@ import io
 import os
 import random
 import resource
+import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +79,52 @@ def add_fresh_post(site: DemoSite, name: str, text: str, images: int, seed: int)
     return site.add_post(name, text, images=keys)
 
 
-def write_watchlist(path: Path, site: DemoSite, names: list[str], extra: str = "") -> Path:
+@dataclass(frozen=True, slots=True)
+class RemoteSite:
+    """A fixture site served by another process: only its address is known here."""
+
+    base_url: str
+
+
+@contextmanager
+def site_in_own_process(argv: list[str]) -> Iterator[RemoteSite]:
+    """Run ``python <argv>`` (a script that calls :func:`serve_site_forever`) and yield the
+    site's address; stop it afterwards.
+
+    A watched site is remote: serving hundreds of photos must neither compete with watcher
+    for this interpreter's GIL nor count as watcher's CPU or memory. The server detaches
+    (forks and lets its parent exit), so it is not in this process's tree either.
+    """
+    starter = subprocess.Popen(
+        [sys.executable, *argv], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT
+    )
+    assert starter.stdout is not None
+    line = starter.stdout.readline().split()
+    starter.wait()
+    if len(line) != 2:
+        raise RuntimeError(f"the fixture site did not start ({argv})")
+    pid, url = int(line[0]), line[1]
+    try:
+        yield RemoteSite(url)
+    finally:
+        os.kill(pid, signal.SIGTERM)
+
+
+def serve_site_forever(build: Callable[[DemoSite], None]) -> None:
+    """The other side of :func:`site_in_own_process`: detach, build, print "pid url", serve."""
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    site = DemoSite().start()
+    build(site)
+    print(os.getpid(), site.base_url, flush=True)
+    while True:  # until SIGTERM, whose default action ends the process
+        signal.pause()
+
+
+def write_watchlist(
+    path: Path, site: DemoSite | RemoteSite, names: list[str], extra: str = ""
+) -> Path:
     """A watchlist of telegram targets ``names`` on ``site`` (``extra``: YAML per target)."""
     lines = ["targets:"]
     for name in names:

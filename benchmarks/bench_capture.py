@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,10 +33,13 @@ from pathlib import Path
 from _common import (
     CpuUse,
     PeakMemory,
+    RemoteSite,
     fill_channel,
     measure_cpu,
     mib,
     percentile,
+    serve_site_forever,
+    site_in_own_process,
     write_watchlist,
 )
 from playwright.async_api import Playwright, async_playwright
@@ -113,7 +117,7 @@ def report_round(label: str, n: int, timings: Timings, wall: float) -> None:
     )
 
 
-async def run_watcher(site: DemoSite, names: list[str], concurrency: int, rounds: int) -> float:
+async def run_watcher(site: RemoteSite, names: list[str], concurrency: int, rounds: int) -> float:
     """Two rounds over all targets with a shared browser; returns round 2's captures/min."""
     root = Path(tempfile.mkdtemp(prefix="watcher-bench-capture-"))
     watchlist = load_watchlist(write_watchlist(root / "watchlist.yaml", site, names))
@@ -163,7 +167,7 @@ async def naive_capture(playwright: Playwright, url: str) -> None:
         await browser.close()
 
 
-async def run_naive(site: DemoSite, names: list[str], concurrency: int) -> float:
+async def run_naive(site: RemoteSite, names: list[str], concurrency: int) -> float:
     """Naive captures of ``names`` with ``concurrency`` at once; returns captures/min."""
     limit = asyncio.Semaphore(concurrency)
     with measure_cpu() as cpu, PeakMemory() as peak:
@@ -186,17 +190,15 @@ async def run_naive(site: DemoSite, names: list[str], concurrency: int) -> float
     return rate
 
 
-def build_site(site: DemoSite, targets: int, posts: int, images: int) -> list[str]:
+def channel_names(targets: int) -> list[str]:
+    """The fixture site's channel names."""
+    return [f"chan{n:04d}" for n in range(targets)]
+
+
+def build_site(site: DemoSite, targets: int, posts: int, images: int) -> None:
     """``targets`` channels of ``posts`` posts with ``images`` photos each."""
-    start = time.perf_counter()
-    names = [f"chan{n:04d}" for n in range(targets)]
-    for n, name in enumerate(names):
+    for n, name in enumerate(channel_names(targets)):
         fill_channel(site, name, posts=posts, images=images, seed_base=n + 1)
-    print(
-        f"fixture site: {targets} channels x {posts} posts x {images} photos "
-        f"(480x360 JPEG) built in {time.perf_counter() - start:.0f} s"
-    )
-    return names
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -205,11 +207,17 @@ async def main(args: argparse.Namespace) -> None:
         f"## Capture throughput ({args.targets} targets, {args.posts} posts x {args.images} "
         "images per page)"
     )
-    with DemoSite() as site:
-        names = build_site(site, args.targets, args.posts, args.images)
+    start = time.perf_counter()
+    serve = [__file__, "--serve-site", *map(str, (args.targets, args.posts, args.images))]
+    with site_in_own_process(serve) as site:
+        print(
+            f"fixture site (own process): {args.targets} channels x {args.posts} posts x "
+            f"{args.images} photos (480x360 JPEG) built in {time.perf_counter() - start:.0f} s"
+        )
+        names = channel_names(args.targets)
         rates = {c: await run_watcher(site, names, c, args.rounds) for c in args.concurrency}
         naive_names = names[: args.naive]
-        naive = {c: await run_naive(site, naive_names, c) for c in (1, 2)}
+        naive = {c: await run_naive(site, naive_names, c) for c in args.naive_concurrency}
     best_c, best = max(rates.items(), key=lambda kv: kv[1])
     best_naive = max(naive.values())
     print(
@@ -227,8 +235,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--naive", type=int, default=20, help="naive captures to time")
+    parser.add_argument(
+        "--naive-concurrency", type=int, nargs="+", default=[1, 2, 4], help="browsers at once"
+    )
     return parser.parse_args()
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve-site"]:
+        targets, posts, images = map(int, sys.argv[2:5])
+        serve_site_forever(lambda site: build_site(site, targets, posts, images))
     asyncio.run(main(parse_args()))
