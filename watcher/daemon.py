@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC
 from pathlib import Path
 
@@ -224,6 +224,13 @@ class Daemon:
         self.adjust_interval(target)
         self.write_schedule()
         return summary
+
+    def telegram_is_back(self) -> None:
+        """Telegram answers again: alerts waiting out a backoff of up to 5 min go now."""
+        waiting = self.app.store.retry_now("telegram", utc_now())
+        if waiting and self.sender is not None:
+            log.info("%d alert(s) waiting for Telegram are due now", waiting)
+            self.sender.wake()
 
     def show(self, summary: CaptureSummary) -> None:
         """Print the capture's events (and baselines and failures) on the console."""
@@ -512,7 +519,9 @@ async def _bot(
         async with serve_bot(application, ctx):
             yield
         return
-    attach = asyncio.create_task(_attach_when_reachable(application, ctx), name="telegram-bot")
+    attach = asyncio.create_task(
+        _attach_when_reachable(application, ctx, daemon.telegram_is_back), name="telegram-bot"
+    )
     attach.add_done_callback(_warn_if_bot_failed)
     try:
         yield
@@ -520,14 +529,18 @@ async def _bot(
         await _cancel_task(attach, BOT_STOP_S)
 
 
-async def _attach_when_reachable(application: Application, ctx: BotContext) -> None:
-    """Connect with backoff; once Telegram answers, serve the bot until cancelled."""
+async def _attach_when_reachable(
+    application: Application, ctx: BotContext, on_connect: Callable[[], None]
+) -> None:
+    """Connect with backoff; once Telegram answers, call ``on_connect`` and serve the bot
+    until cancelled."""
     try:
         await _reconnect(application)
     except WatcherError as exc:  # the token was refused after all: retrying cannot fix that
         log.error("%s; the bot stays off until watcher is restarted", exc)
         return
     print("Telegram is reachable again: the bot is connected", flush=True)
+    on_connect()
     async with serve_bot(application, ctx):
         await asyncio.Event().wait()  # shutdown cancels the task, which stops the bot
 

@@ -1,8 +1,8 @@
 """Scheduling: one APScheduler job per target on the shared asyncio loop.
 
 Each job runs at the target's ``every`` plus random ``jitter``, never twice at once for one
-target, and missed runs are coalesced into one. The scheduler is passed in so that the bot's
-JobQueue scheduler (which is an AsyncIOScheduler) can be used instead of a second one.
+target, and missed runs are coalesced into one. The daemon owns the one scheduler and passes
+it in (the bot's Application is built without a JobQueue, so PTB runs no second one).
 """
 
 from __future__ import annotations

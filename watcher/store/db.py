@@ -622,6 +622,18 @@ class Store:
                 )
 
     @translated
+    def retry_now(self, sink: str, now: str) -> int:
+        """Make ``sink``'s alerts that are waiting out a backoff due at ``now`` (the sink is
+        reachable again); returns how many."""
+        with self.db.atomic():
+            cursor = self.db.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE sink = ? AND status = 'pending'"
+                " AND next_attempt_at > ?",
+                [now, sink, now],
+            )
+        return cursor.rowcount
+
+    @translated
     def mark_retry(self, row_id: int, error: str, next_attempt_at: str) -> None:
         """Delivery failed for now; try again at ``next_attempt_at``."""
         self.db.execute(
