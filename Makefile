@@ -8,10 +8,14 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP) browser
 
-$(STAMP): pyproject.toml
+# Dependencies come from the hash-pinned lock (pip refuses any file whose hash differs), then
+# watcher itself without touching them. The venv's bundled setuptools is upgraded: 65.5 has a
+# known ReDoS (docs/dependency-audit.md).
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --upgrade pip 'setuptools>=78.1.1'
+	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
 # Playwright cannot download its own browser here: use the system Chromium, installing
