@@ -9,7 +9,9 @@ origin is fetched.
 from __future__ import annotations
 
 import io
+import os
 import struct
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -104,14 +106,108 @@ async def test_ten_thousand_posts_are_capped(site, make_app, tmp_path):
     assert stored == MAX_POSTS
 
 
+class PeakRss:
+    """Peak resident memory (MB) of this process and of all its descendants (Chromium's
+    processes, the Playwright driver), sampled every 50 ms from /proc while the block runs."""
+
+    def __init__(self) -> None:
+        self.own = self.children = self.total = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PeakRss:
+        self.baseline = self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            own, children = self._sample()
+            self.own = max(self.own, own)
+            self.children = max(self.children, children)
+            self.total = max(self.total, own + children)
+
+    @staticmethod
+    def _sample() -> tuple[float, float]:
+        parents: dict[int, int] = {}
+        rss: dict[int, float] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            pid = int(entry.name)
+            parents[pid] = int(fields["PPid"])
+            rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0]) / 1024
+        me = os.getpid()
+        family, frontier = set(), {me}
+        while frontier:
+            family |= frontier
+            frontier = {p for p, parent in parents.items() if parent in frontier} - family
+        return rss.get(me, 0.0), sum(rss.get(p, 0.0) for p in family - {me})
+
+
+# Observed on this 2-core machine (soak run): see the printed "peak RSS" line; the bounds
+# below are about twice what was seen, so a capture that starts holding copies of the page
+# (or a Chromium that balloons) fails here.
 @pytest.mark.parametrize(
     "megabytes", [8, pytest.param(50, marks=pytest.mark.soak)], ids=lambda m: f"{m}MB"
 )
 async def test_huge_page_is_captured_within_its_time(site, make_app, tmp_path, megabytes):
+    # Hidden filler: 1 MB paragraphs the browser parses but does not lay out.
     filler = "<p hidden>" + "x" * (1024 * 1024 - 20) + "</p>"
     site.route("/huge", shop_page(listing("only", "the one real listing"), *[filler] * megabytes))
-    summary, _app, _ = await capture_hostile(site, make_app, tmp_path, "/huge", timeout=60)
+    with PeakRss() as memory:
+        summary, app, took = await capture_hostile(site, make_app, tmp_path, "/huge", timeout=60)
     assert summary.status == CaptureStatus.OK and summary.post_count == 1
+    report_memory(f"{megabytes} MB hidden page", took, memory)
+    html = app.store.db.execute("SELECT size FROM artifacts WHERE kind = 'html'").fetchone()
+    assert html[0] >= megabytes * 1_000_000  # the page is kept whole as evidence
+
+
+@pytest.mark.soak
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug: the time bound covers loading only; storing 50 MB of post text runs "
+    "contact extraction and keyword matching (~4 s per MB, in the event loop) after it: 193 s "
+    "measured (354 s before the keyword and insert fixes). Remove this mark once bounded.",
+)
+async def test_fifty_megabytes_of_visible_posts(site, make_app, tmp_path):
+    # 500 listings of 100 KB of visible text each: the text goes through extraction, the
+    # posts JSON, keyword matching, full-text indexing and the screenshot (cut at its height).
+    words = "ivory bangle carved from tusk, price on request, inbox for details. " * 1_500
+    posts = [listing(f"big{n}", f"{n} {words[:100_000]}") for n in range(500)]
+    site.route("/visible", shop_page(*posts))
+    with PeakRss() as memory:
+        summary, app, took = await capture_hostile(site, make_app, tmp_path, "/visible", timeout=60)
+    report_memory("50 MB of visible posts", took, memory)
+    # Either it is stored whole or it fails with a reason on record; never a crash.
+    if summary.status == CaptureStatus.OK:
+        assert summary.post_count == 500
+        (stored,) = app.store.db.execute("SELECT COUNT(*) FROM post_versions").fetchone()
+        assert stored == 500
+    else:
+        status, reason, message = capture_row(app, summary.capture_id)
+        assert reason and message, (status, reason, message)
+    assert memory.own - memory.baseline[0] < 2_000, "the capture held too many copies"
+
+
+def report_memory(what: str, took: float, memory: PeakRss) -> None:
+    own, children = memory.baseline
+    print(
+        f"{what}: captured in {took:.1f}s; peak RSS: test process {memory.own:.0f} MB "
+        f"(+{memory.own - own:.0f}), Chromium and driver {memory.children:.0f} MB "
+        f"(+{memory.children - children:.0f}), total {memory.total:.0f} MB"
+    )
+    # The whole family stays within a few GB: a 2-core, few-GB server must survive it.
+    assert memory.total < 4_000, f"{what}: peak RSS {memory.total:.0f} MB"
 
 
 async def test_endless_infinite_scroll_stops_at_the_deadline(site, make_app, tmp_path, fast_pace):

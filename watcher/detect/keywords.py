@@ -20,6 +20,7 @@ automaton over it, so the cost of a post hardly grows with the number of terms.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from dataclasses import dataclass, field, replace
@@ -34,6 +35,7 @@ from watcher.detect.normalise import (
     fold,
     is_unspaced,
     is_word_char,
+    leet_forms,
     spelled_runs,
     strip_accents,
     variants,
@@ -331,12 +333,14 @@ class KeywordMatcher:
 
     def __init__(self, lexicon: Lexicon) -> None:
         self.lexicon = lexicon
-        words: dict[str, list[_Entry]] = {}
+        words: dict[str, list[_Entry]] = {}  # accents stripped: matched in stripped text
+        strict: dict[str, list[_Entry]] = {}  # accents kept: matched in the text as written
         joined: dict[str, list[_Entry]] = {}
         for group in lexicon.groups.values():
             for term in group.terms:
+                keys = strict if term.strict else words
                 for key in _keys(term.text, term.strict, plural=not term.emoji):
-                    words.setdefault(key, []).append(_entry(group.name, term.text, key, False))
+                    keys.setdefault(key, []).append(_entry(group.name, term.text, key, False))
                     if not term.emoji and _joinable(key):
                         entry = _Entry(group.name, term.text, False, False, False)
                         joined.setdefault(key.replace(" ", ""), []).append(entry)
@@ -344,6 +348,7 @@ class KeywordMatcher:
                 for key in _keys(phrase, strict=False, plural=True):
                     words.setdefault(key, []).append(_entry(group.name, phrase, key, True))
         self._words = _automaton(words)
+        self._strict = _automaton(strict)
         self._joined = _automaton(joined)
 
     def find(self, text: str) -> list[KeywordMatch]:
@@ -359,18 +364,12 @@ class KeywordMatcher:
         ]
 
     def _word_hits(self, folded: str, span: Any) -> list[_Hit]:
-        hits = []
-        for form in variants(folded):
-            for last, (size, entries) in self._words.iter(form):
-                first = last - size + 1
-                before = form[first - 1] if first > 0 else " "
-                after = form[last + 1] if last + 1 < len(form) else " "
-                for entry in entries:
-                    if entry.left and is_word_char(before):
-                        continue
-                    if entry.right and is_word_char(after):
-                        continue
-                    hits.append(_Hit(*span(first, last + 1), entry))
+        # A stripped key can only match where the text has no Latin accents, and there the
+        # stripped text is the same: scanning the stripped forms alone finds every match.
+        written = leet_forms(folded)
+        hits = _scan(self._words, [strip_accents(form) for form in written], span)
+        if len(self._strict):
+            hits += _scan(self._strict, written, span)
         return hits
 
     def _joined_hits(self, joined: str, positions: list[int], span: Any) -> list[_Hit]:
@@ -381,6 +380,23 @@ class KeywordMatcher:
                 start, end = span(positions[first], positions[last] + 1)
                 hits += [_Hit(start, end, entry) for entry in entries]
         return hits
+
+
+def _scan(automaton: ahocorasick.Automaton, forms: list[str], span: Any) -> list[_Hit]:
+    """Hits of ``automaton``'s keys in each form, whole words where the key asks for it."""
+    hits = []
+    for form in forms:
+        for last, (size, entries) in automaton.iter(form):
+            first = last - size + 1
+            before = form[first - 1] if first > 0 else " "
+            after = form[last + 1] if last + 1 < len(form) else " "
+            for entry in entries:
+                if entry.left and is_word_char(before):
+                    continue
+                if entry.right and is_word_char(after):
+                    continue
+                hits.append(_Hit(*span(first, last + 1), entry))
+    return hits
 
 
 def _keys(text: str, strict: bool, plural: bool) -> list[str]:
@@ -451,15 +467,20 @@ def _longest(hits: list[_Hit]) -> list[_Hit]:
     groups is kept for both, and each group/span is reported once."""
     kept: list[_Hit] = []
     seen: set[tuple[str, int, int]] = set()
+    # The kept spans never overlap one another, so sorted by start they are sorted by end too:
+    # only the last kept span starting before a hit's end can overlap it (a bisect, not a scan
+    # of every kept hit, which took minutes on a page with 100,000 matches).
+    spans: list[tuple[int, int]] = []
     for hit in sorted(hits, key=lambda h: (-h.length, h.start)):
         key = (hit.entry.group, hit.start, hit.end)
         if key in seen:
             continue
-        clash = any(
-            k.start < hit.end and hit.start < k.end and (k.start, k.end) != (hit.start, hit.end)
-            for k in kept
-        )
+        span = (hit.start, hit.end)
+        before = bisect.bisect_left(spans, (hit.end, -1)) - 1
+        clash = before >= 0 and spans[before] != span and spans[before][1] > hit.start
         if not clash:
             kept.append(hit)
             seen.add(key)
+            if span not in spans[before : before + 1]:
+                bisect.insort(spans, span)
     return sorted(kept, key=lambda h: (h.start, h.end, h.entry.group))

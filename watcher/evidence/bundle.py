@@ -5,12 +5,25 @@ A bundle is a zip holding ``manifest.json`` (SHA-256 and size of every other fil
 moment of export, the public key(s), the captures' files, the original images,
 ``posts.json`` (every version of every post) and ``index.html`` (a report that opens offline).
 Bundles over ``max_bytes`` are split by capture into parts that each verify on their own.
+
+A bundle never appears half-written under its name, even when the export is killed: every part
+is written to a hidden ``.<name>.<random>.partial`` file in the output folder, flushed to disk,
+and only once every part is complete are they all renamed to their ``.zip`` names (a rename in
+one folder is atomic). The writer holds an exclusive ``flock`` on its partial files; the next
+export in that folder removes partial files whose writer is gone (lock free, not touched for a
+while). Bundle names are never reused: an export never replaces an earlier bundle.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
+import os
 import sys
+import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +40,10 @@ from watcher.timeutil import utc_now
 
 FORMAT = "watcher-bundle-1"
 DEFAULT_MAX_BYTES = 1_900_000_000  # under 2 GB: what a self-hosted Bot API server can upload
+PARTIAL_SUFFIX = ".partial"
+# A partial file whose lock is free is left alone this long after its last write: its writer
+# may have created it a moment ago and not locked it yet (a gap of microseconds).
+STALE_PARTIAL_S = 5.0
 _EXTENSIONS = {
     "image/jpeg": "jpg",
     "image/png": "png",
@@ -91,15 +108,21 @@ def export_bundle(
     stamp = utc_now().replace(":", "").replace("-", "").split(".")[0]
     label = _label(selection)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
+    remove_stale_partials(out_dir)
     done, total = 0, sum(len(p.captures) for p in parts)
-    for number, part in enumerate(parts, start=1):
-        suffix = f"-part{number}of{len(parts)}" if len(parts) > 1 else ""
-        path = out_dir / f"watcher-{label}-{stamp}{suffix}.zip"
-        _write_part(app, path, part.captures, selection, custody, number, len(parts), stamp_files)
-        done += len(part.captures)
-        (progress or _progress_to_stderr)(done, total)
-        paths.append(path)
+    with contextlib.ExitStack() as partials:
+        written: list[_Partial] = []
+        for number, part in enumerate(parts, start=1):
+            name = _bundle_name(label, stamp, number, len(parts))
+            partial = partials.enter_context(_Partial.create(out_dir, name))
+            _write_part(
+                app, partial, part.captures, selection, custody, number, len(parts), stamp_files
+            )
+            written.append(partial)
+            done += len(part.captures)
+            (progress or _progress_to_stderr)(done, total)
+        # Every part is whole on disk: only now do they get their names, one rename each.
+        paths = _publish(out_dir, written, label, stamp)
     with app.custody.transaction():
         app.custody.append(
             "exported",
@@ -107,11 +130,101 @@ def export_bundle(
             {
                 "captures": capture_ids,
                 "files": [p.name for p in paths],
-                "sha256": [sha256_hex(p.read_bytes()) for p in paths],
+                "sha256": [p.sha256 for p in written],
                 "selection": selection.describe(),
             },
         )
     return paths
+
+
+class _Partial:
+    """A part being written: a hidden, locked temp file beside its final name."""
+
+    def __init__(self, handle, path: Path, name: str) -> None:
+        self.handle = handle
+        self.path = path
+        self.name = name
+        self.sha256 = ""
+
+    @classmethod
+    @contextlib.contextmanager
+    def create(cls, out_dir: Path, name: str):
+        # mkstemp: O_EXCL with a random name, so a file or link planted there is never opened.
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=PARTIAL_SUFFIX)
+        partial = cls(os.fdopen(fd, "w+b"), Path(tmp), name)
+        try:
+            fcntl.flock(partial.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            yield partial
+        finally:
+            partial.handle.close()  # releases the lock
+            partial.path.unlink(missing_ok=True)  # gone after a rename; else not wanted
+
+    def finish(self) -> None:
+        """Flush to disk (a bundle named after a power cut must hold its bytes) and hash it."""
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.seek(0)
+        digest = hashlib.sha256()
+        while block := self.handle.read(1 << 20):
+            digest.update(block)
+        self.sha256 = digest.hexdigest()
+
+
+def _bundle_name(label: str, stamp: str, number: int, count: int, taken: int = 1) -> str:
+    # A second export in the same second gets "-2" (and so on), never an earlier one's name.
+    again = f"-{taken}" if taken > 1 else ""
+    part = f"-part{number}of{count}" if count > 1 else ""
+    return f"watcher-{label}-{stamp}{again}{part}.zip"
+
+
+def _publish(out_dir: Path, written: list[_Partial], label: str, stamp: str) -> list[Path]:
+    """Rename every finished part to its name; names already taken are never replaced."""
+    count = len(written)
+    for taken in range(1, 1000):
+        names = [_bundle_name(label, stamp, n, count, taken) for n in range(1, count + 1)]
+        if not any((out_dir / name).exists() for name in names):
+            break
+    else:
+        raise WatcherError(f"{out_dir} already holds bundles with these names; use another --out")
+    paths = []
+    for partial, name in zip(written, names, strict=True):
+        path = out_dir / name
+        os.replace(partial.path, path)
+        paths.append(path)
+    _fsync_dir(out_dir)
+    return paths
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system lets a folder be fsynced
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def remove_stale_partials(out_dir: Path) -> list[Path]:
+    """Remove partial bundles left by killed exports (their writer's lock is free); returns them.
+
+    Only files named like our own partials are touched; links are never followed.
+    """
+    removed = []
+    for path in out_dir.glob(f".watcher-*.zip.*{PARTIAL_SUFFIX}"):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while its writer lives
+            if time.time() - os.fstat(fd).st_mtime > STALE_PARTIAL_S:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _refuse_evidence_folder(app: App, out_dir: Path) -> None:
@@ -178,7 +291,7 @@ def _split(app: App, capture_ids: list[int], max_bytes: int) -> list[_Part]:
 
 def _write_part(
     app: App,
-    path: Path,
+    partial: _Partial,
     capture_ids: list[int],
     selection: Selection,
     custody: list,
@@ -222,13 +335,12 @@ def _write_part(
         "key_id": app.custody.key.key_id,
         "signature": app.custody.key.sign(manifest_bytes),
     }
-    tmp = path.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+    with zipfile.ZipFile(partial.handle, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr("manifest.json", manifest_bytes)
         bundle.writestr("manifest.sig", _json(signature))
         for name, data in sorted(files.items()):
             bundle.writestr(name, data)
-    tmp.replace(path)
+    partial.finish()
 
 
 def _add_capture(app: App, capture_id: int, files: dict[str, bytes]) -> dict[str, object]:

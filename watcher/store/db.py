@@ -436,23 +436,27 @@ class Store:
         now: str,
     ) -> None:
         """Store keyword matches (``KeywordMatch``) of post versions, by post id."""
-        for post_id, matches in hits.items():
-            version_id = rows[post_id][1]
-            for m in matches:
-                self.db["keyword_matches"].insert(
-                    {
-                        "version_id": version_id,
-                        "target": target,
-                        "post_id": post_id,
-                        "capture_id": capture_id,
-                        "grp": m.group,
-                        "term": m.term,
-                        "start": m.start,
-                        "end": m.end,
-                        "text": m.text,
-                        "created_at": now,
-                    }
+        # One executemany: a page can carry 100,000 matches (a row-by-row insert took 40 s).
+        self.db.conn.executemany(
+            "INSERT INTO keyword_matches (version_id, target, post_id, capture_id, grp, term,"
+            ' start, "end", text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            (
+                (
+                    rows[post_id][1],
+                    target,
+                    post_id,
+                    capture_id,
+                    m.group,
+                    m.term,
+                    m.start,
+                    m.end,
+                    m.text,
+                    now,
                 )
+                for post_id, matches in hits.items()
+                for m in matches
+            ),
+        )
 
     # -- events ----------------------------------------------------------------------------
     @translated
