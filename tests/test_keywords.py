@@ -118,6 +118,9 @@ def test_diacritics_are_optional_unless_the_term_is_strict(matcher: KeywordMatch
     assert groups(matcher, "sung te giac") == {"rhino_horn"}  # loose term
     assert groups(matcher, "vòng đồi mồi") == {"hawksbill_shell"}
     assert groups(matcher, "vong doi moi") == set()  # strict term, accents missing
+    # Loose terms are found in the accent-stripped text, strict ones in the text as written:
+    # one post with both finds both.
+    assert groups(matcher, "sừng tê giác và vòng đồi mồi") == {"rhino_horn", "hawksbill_shell"}
 
 
 def test_whole_words_in_spaced_scripts_substrings_in_unspaced_ones(

@@ -71,6 +71,7 @@ _NEEDS_SCRIPT_FIX = re.compile(r"[\u0250-\u02af\u0131\u0370-\u03ff\u0400-\u052f]
 _DIGIT_IN_WORD = re.compile(r"[0-9](?:(?<=[^\W\d_][0-9])|(?=[^\W\d_]))")
 _MIN_LEET_WORD = 4  # "5kg", "18k" and the like are left alone
 _ACCENTED_LATIN = re.compile("[\u00c0-\u024f\u1e00-\u1eff]")
+_ACCENTED_RUN = re.compile("[\u00c0-\u024f\u1e00-\u1eff]+")
 _WORD = re.compile(r"[^\W_]+")
 _LATIN_LETTER = re.compile(r"[a-z\u00c0-\u024f\u1e00-\u1eff]")
 
@@ -222,19 +223,30 @@ def _fix_word(match: re.Match[str]) -> str:
 
 def variants(text: str) -> list[str]:
     """``text`` and its accent-stripped and digits-as-letters forms, all of the same length."""
-    forms = [text]
+    forms = leet_forms(text)
+    if _ACCENTED_LATIN.search(text):
+        forms += [strip_accents(form) for form in list(forms)]
+    return forms
+
+
+def leet_forms(text: str) -> list[str]:
+    """``text``, and its digits-as-letters form when that differs (same length)."""
     if _DIGIT_IN_WORD.search(text):
         unleet = _unleet(text)
         if unleet != text:
-            forms.append(unleet)
-    if _ACCENTED_LATIN.search(text):
-        forms += [form.translate(_STRIP) for form in list(forms)]
-    return forms
+            return [text, unleet]
+    return [text]
 
 
 def strip_accents(text: str) -> str:
     """Latin letters without accents, character for character."""
-    return text.translate(_STRIP) if _ACCENTED_LATIN.search(text) else text
+    # Runs of accented letters only: str.translate through the table costs a dict lookup
+    # for every character of the post, and most characters are plain.
+    return _ACCENTED_RUN.sub(_strip_run, text)
+
+
+def _strip_run(match: re.Match[str]) -> str:
+    return match.group().translate(_STRIP)
 
 
 def _unleet(text: str) -> str:
