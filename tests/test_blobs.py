@@ -150,3 +150,38 @@ def test_same_bytes_written_by_many_threads_at_once(tmp_path):
         digests = list(pool.map(lambda _: store.put(data), range(64)))
     assert len(set(digests)) == 1 and store.verify(digests[0])
     assert [p.name for p in store.path(digests[0]).parent.iterdir()] == [digests[0]]
+
+
+def test_put_many_stores_each_once_in_order_and_leaves_no_temp_files(store: BlobStore):
+    earlier = store.put(b"already archived")
+    mtime = store.path(earlier).stat().st_mtime_ns
+    items = [b"photo 1", b"already archived", b"photo 2", b"photo 1", b""]
+
+    digests = store.put_many(items)
+
+    assert digests == [sha256_hex(i) for i in items]
+    assert _files(store.root) == sorted({store.path(d) for d in digests})
+    assert all(store.read(d) == i for d, i in zip(digests, items, strict=True))
+    assert store.path(earlier).stat().st_mtime_ns == mtime  # never rewritten
+    assert store.put_many([]) == []
+
+
+def test_put_many_on_a_full_disk_leaves_nothing_half_written(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+):
+    earlier = store.put(b"already archived evidence")
+    before = _files(store.root)
+
+    def no_space(root: Path, paths: list[Path]) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(blobs, "_make_durable", no_space)
+    batch = [b"new screenshot" * 1000, b"new photo" * 1000]
+    with pytest.raises(StoreError, match="full") as info:
+        store.put_many(batch)
+    assert str(store.root) in str(info.value)
+    assert _files(store.root) == before  # no temp file, no blob under its final name
+    assert store.verify(earlier)
+
+    monkeypatch.undo()
+    assert store.put_many(batch) == [sha256_hex(b) for b in batch]

@@ -52,7 +52,7 @@ from watcher.models import (
     PageSnapshot,
     Post,
 )
-from watcher.store.blobs import BlobStore
+from watcher.store.blobs import BlobStore, sha256_hex
 from watcher.store.db import CaptureRow
 from watcher.store.links import contact_seen_before, record_contacts
 from watcher.timeutil import utc_now
@@ -229,33 +229,54 @@ def keep_files(
     give the same hashes, and decoding 200 photos again is most of an unchanged capture.
     """
     snap = taken.snapshot
+    files = _capture_files(taken, meta)
+    html_sha = sha256_hex(snap.html_pages[0].encode("utf-8")) if snap.html_pages else None
+    if html_sha != previous_html:
+        files.append(_File("wacz", _web_archive(snap, meta), "application/wacz", snap.final_url))
+    for url, download in taken.downloads.items():
+        if download.data is not None:
+            files.append(_File("image", download.data, download.media_type or "", url))
+    shas = blobs.put_many([f.data for f in files])
+    artifacts = [
+        Artifact(f.kind, sha, len(f.data), f.media_type, f.source)
+        for f, sha in zip(files, shas, strict=True)
+    ]
+    known_images = known_images or {}
+    images = {
+        url: _image_record(download, known_images.get(download.sha256 or ""))
+        for url, download in taken.downloads.items()
+    }
+    return Kept(artifacts, images)
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    """One evidence file of a capture, before it goes into the blob store."""
+
+    kind: str
+    data: bytes
+    media_type: str
+    source: str | None = None
+
+
+def _capture_files(taken: Taken, meta: dict[str, object]) -> list[_File]:
+    """Metadata, screenshot, HTML pages, posts JSON and detail pages of a capture."""
+    snap = taken.snapshot
     meta_json = json.dumps(meta, ensure_ascii=False, indent=1, sort_keys=True)
-    artifacts = [_put(blobs, "metadata", meta_json.encode("utf-8"), "application/json")]
+    files = [_File("metadata", meta_json.encode("utf-8"), "application/json")]
     if snap.screenshot:
-        artifacts.append(_put(blobs, "screenshot", snap.screenshot, "image/png"))
+        files.append(_File("screenshot", snap.screenshot, "image/png"))
     for html in snap.html_pages:
-        artifacts.append(_put(blobs, "html", html.encode("utf-8"), "text/html", snap.final_url))
+        files.append(_File("html", html.encode("utf-8"), "text/html", snap.final_url))
     posts_json = json.dumps([p.to_json() for p in taken.posts], ensure_ascii=False, indent=1)
-    artifacts.append(_put(blobs, "posts", posts_json.encode("utf-8"), "application/json"))
+    files.append(_File("posts", posts_json.encode("utf-8"), "application/json"))
     for post in taken.posts:
         if post.post_id in taken.details:
             html, shot = taken.details[post.post_id]
-            artifacts.append(_put(blobs, "detail_html", html.encode(), "text/html", post.permalink))
+            files.append(_File("detail_html", html.encode(), "text/html", post.permalink))
             if shot:
-                artifacts.append(
-                    _put(blobs, "detail_screenshot", shot, "image/png", post.permalink)
-                )
-    html_sha = next((a.sha256 for a in artifacts if a.kind == "html"), None)
-    if html_sha != previous_html:
-        wacz = _web_archive(taken.snapshot, meta)
-        artifacts.append(_put(blobs, "wacz", wacz, "application/wacz", snap.final_url))
-    images = {}
-    known_images = known_images or {}
-    for url, download in taken.downloads.items():
-        images[url] = _keep_image(blobs, download, known_images.get(download.sha256 or ""))
-        if download.data is not None:
-            artifacts.append(_put(blobs, "image", download.data, download.media_type or "", url))
-    return Kept(artifacts, images)
+                files.append(_File("detail_screenshot", shot, "image/png", post.permalink))
+    return files
 
 
 def record_success(
@@ -499,22 +520,21 @@ def _with_shas(post: Post, images: dict[str, ImageRecord]) -> CapturedPost:
     )
 
 
-def _keep_image(blobs: BlobStore, download: Download, known: ImageRecord | None) -> ImageRecord:
-    if download.data is None:
+def _image_record(download: Download, known: ImageRecord | None) -> ImageRecord:
+    """The image's record: its stored hashes when the archive has these bytes, else new ones."""
+    if download.data is None or download.sha256 is None:
         return ImageRecord(download.url, None, 0, None, error=download.error)
-    sha = blobs.put(download.data)
     if known is not None:
         return replace(known, url=download.url, media_type=download.media_type)
+    size, sha = len(download.data), download.sha256
     try:
         hashes = perceptual_hashes(download.data)
     except ImageDecodeError as exc:
-        return ImageRecord(
-            download.url, sha, len(download.data), download.media_type, error=str(exc)
-        )
+        return ImageRecord(download.url, sha, size, download.media_type, error=str(exc))
     return ImageRecord(
         download.url,
         sha,
-        len(download.data),
+        size,
         download.media_type,
         phash=hashes.phash,
         dhash=hashes.dhash,

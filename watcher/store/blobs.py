@@ -6,6 +6,7 @@ file or nothing. Existing blobs are never rewritten: evidence is append-only.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import os
@@ -41,8 +42,7 @@ class BlobStore:
         final = self.path(digest)
         if final.exists():
             return digest
-        # Unique per writer: two captures (threads) may store the same bytes at once.
-        tmp = final.with_name(f".{digest}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+        tmp = self._temp_name(final)
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as handle:
@@ -52,8 +52,44 @@ class BlobStore:
             os.replace(tmp, final)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise StoreError(_write_failure(final, exc)) from exc
+            raise StoreError(_write_failure(self.root, final, exc)) from exc
         return digest
+
+    def put_many(self, items: list[bytes]) -> list[str]:
+        """Store each of ``items`` unless already present; their SHA-256s, in order.
+
+        Two filesystem syncs for the whole batch instead of one fsync per blob (200 photos:
+        0.05 s against 0.5 s here): every temporary file is written, the data made durable,
+        then all are renamed and the names made durable. So a blob under its final name is
+        always complete, and all are on disk before the capture that lists them is committed.
+        """
+        digests = [sha256_hex(data) for data in items]
+        pending: dict[str, Path] = {}  # digest -> its temporary file
+        try:
+            for digest, data in zip(digests, items, strict=True):
+                final = self.path(digest)
+                if digest in pending or final.exists():
+                    continue
+                final.parent.mkdir(parents=True, exist_ok=True)
+                pending[digest] = tmp = self._temp_name(final)
+                with open(tmp, "wb") as handle:
+                    handle.write(data)
+            if pending:
+                _make_durable(self.root, list(pending.values()))
+                for digest, tmp in pending.items():
+                    os.replace(tmp, self.path(digest))
+                _make_durable(self.root, [self.path(d).parent for d in pending])
+        except OSError as exc:
+            for tmp in pending.values():
+                tmp.unlink(missing_ok=True)
+            raise StoreError(
+                _write_failure(self.root, Path(exc.filename or self.root), exc)
+            ) from exc
+        return digests
+
+    def _temp_name(self, final: Path) -> Path:
+        # Unique per writer: two captures (threads) may store the same bytes at once.
+        return final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
 
     def read(self, sha256: str) -> bytes:
         """The blob's bytes."""
@@ -70,10 +106,44 @@ class BlobStore:
             return False
 
 
-def _write_failure(path: Path, exc: OSError) -> str:
+def _make_durable(root: Path, paths: list[Path]) -> None:
+    """Flush ``paths`` (files, or folders whose entries changed) to disk: one ``syncfs`` of
+    the filesystem holding ``root`` on Linux, else an fsync of each."""
+    if _syncfs is not None:
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            if _syncfs(fd) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, os.strerror(code))
+        finally:
+            os.close(fd)
+        return
+    for path in dict.fromkeys(paths):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _load_syncfs() -> ctypes._CFuncPtr | None:
+    """libc's syncfs(2) (Linux), or None where there is none."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+_syncfs = _load_syncfs()
+
+
+def _write_failure(root: Path, path: Path, exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return (
-            f"the disk holding {path.parent.parent.parent} is full; free space there "
+            f"the disk holding {root} is full; free space there "
             "(nothing already stored was changed) and watcher will go on"
         )
     return f"could not write evidence file {path}: {exc.strerror or exc}"
