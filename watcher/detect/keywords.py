@@ -315,6 +315,7 @@ class _Entry:
     exclude: bool
     left: bool  # the key must start a word (its first character is a spaced-script letter)
     right: bool  # ... and end one
+    exact: str | None = None  # a strict term's key with its accents: the text must match it
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,14 +334,18 @@ class KeywordMatcher:
 
     def __init__(self, lexicon: Lexicon) -> None:
         self.lexicon = lexicon
-        words: dict[str, list[_Entry]] = {}  # accents stripped: matched in stripped text
-        strict: dict[str, list[_Entry]] = {}  # accents kept: matched in the text as written
+        # Keys without accents, matched in the accent-stripped text: one scan finds loose and
+        # strict terms alike, and a strict term's hit is then checked against the text as
+        # written (hits are rare; a second scan for strict terms cost every post).
+        words: dict[str, list[_Entry]] = {}
         joined: dict[str, list[_Entry]] = {}
         for group in lexicon.groups.values():
             for term in group.terms:
-                keys = strict if term.strict else words
                 for key in _keys(term.text, term.strict, plural=not term.emoji):
-                    keys.setdefault(key, []).append(_entry(group.name, term.text, key, False))
+                    entry = _entry(group.name, term.text, key, False)
+                    if term.strict:
+                        entry = replace(entry, exact=key)
+                    words.setdefault(strip_accents(key), []).append(entry)
                     if not term.emoji and _joinable(key):
                         entry = _Entry(group.name, term.text, False, False, False)
                         joined.setdefault(key.replace(" ", ""), []).append(entry)
@@ -348,7 +353,6 @@ class KeywordMatcher:
                 for key in _keys(phrase, strict=False, plural=True):
                     words.setdefault(key, []).append(_entry(group.name, phrase, key, True))
         self._words = _automaton(words)
-        self._strict = _automaton(strict)
         self._joined = _automaton(joined)
 
     def find(self, text: str) -> list[KeywordMatch]:
@@ -364,12 +368,9 @@ class KeywordMatcher:
         ]
 
     def _word_hits(self, folded: str, span: Any) -> list[_Hit]:
-        # A stripped key can only match where the text has no Latin accents, and there the
-        # stripped text is the same: scanning the stripped forms alone finds every match.
-        written = leet_forms(folded)
-        hits = _scan(self._words, [strip_accents(form) for form in written], span)
-        if len(self._strict):
-            hits += _scan(self._strict, written, span)
+        hits = []
+        for written in leet_forms(folded):
+            hits += _scan(self._words, strip_accents(written), written, span)
         return hits
 
     def _joined_hits(self, joined: str, positions: list[int], span: Any) -> list[_Hit]:
@@ -382,20 +383,22 @@ class KeywordMatcher:
         return hits
 
 
-def _scan(automaton: ahocorasick.Automaton, forms: list[str], span: Any) -> list[_Hit]:
-    """Hits of ``automaton``'s keys in each form, whole words where the key asks for it."""
+def _scan(automaton: ahocorasick.Automaton, form: str, written: str, span: Any) -> list[_Hit]:
+    """Hits of ``automaton``'s keys in ``form`` (``written`` without accents, same length),
+    whole words where the key asks for it, accents as written where the term is strict."""
     hits = []
-    for form in forms:
-        for last, (size, entries) in automaton.iter(form):
-            first = last - size + 1
-            before = form[first - 1] if first > 0 else " "
-            after = form[last + 1] if last + 1 < len(form) else " "
-            for entry in entries:
-                if entry.left and is_word_char(before):
-                    continue
-                if entry.right and is_word_char(after):
-                    continue
-                hits.append(_Hit(*span(first, last + 1), entry))
+    for last, (size, entries) in automaton.iter(form):
+        first = last - size + 1
+        before = form[first - 1] if first > 0 else " "
+        after = form[last + 1] if last + 1 < len(form) else " "
+        for entry in entries:
+            if entry.left and is_word_char(before):
+                continue
+            if entry.right and is_word_char(after):
+                continue
+            if entry.exact is not None and written[first : last + 1] != entry.exact:
+                continue
+            hits.append(_Hit(*span(first, last + 1), entry))
     return hits
 
 
