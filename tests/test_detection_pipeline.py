@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.conftest import alerts_yaml, channel_target, shop_target
 from watcher.demo.images import variant
 from watcher.models import EventKind
-from watcher.pipeline import run_capture
+from watcher.pipeline import DETECT_CHARS, DETECT_MATCHES, run_capture
 
 CHAT = -100777
 
@@ -158,3 +158,22 @@ def test_console_shows_one_line_per_post_with_keywords():
     keyword = Event(EventKind.KEYWORD, "dealer", "d/1", {"post_event": "new_post"})
     alone = Event(EventKind.KEYWORD, "noisy", "n/9", {"post_event": "new_post"})
     assert events_to_show([new, keyword, alone]) == [new, alone]
+
+
+async def test_a_huge_post_is_stored_whole_but_read_by_detection_only_so_far(site, make_app):
+    # A hostile "post" of 1 MB: every word a keyword, a phone number at the very end.
+    spam = "ivory bangle, call 012 345 678. " * 33_000
+    site.channel("dealer")
+    site.add_post("dealer", spam + " pangolin scales, zalo 0912 345 678")
+    app = make_app(channel_target("dealer", f"{site.base_url}/s/dealer"))
+    summary = await run_capture(app, app.watchlist.target("dealer"))
+
+    assert summary.status == "ok"
+    (text,) = app.store.db.execute("SELECT text FROM post_versions").fetchone()
+    assert text.endswith("zalo 0912 345 678")  # the evidence is whole
+    matches = app.store.db.execute("SELECT term, start FROM keyword_matches").fetchall()
+    assert len(matches) == DETECT_MATCHES
+    assert all(start < DETECT_CHARS for _term, start in matches)
+    contacts = app.store.db.execute("SELECT value FROM contacts").fetchall()
+    assert 0 < len(contacts) <= DETECT_MATCHES
+    assert ("+84912345678",) not in contacts  # past the part detection reads

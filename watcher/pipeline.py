@@ -60,6 +60,13 @@ from watcher.watchlist import Target
 
 log = logging.getLogger(__name__)
 
+# Detection (keywords, contacts) reads this much of each post and keeps this many matches.
+# Posts are stored and searchable whole; a real listing is a few thousand characters at most
+# (Telegram allows 4,096), while a hostile page of 50 MB of "posts" held the event loop for
+# minutes. A post cut here says so in the log.
+DETECT_CHARS = 20_000
+DETECT_MATCHES = 100
+
 
 @dataclass(frozen=True, slots=True)
 class Taken:
@@ -426,16 +433,28 @@ def keyword_hits(matcher: KeywordMatcher, diff: PostDiff) -> dict[str, list[Keyw
     """Keyword matches of new posts, and the matches an edit added, by post id."""
     hits: dict[str, list[KeywordMatch]] = {}
     for captured in diff.new:
-        if found := matcher.find(captured.post.text):
-            hits[captured.post.post_id] = found
+        if found := matcher.find(_detected_part(captured.post)):
+            hits[captured.post.post_id] = found[:DETECT_MATCHES]
     for edit in diff.edited:
         if not edit.text_changed:
             continue
-        before = {(m.group, m.term) for m in matcher.find(edit.before.text)}
-        added = [m for m in matcher.find(edit.after.post.text) if (m.group, m.term) not in before]
-        if added:
-            hits[edit.after.post.post_id] = added
+        before = {(m.group, m.term) for m in matcher.find(edit.before.text[:DETECT_CHARS])}
+        after = matcher.find(_detected_part(edit.after.post))
+        if added := [m for m in after if (m.group, m.term) not in before]:
+            hits[edit.after.post.post_id] = added[:DETECT_MATCHES]
     return hits
+
+
+def _detected_part(post: Post) -> str:
+    """The start of the post's text that detection reads (see :data:`DETECT_CHARS`)."""
+    if len(post.text) > DETECT_CHARS:
+        log.info(
+            "post %s has %d characters: keywords and contacts are read in the first %d",
+            post.post_id,
+            len(post.text),
+            DETECT_CHARS,
+        )
+    return post.text[:DETECT_CHARS]
 
 
 def _contacts(
@@ -452,7 +471,8 @@ def _contacts(
     events = []
     for captured in [*diff.new, *(e.after for e in diff.edited)]:
         post = captured.post
-        found = extract_contacts("\n".join([post.text, *post.links]))
+        text = post.text[:DETECT_CHARS]  # as for keywords (see DETECT_CHARS)
+        found = extract_contacts("\n".join([text, *post.links[:DETECT_MATCHES]]))[:DETECT_MATCHES]
         if not found:
             continue
         seen = contact_seen_before(app.store, target, found)

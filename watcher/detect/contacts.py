@@ -64,18 +64,22 @@ def _ascii_digits(text: str) -> str:
 
     One character in, one out: offsets in the result are offsets in the original.
     """
-    out = []
-    for char in text:
-        code = ord(char)
-        if 0xFF01 <= code <= 0xFF5E:  # full-width ASCII block: ０-９, Ａ-Ｚ, ＋, ＠, ...
-            out.append(chr(code - 0xFEE0))
-        elif char.isdecimal() and not char.isascii():
-            out.append(str(unicodedata.decimal(char)))
-        elif char == "\u3000":  # ideographic space
-            out.append(" ")
-        else:
-            out.append(char)
-    return "".join(out)
+    # Only the characters that change go through Python: a character-by-character loop took
+    # 86 s on a hostile page of 50 MB of text.
+    return _NOT_ASCII_FORM.sub(_ascii_form, text)
+
+
+_NOT_ASCII_FORM = re.compile(r"[\uff01-\uff5e\u3000]|(?![0-9])\d")
+
+
+def _ascii_form(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    if 0xFF01 <= code <= 0xFF5E:  # full-width ASCII block: ０-９, Ａ-Ｚ, ＋, ＠, ...
+        return chr(code - 0xFEE0)
+    if char == "\u3000":  # ideographic space
+        return " "
+    return str(unicodedata.decimal(char))  # any other script's decimal digit
 
 
 _SCRIPT_HINTS = (
