@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 
+from PIL import Image
+
 from tests.conftest import channel_target, shop_target
+from watcher.capture.page import MAX_SCREENSHOT_HEIGHT
 from watcher.demo.images import big_photo_bytes
 from watcher.models import CaptureStatus, EventKind
 from watcher.pipeline import keep, run_capture, take
@@ -250,6 +254,14 @@ async def test_500_posts_and_a_20mb_image(site, make_app):
     )
     page = await run_capture(app, app.watchlist.target("big"))
     assert page.status == CaptureStatus.OK and page.post_count == 500
+    # The page is far taller than a screenshot may be: its top, cut at the limit.
+    (shot,) = app.store.db.execute(
+        "SELECT a.sha256 FROM artifacts a WHERE a.kind = 'screenshot' AND a.capture_id = ?",
+        [page.capture_id],
+    ).fetchone()
+    with Image.open(io.BytesIO(app.blobs.read(shot))) as image:
+        assert image.size == (1280, MAX_SCREENSHOT_HEIGHT)
+        assert image.convert("L").getextrema()[0] < 128  # text was painted, not a blank cut
 
     paged = await run_capture(app, app.watchlist.target("bigimg"))
     assert paged.status == CaptureStatus.OK
