@@ -24,11 +24,11 @@ RESULTS = HERE / "RESULTS.md"
 
 # Modest defaults: every figure of the issue, in a bounded time on a 2-core machine.
 ARGS: dict[str, list[str]] = {
-    "bench_capture": ["--targets", "100", "--concurrency", "2", "4", "--naive", "10"],
+    "bench_capture": ["--targets", "100", "--concurrency", "4", "--naive", "8"],
     "bench_latency": ["--samples", "12", "--targets", "3", "--every", "30"],
     "bench_soak": ["--captures", "300"],
     "bench_storage": ["--posts", "100000"],
-    "bench_image_index": ["--sizes", "100000", "1000000"],
+    "bench_image_index": ["--sizes", "100000", "1000000", "10000000"],
     "bench_keywords": ["--posts", "20000"],
     "bench_evidence": [],
 }
