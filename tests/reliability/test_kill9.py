@@ -137,8 +137,10 @@ def run_kill_loop(tmp_path: Path, site, kills: int, seed: int) -> dict[str, int]
     with FakeTelegram() as fake:
         alerts = f"alerts:\n  telegram:\n    chat_ids: [{CHAT}]\n    api_url: {fake.base_url}\n"
         watchlist = tmp_path / "watchlist.yaml"
+        # The channel page shows 20 posts; kills that land before a capture let markers pile
+        # up, so read back three pages (as a busy channel is configured) to see every one.
         targets = "".join(
-            channel_target(n, f"{site.base_url}/s/{n}", "    jitter: 0s\n")
+            channel_target(n, f"{site.base_url}/s/{n}", "    jitter: 0s\n    pages: 3\n")
             for n in ("dealer", "reseller")
         )
         watchlist.write_text(alerts + "targets:\n" + targets)
