@@ -191,7 +191,7 @@ async def naive_evidence_capture(playwright: Playwright, url: str, out: Path) ->
         _write_synced(folder / "page.html", (await page.content()).encode())
         _write_synced(folder / "screenshot.png", await page.screenshot(full_page=True))
         record: dict[str, object] = {"url": url, "images": []}
-        for src in await page.eval_on_selector_all("img", "els => els.map(e => e.src)"):
+        for src in await page.evaluate(PHOTO_URLS_JS):
             body = await (await page.request.get(src)).body()
             sha = hashlib.sha256(body).hexdigest()
             _write_synced(folder / sha, body)
@@ -201,6 +201,17 @@ async def naive_evidence_capture(playwright: Playwright, url: str, out: Path) ->
         _write_synced(folder / "record.json", json.dumps(record).encode())
     finally:
         await browser.close()
+
+
+# Photos are <img> elements or, as on Telegram's channel pages, background images.
+PHOTO_URLS_JS = """() => {
+  const urls = Array.from(document.images, (img) => img.src);
+  for (const el of document.querySelectorAll('[style*="background-image"]')) {
+    const found = /url\\(["']?([^"')]+)["']?\\)/.exec(el.style.backgroundImage);
+    if (found) urls.push(new URL(found[1], document.baseURI).href);
+  }
+  return urls.filter((u) => u.startsWith("http"));
+}"""
 
 
 def _write_synced(path: Path, data: bytes) -> None:
@@ -234,12 +245,13 @@ async def run_naive(site: RemoteSite, names: list[str], concurrency: int, kind: 
             start = time.perf_counter()
             await asyncio.gather(*(one(n) for n in names))
             wall = time.perf_counter() - start
+    written = sum(1 for path in out.rglob("*") if path.is_file())
     shutil.rmtree(out, ignore_errors=True)
     rate = 60 * len(names) / wall
     print(
         f"- naive, {kind} ({NAIVE_KINDS[kind]}; a browser launched per capture), {concurrency} "
         f"at once: {len(names)} captures in {wall:.1f} s = **{rate:.1f} captures/min** "
-        f"({wall / len(names) * concurrency:.2f} s each)"
+        f"({wall / len(names) * concurrency:.2f} s each; {written} files written)"
     )
     report_resources(f"naive {kind} x{concurrency}", cpu, peak)
     return rate
@@ -270,7 +282,10 @@ async def main(args: argparse.Namespace) -> None:
             f"{args.images} photos (480x360 JPEG) built in {time.perf_counter() - start:.0f} s"
         )
         names = channel_names(args.targets)
-        rates = {c: await run_watcher(site, names, c, args.rounds) for c in args.concurrency}
+        rates = {
+            c: await run_watcher(site, names, c, args.rounds)
+            for c in ([] if args.naive_only else args.concurrency)
+        }
         naive = {
             kind: max(
                 [
@@ -280,6 +295,8 @@ async def main(args: argparse.Namespace) -> None:
             )
             for kind in NAIVE_KINDS
         }
+    if not rates:
+        return
     best_c, best = max(rates.items(), key=lambda kv: kv[1])
     for kind, rate in naive.items():
         print(
@@ -298,6 +315,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--naive", type=int, default=20, help="naive captures to time")
+    parser.add_argument("--naive-only", action="store_true", help="only the naive baselines")
     parser.add_argument(
         "--naive-concurrency", type=int, nargs="+", default=[1, 2, 4], help="browsers at once"
     )
