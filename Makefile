@@ -38,7 +38,8 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q -m "not soak"
 
-# The long reliability runs: 50 kill -9 loops, a 50 MB page, a hung Chromium.
+# The long reliability runs: 50 kill -9 of `watcher run` and 50 of `watcher export`, 50 MB
+# pages, a hung Chromium (~15 min on 2 cores).
 soak: setup
 	$(BIN)/python -m pytest -q -m soak tests/reliability
 
