@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import channel_target, shop_target
 from tests.fakes.telegram_api import FakeTelegram, RecordedCall
+from tests.reliability import evidence_state
 from watcher.alert.outbox import OutboxSender, build_sinks
 from watcher.app import App
 from watcher.bot.access import ADMIN_ONLY, REFUSAL
@@ -447,3 +448,32 @@ async def test_the_daemon_runs_the_bot_on_its_own_loop(site, tmp_path, monkeypat
             stop.set()
             assert await asyncio.wait_for(daemon, 45) == 0
         assert fake.calls_to("setMyCommands")
+
+
+async def test_no_bot_command_changes_the_evidence(site, make_app, fake_telegram):
+    app = await channel_app(site, make_app)
+    data = app.data_dir
+    before = evidence_state.snapshot(data)
+
+    async with running_bot(app, fake_telegram):
+        for text, user, expect in (
+            ("/status", MEMBER, "dealer"),
+            ("/targets", MEMBER, "dealer"),
+            ("/search ivory", MEMBER, "ivory"),
+            ("/search ../../blobs", MEMBER, ""),
+            ("/links dealer", MEMBER, ""),
+            ("/evidence ../../keys", MEMBER, ""),
+            ("/pause dealer 2h", ADMIN, "paused"),
+            ("/resume dealer", ADMIN, "resumed"),
+            ("/help", MEMBER, ""),
+            ("/status", STRANGER, REFUSAL),
+        ):
+            await ask(fake_telegram, text, user, TEAM if user != STRANGER else user, expect)
+        mark = len(fake_telegram.calls)
+        fake_telegram.push_message("/evidence 1", MEMBER, TEAM)  # a bundle: read, not written
+        await until(lambda: calls(fake_telegram, TEAM, mark, ("editMessageText",)))
+
+    # No evidence file changed; the custody log only grew, by what the admin and the export did.
+    allowed = {"target_paused", "target_resumed", "exported"}
+    added = evidence_state.assert_only_appended(data, before, allowed=allowed)
+    assert [entry["action"] for entry in added] == ["target_paused", "target_resumed", "exported"]
