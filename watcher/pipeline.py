@@ -76,6 +76,9 @@ class Taken:
     posts: list[Post]
     downloads: dict[str, Download]
     details: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
+    # SHA-256 of the last capture's HTML, read once: the page skipped its MHTML against it, and
+    # keep_files makes the web archive against the same value.
+    previous_html: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ async def _bounded(work: Awaitable[Taken], target: Target) -> Taken:
 async def take(app: App, target: Target) -> Taken:
     """Load the target's pages, extract posts, download their images (and detail pages)."""
     known = {p.post_id for p in app.store.live_posts(target.name)}
+    previous_html = app.store.last_artifact_sha(target.name, "html")
     recorder = ResponseRecorder()
     session = app.sessions.load(target.session) if target.session else None
     # Take the account before a browser slot: a capture waiting for its account must not
@@ -122,7 +126,9 @@ async def take(app: App, target: Target) -> Taken:
     hold = app.session_locks.hold(target.session) if target.session else contextlib.nullcontext()
     async with hold, app.browser.context(session) as context:
         user_agent = session.user_agent if session else app.browser.user_agent
-        snapshot, posts = await _read(app, target, context, recorder, user_agent, known)
+        snapshot, posts = await _read(
+            app, target, context, recorder, user_agent, known, previous_html
+        )
         # Bodies must be read while the context is open.
         responses = tuple(await recorder.finish())
         urls = [url for post in posts for url in post.image_urls]
@@ -137,7 +143,7 @@ async def take(app: App, target: Target) -> Taken:
             # Only after a good capture: a logged-out state must not overwrite good cookies.
             state = await refreshed_state(context)
             await asyncio.to_thread(app.sessions.update_state, session.name, state)
-    return Taken(replace(snapshot, responses=responses), posts, downloads, details)
+    return Taken(replace(snapshot, responses=responses), posts, downloads, details, previous_html)
 
 
 def _image_bodies(responses: tuple[RecordedResponse, ...]) -> dict[str, tuple[bytes, str | None]]:
@@ -165,6 +171,7 @@ async def _read(
     recorder: ResponseRecorder,
     user_agent: str,
     known: set[str],
+    previous_html: str | None,
 ) -> tuple[PageSnapshot, list[Post]]:
     """Load and extract; a block page or an empty page is a CaptureError with a screenshot."""
     adapter = target.adapter()
@@ -177,7 +184,7 @@ async def _read(
         scroll=target.scroll,
         # Reading back stops at posts already seen; with one page there is nothing to save.
         known_ids=frozenset(known) if target.pages > 1 and known else None,
-        previous_html=app.store.last_artifact_sha(target.name, "html"),
+        previous_html=previous_html,
     )
     try:
         snapshot, posts = await load_pages(
@@ -215,9 +222,8 @@ async def keep(app: App, target: Target, taken: Taken, started: str) -> Kept:
     """Put the capture's files in the blob store (off the event loop: hashing and gzip are
     CPU work), reusing what the archive already knows about the page and its images."""
     meta = _metadata(app, target, taken, started)
-    previous_html = app.store.last_artifact_sha(target.name, "html")
     known = app.store.stored_images({d.sha256 for d in taken.downloads.values() if d.sha256})
-    return await asyncio.to_thread(keep_files, app.blobs, taken, meta, previous_html, known)
+    return await asyncio.to_thread(keep_files, app.blobs, taken, meta, taken.previous_html, known)
 
 
 def keep_files(
