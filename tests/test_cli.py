@@ -91,6 +91,21 @@ def test_check_json_then_status(site, tmp_path):
     assert lines["store"].rstrip().endswith("1 (0)")
 
 
+def test_check_between_full_captures_and_check_full(site, tmp_path):
+    site.channel("dealer")
+    site.add_post("dealer", "first")
+    (tmp_path / "watchlist.yaml").write_text(
+        "targets:\n" + channel_target("dealer", f"{site.base_url}/s/dealer", "    full_every: 6h\n")
+    )
+    assert "capture #1 (baseline)" in watcher("check", cwd=tmp_path).stdout
+    checked = watcher("check", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert "dealer: ok, check #2: the same 1 posts as the last capture" in checked.stdout
+    full = watcher("check", "--full", cwd=tmp_path)
+    assert full.returncode == 0, full.stderr
+    assert "dealer: ok, capture #3, 1 posts" in full.stdout
+
+
 def test_check_unknown_target_names_the_known_ones(site, tmp_path):
     (tmp_path / "watchlist.yaml").write_text(
         "targets:\n" + channel_target("dealer", f"{site.base_url}/s/dealer")

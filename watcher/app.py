@@ -51,6 +51,7 @@ class App:
     _custody: CustodyLog | None = field(default=None, repr=False)
     _keywords: KeywordMatcher | None = field(default=None, repr=False)
     _known: list[KnownImage] | None = field(default=None, repr=False)
+    _check_browser: Browser | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -75,6 +76,19 @@ class App:
             session_locks=SessionLocks(data_dir / "sessions"),
             owns_browser=browser is None,
         )
+
+    @property
+    def check_browser(self) -> Browser:
+        """The light checks' Chromium (no images), started on the first check; it shares the
+        capture browser's concurrency limit, so ``max_concurrent`` still bounds pages at once."""
+        if self._check_browser is None:
+            self._check_browser = Browser(
+                executable=self.browser.executable,
+                recycle_after=self.browser.recycle_after,
+                images=False,
+                limit=self.browser.limit,
+            )
+        return self._check_browser
 
     @property
     def images(self) -> ImageIndex:
@@ -114,4 +128,6 @@ class App:
         """Stop the browser (if it is ours) and close the database."""
         if self.owns_browser:
             await self.browser.close()
+        if self._check_browser is not None:
+            await self._check_browser.close()
         self.store.close()

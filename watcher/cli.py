@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", parents=[common], help="capture targets once and show changes")
     check.add_argument("names", nargs="*", metavar="NAME", help="targets (default: all)")
     check.add_argument("--json", action="store_true", help="print one JSON object per event")
+    check.add_argument(
+        "--full", action="store_true", help="full captures, even where a light check is due"
+    )
     sub.add_parser("status", parents=[common], help="targets with their last capture")
     sub.add_parser("run", parents=[common], help="watch every target until stopped (the daemon)")
     alerts = sub.add_parser("alerts", parents=[common], help="recent events and their delivery")
@@ -132,7 +135,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """``watcher check``: capture the named targets once and report what changed."""
     watchlist = load_watchlist(args.watchlist)
     targets = watchlist.select(args.names)
-    summaries = asyncio.run(_check(watchlist, _data_dir(args), targets))
+    summaries = asyncio.run(_check(watchlist, _data_dir(args), targets, args.full))
     for summary in summaries:
         if args.json:
             for event in summary.events:
@@ -142,10 +145,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(s.status == "ok" for s in summaries) else 2
 
 
-async def _check(watchlist: Watchlist, data_dir: Path, targets) -> list[CaptureSummary]:
+async def _check(watchlist: Watchlist, data_dir: Path, targets, full: bool) -> list[CaptureSummary]:
     app = App.open(watchlist, data_dir)
     try:
-        return list(await asyncio.gather(*(run_capture(app, t) for t in targets)))
+        return list(await asyncio.gather(*(run_capture(app, t, full) for t in targets)))
     finally:
         await app.close()
 

@@ -168,6 +168,7 @@ class CaptureSummary:
     baseline: bool
     events: tuple[Event, ...] = ()
     new_images: int = 0
+    mode: str = "full"  # or "check": a light look that found the page as it was
 
     def count(self, kind: EventKind) -> int:
         """How many events of ``kind`` this capture produced."""

@@ -1,7 +1,11 @@
 """The orchestrator: one capture of one target, through every step, readable on one screen.
 
-    take (browser) -> keep files (blob store, image hashes) -> record (one transaction:
-    capture, posts, diff, events)
+    take or check (browser) -> keep files (blob store, image hashes) -> record (one
+    transaction: capture, posts, diff, events)
+
+A target with ``full_every`` is looked at lightly between full captures: a check loads its
+first page without images and compares its posts with the last capture's; the moment they
+differ (or ``full_every`` has passed, or the last capture failed) a full capture is taken.
 
 A failure of any step is recorded as a failed capture and reported; it never stops other
 targets. This is the per-target boundary: the only place with a broad ``except``.
@@ -15,6 +19,7 @@ import json
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from playwright.async_api import BrowserContext
 
@@ -33,11 +38,17 @@ from watcher.capture.blocks import REASONS as BLOCK_REASONS
 from watcher.capture.blocks import BlockContext, block_for
 from watcher.capture.environment import collection_metadata
 from watcher.capture.media import Download, download_images
-from watcher.capture.page import PageRequest, capture_details, error_screenshot, load_pages
+from watcher.capture.page import (
+    PageRequest,
+    capture_details,
+    check_page,
+    error_screenshot,
+    load_pages,
+)
 from watcher.capture.sessions import refreshed_state
 from watcher.detect import events as ev
 from watcher.detect.contacts import extract_contacts
-from watcher.detect.diff import PostDiff, diff_posts
+from watcher.detect.diff import PostDiff, diff_posts, posts_fingerprint
 from watcher.detect.images import ImageDecodeError, perceptual_hashes
 from watcher.detect.keywords import KeywordMatch, KeywordMatcher
 from watcher.detect.known import known_match_details, match_known
@@ -53,9 +64,9 @@ from watcher.models import (
     Post,
 )
 from watcher.store.blobs import BlobStore, sha256_hex
-from watcher.store.db import CaptureRow
+from watcher.store.db import CaptureRow, CheckBaseline
 from watcher.store.links import contact_seen_before, record_contacts
-from watcher.timeutil import utc_now
+from watcher.timeutil import parse_iso, utc_now
 from watcher.watchlist import Target
 
 log = logging.getLogger(__name__)
@@ -79,6 +90,7 @@ class Taken:
     # SHA-256 of the last capture's HTML, read once: the page skipped its MHTML against it, and
     # keep_files makes the web archive against the same value.
     previous_html: str | None = None
+    mode: str = "full"  # or "check": HTML and posts only, the page as the last capture saw it
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +101,13 @@ class Kept:
     images: dict[str, ImageRecord]  # by source URL
 
 
-async def run_capture(app: App, target: Target) -> CaptureSummary:
-    """Capture ``target`` once, store it, diff it and record its events."""
+async def run_capture(app: App, target: Target, full: bool = False) -> CaptureSummary:
+    """Capture ``target`` once, store it, diff it and record its events (``full``: no light
+    check, whatever ``full_every`` says)."""
     started = utc_now()
     try:
         app.store.upsert_target(target.name, target.platform, target.url, started)
-        taken = await _bounded(take(app, target), target)
+        taken = await _bounded(take_or_check(app, target, full), target)
         kept = await keep(app, target, taken, started)
         return record_success(app, target, started, taken, kept)
     except WatcherError as exc:
@@ -113,6 +126,55 @@ async def _bounded(work: Awaitable[Taken], target: Target) -> Taken:
         raise CaptureError(
             "timeout", f"the capture took longer than {limit:.0f}s and was stopped"
         ) from exc
+
+
+async def take_or_check(app: App, target: Target, full: bool = False) -> Taken:
+    """A light check when one is due and the page still shows the last capture's posts;
+    otherwise, or the moment anything differs, a full capture."""
+    baseline = None if full else check_due(app, target)
+    if baseline is not None:
+        checked = await check(app, target)
+        if checked is not None and posts_fingerprint(checked.posts) == baseline.fingerprint:
+            return checked
+        log.info("%s: the check found a difference; taking a full capture", target.name)
+    return await take(app, target)
+
+
+def check_due(app: App, target: Target) -> CheckBaseline | None:
+    """What a check would compare with, when the target may be checked now: it sets
+    ``full_every``, reads one page (a check reads no further), its last capture succeeded
+    and its last full capture is younger than ``full_every``."""
+    if not target.full_every or target.pages > 1 or target.load_more or target.scroll:
+        return None
+    baseline = app.store.check_baseline(target.name)
+    if baseline is None:
+        return None
+    full_at = parse_iso(baseline.full_started_at)
+    # A clock that went back gives a negative age: take a full capture rather than trust it.
+    if (
+        full_at is None
+        or not 0 <= (datetime.now(UTC) - full_at).total_seconds() < target.full_every
+    ):
+        return None
+    return baseline
+
+
+async def check(app: App, target: Target) -> Taken | None:
+    """The target's first page, its HTML and posts, in the checks' browser (no images, no
+    screenshot). None when the check itself failed: the full capture then finds out why."""
+    session = app.sessions.load(target.session) if target.session else None
+    hold = app.session_locks.hold(target.session) if target.session else contextlib.nullcontext()
+    request = PageRequest(url=target.url, timeout_s=target.timeout)
+    try:
+        async with hold, app.check_browser.context(session) as context:
+            user_agent = session.user_agent if session else app.check_browser.user_agent
+            snapshot, posts = await check_page(
+                context, request, target.adapter(), user_agent, app.check_browser.version
+            )
+    except WatcherError as exc:
+        log.info("check of %s failed (%s); taking a full capture", target.name, exc)
+        return None
+    return Taken(snapshot, posts, {}, mode="check")
 
 
 async def take(app: App, target: Target) -> Taken:
@@ -244,7 +306,7 @@ def keep_files(
     snap = taken.snapshot
     files = _capture_files(taken, meta)
     html_sha = sha256_hex(snap.html_pages[0].encode("utf-8")) if snap.html_pages else None
-    if html_sha != previous_html:
+    if taken.mode == "full" and html_sha != previous_html:
         files.append(_File("wacz", _web_archive(snap, meta), "application/wacz", snap.final_url))
     for url, download in taken.downloads.items():
         if download.data is not None:
@@ -319,7 +381,7 @@ def record_success(
         events += _known_images(app, target.name, added)
         if failures:
             events.append(ev.capture_recovered(target.name, failures))
-        _log_custody(app, capture_id, target, CaptureStatus.OK, kept.artifacts)
+        _log_custody(app, capture_id, target, CaptureStatus.OK, kept.artifacts, taken.mode)
         stored = record_events(app, [_stamp(e, capture_id, now) for e in events])
     for image in fresh:
         if image.phash is not None and image.sha256:
@@ -335,6 +397,7 @@ def record_success(
         baseline,
         tuple(stored),
         new_images=len(added),
+        mode=taken.mode,
     )
 
 
@@ -390,7 +453,12 @@ def record_events(app: App, events: list[Event]) -> list[Event]:
 
 
 def _log_custody(
-    app: App, capture_id: int, target: Target, status: str, artifacts: list[Artifact]
+    app: App,
+    capture_id: int,
+    target: Target,
+    status: str,
+    artifacts: list[Artifact],
+    mode: str = "full",
 ) -> None:
     # The hashes taken at collection: `watcher verify` checks exported files against these.
     app.custody.append(
@@ -400,6 +468,7 @@ def _log_custody(
             "target": target.name,
             "url": target.url,
             "status": str(status),
+            "mode": mode,
             "artifacts": [{"kind": a.kind, "sha256": a.sha256, "size": a.size} for a in artifacts],
         },
     )
@@ -592,6 +661,8 @@ def _capture_row(
         watcher_version=__version__,
         post_count=len(taken.posts),
         baseline=baseline,
+        mode=taken.mode,
+        fingerprint=posts_fingerprint(taken.posts),
     )
 
 

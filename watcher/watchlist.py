@@ -165,6 +165,8 @@ def _choose_fix(word: str, allowed: list[str] | tuple[str, ...]) -> str:
 Every = Annotated[float, BeforeValidator(_seconds), _at_least(MIN_EVERY)]
 Jitter = Annotated[float, BeforeValidator(_seconds), AfterValidator(_not_negative)]
 Timeout = Annotated[float, BeforeValidator(_seconds), _at_least(1.0)]
+# How often a capture is a full one when the page looks unchanged; 0: every capture is full.
+FullEvery = Annotated[float, BeforeValidator(_seconds), AfterValidator(_not_negative)]
 WholeNumber = Annotated[int, BeforeValidator(_no_bool)]
 Pages = Annotated[WholeNumber, AfterValidator(_check_pages)]
 Url = Annotated[str, AfterValidator(_check_url)]
@@ -185,6 +187,7 @@ class Defaults(_Model):
     jitter: Jitter = 60.0
     pages: Pages = 1
     timeout: Timeout = 45.0
+    full_every: FullEvery = 0.0
 
 
 class Target(_Model):
@@ -197,6 +200,9 @@ class Target(_Model):
     jitter: Jitter = 60.0
     pages: Pages = 1
     timeout: Timeout = 45.0
+    # Between full captures, a capture may be a light check (the page without its images,
+    # no screenshot) that becomes a full capture the moment a post differs. 0: always full.
+    full_every: FullEvery = 0.0
     tags: Annotated[tuple[str, ...], BeforeValidator(_none_as_empty_list)] = ()
     session: str | None = None
     alert_on: Literal["all", "keyword"] = "all"

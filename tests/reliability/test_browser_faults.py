@@ -73,6 +73,7 @@ async def test_chromium_hung_mid_capture_is_bounded_and_replaced(
     # Shorter bounds than production's so the test is quick; the logic is the same.
     monkeypatch.setattr(browser_module, "BROWSER_CALL_TIMEOUT_S", 2.0)
     monkeypatch.setattr(page_module, "SCREENSHOT_EVAL_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(page_module, "SCREENSHOT_TIMEOUT_S", 2.0)
     app, _ = own_app
     assert (await capture(app, "ok")).status == CaptureStatus.OK
     pid = browser_process(chromium_pids())

@@ -73,6 +73,11 @@ def format_summary(summary: CaptureSummary) -> str:
         )
     )
     base = " (baseline)" if summary.baseline else ""
+    if summary.mode == "check":
+        return (
+            f"{summary.target}: ok, check #{summary.capture_id}: the same {summary.post_count} "
+            "posts as the last capture"
+        )
     return (
         f"{summary.target}: ok, capture #{summary.capture_id}{base}, {summary.post_count} posts, "
         f"{summary.new_images} new images; {counts}"

@@ -63,11 +63,17 @@ def find_chromium() -> str | None:
     return None
 
 
-def launch_args() -> list[str]:
-    """Chromium flags; ``--no-sandbox`` only when running as root, where the sandbox fails."""
+def launch_args(images: bool = True) -> list[str]:
+    """Chromium flags; ``--no-sandbox`` only when running as root, where the sandbox fails.
+
+    Without ``images`` Chromium neither fetches nor paints any image (``<img>`` or CSS): the
+    light checks' browser, for which a page's photos are most of its cost.
+    """
     args = list(CHROMIUM_ARGS)
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--no-sandbox")
+    if not images:
+        args.append("--blink-settings=imagesEnabled=false")
     return args
 
 
@@ -79,10 +85,17 @@ class Browser:
     """
 
     def __init__(
-        self, max_concurrent: int = 2, executable: str | None = None, recycle_after: int = 200
+        self,
+        max_concurrent: int = 2,
+        executable: str | None = None,
+        recycle_after: int = 200,
+        images: bool = True,
+        limit: asyncio.Semaphore | None = None,
     ) -> None:
-        self._limit = asyncio.Semaphore(max_concurrent)
-        self._executable = executable
+        # Pass another Browser's ``limit`` to share its concurrency limit (the checks' browser).
+        self.limit = limit or asyncio.Semaphore(max_concurrent)
+        self.images = images
+        self.executable = executable
         self._playwright: Playwright | None = None
         self._browser: PlaywrightBrowser | None = None
         self._start_lock = asyncio.Lock()
@@ -106,10 +119,10 @@ class Browser:
                 return
             if self._playwright is None:
                 self._playwright = await async_playwright().start()
-            executable = self._executable or find_chromium()
+            executable = self.executable or find_chromium()
             try:
                 self._browser = await self._playwright.chromium.launch(
-                    executable_path=executable, args=launch_args(), headless=True
+                    executable_path=executable, args=launch_args(self.images), headless=True
                 )
             except PlaywrightError as exc:
                 raise BrowserError(_launch_failure_message(executable, exc)) from exc
@@ -141,7 +154,7 @@ class Browser:
         With a ``session`` the context is logged in as its account and wears the session's
         profile (user agent, locale, time zone, window); without, it is anonymous.
         """
-        async with self._limit:
+        async with self.limit:
             await self.start()
             assert self._browser is not None
             # Counted before the first await so a recycle cannot close the browser under us.

@@ -463,6 +463,7 @@ def _channel_page(feed: _Feed, site: DemoSite, before: int | None) -> str:
         f'<meta property="og:title" content="{title}">\n'
         f'<meta property="og:description" content="{_DESCRIPTION}">\n'
         f'<link rel="canonical" href="{base}/s/{name}">\n'
+        f"<style>{_CHANNEL_CSS}</style>\n"
     )
     if older:
         head += f'<link rel="prev" href="/s/{name}?before={window[0].id}">\n'
@@ -486,6 +487,39 @@ def _channel_page(feed: _Feed, site: DemoSite, before: int | None) -> str:
 
 
 _DESCRIPTION = "Antiques, carvings and lucky charms. Worldwide shipping. DM for prices."
+
+# Enough of t.me's widget stylesheet that the preview renders as a person sees it: photos are
+# CSS backgrounds, and without sizes they paint nothing (a 20-post page of albums was a blank
+# 107,000 px screenshot). Screenshots of the demo, and the benchmarks' page cost, need this.
+_CHANNEL_CSS = (
+    "body{margin:0;background:#e7ebf0;color:#000;"
+    "font:14px/1.4 'Segoe UI',Roboto,Helvetica,Arial,sans-serif}"
+    ".tgme_header{background:#fff;padding:10px 16px;border-bottom:1px solid #d7dbe0}"
+    ".tgme_header a{color:#000;text-decoration:none;font-weight:600}"
+    ".tgme_right_column,.tgme_main{max-width:720px;margin:12px auto;padding:0 8px}"
+    ".tgme_channel_info{background:#fff;border-radius:10px;padding:16px;text-align:center}"
+    ".tgme_channel_info_header_title{font-size:20px;font-weight:600}"
+    ".tgme_channel_info_counters{display:flex;justify-content:center;gap:24px;margin-top:8px}"
+    ".tgme_page_photo_image,.tgme_widget_message_user_photo{display:inline-block;width:44px;"
+    "height:44px;border-radius:50%;background:#5eb5f7;flex:none}"
+    ".tgme_widget_message_wrap{padding:6px 0}"
+    ".tgme_widget_message{display:flex;gap:8px;align-items:flex-end}"
+    ".tgme_widget_message_bubble{background:#fff;border-radius:12px;padding:8px 12px;"
+    "width:640px;max-width:100%;box-shadow:0 1px 1px rgba(0,0,0,.12)}"
+    ".tgme_widget_message_bubble_tail{display:none}"
+    ".tgme_widget_message_author a{color:#2481cc;font-weight:600;text-decoration:none}"
+    ".tgme_widget_message_photo_wrap{display:block;max-width:100%;margin:6px 0;"
+    "background:#ccd no-repeat center/cover}"
+    ".tgme_widget_message_grouped_wrap{max-width:100%;margin:6px 0}"
+    ".tgme_widget_message_grouped{padding-top:0!important}"
+    ".tgme_widget_message_grouped_layer{display:grid;grid-template-columns:repeat(4,1fr);gap:2px}"
+    ".tgme_widget_message_grouped_layer .tgme_widget_message_photo_wrap{width:auto!important;"
+    "margin:0}"
+    ".tgme_widget_message_grouped_layer .tgme_widget_message_photo{padding-top:75%!important}"
+    ".tgme_widget_message_text{margin:6px 0;overflow-wrap:anywhere}"
+    ".tgme_widget_message_footer{color:#8c9aa8;font-size:12px;text-align:right}"
+    ".tgme_widget_message_footer a{color:inherit;text-decoration:none;margin-left:6px}"
+)
 
 
 def _channel_header(feed: _Feed) -> str:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
-from watcher.models import CapturedPost, StoredPost
+from watcher.models import CapturedPost, Post, StoredPost
+
+# Counters that move on every visit: a post is not different because more people saw it.
+_VOLATILE_FIELDS = frozenset({"views"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +97,16 @@ def _bracketed_in_order(post: StoredPost, previous: list[StoredPost], present: s
 
 def _norm(text: str) -> str:
     return " ".join(text.split())
+
+
+def posts_fingerprint(posts: list[Post]) -> str:
+    """SHA-256 hex of what a capture saw of its posts, in page order (all but view counts).
+
+    Two captures with the same fingerprint saw the same posts, wording, photos' addresses,
+    links and times: a light check that matches the last capture has nothing to diff.
+    """
+    canonical = [
+        {k: v for k, v in post.to_json().items() if k not in _VOLATILE_FIELDS} for post in posts
+    ]
+    text = json.dumps(canonical, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

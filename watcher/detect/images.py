@@ -38,7 +38,11 @@ __all__ = [
 DHASH_CONFIRM_DISTANCE = 24
 # Decoding is bounded: a "100-megapixel" or decompression-bomb image is recorded, not hashed.
 MAX_PIXELS = 80_000_000
-HASH_DECODE_SIZE = (512, 512)
+# pHash looks at 32x32 pixels: a JPEG decoded at 1/2-1/8 scale, no smaller than this, gives it
+# the same hashes (repost distances measured on 40 demo photos x 5 repost kinds: mean 2.3 bits
+# either way, no unrelated pair within 10) at a quarter of the CPU of a 512 px decode, and a
+# 1280x960 photo no longer decodes at full size (512 px could not be reached by halving).
+HASH_DECODE_SIZE = (128, 128)
 
 
 class ImageDecodeError(ValueError):

@@ -80,7 +80,18 @@ class CaptureRow:
     watcher_version: str | None = None
     post_count: int = 0
     baseline: bool = False
+    mode: str = "full"  # "full", or "check": a light look at a page (see pipeline.take_or_check)
+    fingerprint: str | None = None  # posts_fingerprint of the posts this capture saw
     id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckBaseline:
+    """The last successful capture of a target as a light check sees it."""
+
+    fingerprint: str  # of the last capture's posts
+    full_capture_id: int  # the last full capture
+    full_started_at: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +183,24 @@ class Store:
             self.db["captures"].rows_where("target = ?", [target], order_by="id desc", limit=1)
         )
         return _capture_row(rows[0]) if rows else None
+
+    @translated
+    def check_baseline(self, target: str) -> CheckBaseline | None:
+        """What a light check of ``target`` compares with: the last capture, when it succeeded,
+        and when the last full capture started. None when there is nothing to compare with."""
+        last = self.db.execute(
+            "SELECT id, status, fingerprint FROM captures WHERE target = ?"
+            " ORDER BY id DESC LIMIT 1",
+            [target],
+        ).fetchone()
+        full = self.db.execute(
+            "SELECT id, started_at FROM captures WHERE target = ? AND status = 'ok'"
+            " AND mode = 'full' ORDER BY id DESC LIMIT 1",
+            [target],
+        ).fetchone()
+        if last is None or full is None or last[1] != "ok" or not last[2]:
+            return None
+        return CheckBaseline(fingerprint=last[2], full_capture_id=full[0], full_started_at=full[1])
 
     @translated
     def has_ok_capture(self, target: str) -> bool:

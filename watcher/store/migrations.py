@@ -295,3 +295,11 @@ def m007_contacts(db: Database) -> None:
     db["contacts"].create_index(["kind", "value"])
     db["contacts"].create_index(["value"])
     db["contacts"].create_index(["target"])
+
+
+@MIGRATIONS()
+def m008_capture_checks(db: Database) -> None:
+    """A capture is a full one or a light check; a check compares the page's posts with the
+    last capture's by their fingerprint (SHA-256 of the posts, see ``posts_fingerprint``)."""
+    db["captures"].add_column("mode", str, not_null_default="full")
+    db["captures"].add_column("fingerprint", str)
