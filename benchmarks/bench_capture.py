@@ -153,11 +153,12 @@ async def run_watcher(
     report_resources(f"watcher max_concurrent={concurrency}, full captures", cpu, peak)
     light = [t.model_copy(update={"full_every": 6 * 3600.0}) for t in targets]
     with measure_cpu() as cpu, PeakMemory() as peak:
-        timings, wall = await watcher_round(app, light, concurrency)
+        # The checks' browser allows more pages at once than full captures (App.check_browser).
+        timings, wall = await watcher_round(app, light, app.check_browser.max_concurrent)
     checks = app.store.db.execute("SELECT count(*) FROM captures WHERE mode = 'check'").fetchone()
     report_round(
         f"watcher, max_concurrent={concurrency}, round {rounds + 1} (unchanged pages, "
-        f"full_every 6h: {checks[0]} light checks)",
+        f"full_every 6h: {checks[0]} light checks, {app.check_browser.max_concurrent} at once)",
         len(targets),
         timings,
         wall,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from watcher.capture.adapters import adapter_for
-from watcher.capture.blocks import REASONS, Block, BlockContext, block_for, dismiss_consent
-from watcher.capture.page import PageRequest, load_pages
+from watcher.capture.blocks import REASONS, Block, BlockContext, block_for
+from watcher.capture.page import PageRequest, dismiss_consent, load_pages
 from watcher.models import Post
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -229,3 +229,26 @@ async def test_dismiss_consent_clicks_a_safe_button(site, browser):
         assert await page.evaluate("document.body.dataset.choice") == "essential"
         await page.goto(f"{site.base_url}/plain")
         assert await dismiss_consent(page) is None
+
+
+SHADOW_CONSENT_PAGE = """<!DOCTYPE html><html><body><p>posts</p>
+<consent-banner></consent-banner>
+<script>
+customElements.define('consent-banner', class extends HTMLElement {
+  connectedCallback() {
+    const root = this.attachShadow({mode: 'open'});
+    root.innerHTML = '<div><button id="no">Reject all</button></div>';
+    root.getElementById('no').onclick = () => { document.body.dataset.choice = 'rejected'; };
+  }
+});
+</script></body></html>"""
+
+
+async def test_dismiss_consent_finds_a_banner_in_a_shadow_root(site, browser):
+    # Consent tools often draw their banner in a shadow root: the one-look check must see it.
+    site.route("/shadow", SHADOW_CONSENT_PAGE)
+    async with browser.context() as context:
+        page = await context.new_page()
+        await page.goto(f"{site.base_url}/shadow")
+        assert await dismiss_consent(page) == "Reject all"
+        assert await page.evaluate("document.body.dataset.choice") == "rejected"

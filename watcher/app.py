@@ -20,6 +20,8 @@ from watcher.watchlist import Watchlist
 
 DB_NAME = "watcher.db"
 CUSTODY_KEY_NAME = "custody-ed25519.pem"
+# Light checks allowed at once per full-capture slot (see App.check_browser).
+CHECKS_PER_CAPTURE_SLOT = 2
 
 
 def build_matcher(watchlist: Watchlist) -> KeywordMatcher:
@@ -79,14 +81,17 @@ class App:
 
     @property
     def check_browser(self) -> Browser:
-        """The light checks' Chromium (no images), started on the first check; it shares the
-        capture browser's concurrency limit, so ``max_concurrent`` still bounds pages at once."""
+        """The light checks' Chromium (no images), started on the first check.
+
+        A check is mostly waiting for the page to settle and costs a fraction of a full
+        capture's CPU and memory, so it may run twice ``max_concurrent`` pages at once.
+        """
         if self._check_browser is None:
             self._check_browser = Browser(
+                max_concurrent=CHECKS_PER_CAPTURE_SLOT * self.browser.max_concurrent,
                 executable=self.browser.executable,
                 recycle_after=self.browser.recycle_after,
                 images=False,
-                limit=self.browser.limit,
             )
         return self._check_browser
 

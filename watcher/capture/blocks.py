@@ -12,22 +12,14 @@ Detection is pure (HTML and URLs in, a Block out) so it is tested on saved pages
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page
 from selectolax.lexbor import LexborHTMLParser
 
 from watcher.models import Post
-
-log = logging.getLogger(__name__)
 
 REASONS = (
     "login_wall",
@@ -270,47 +262,3 @@ _MESSAGES: dict[str, Callable[[BlockContext], str]] = {
     "no_preview": _no_preview,
     "empty_after_posts": _empty_after_posts,
 }
-
-
-# -- cookie consent ------------------------------------------------------------------------
-# Only answers that give nothing away beyond what the page needs: never "accept and
-# subscribe", never anything that logs in or out.
-CONSENT_LABELS = (
-    "Allow all cookies",
-    "Only allow essential cookies",
-    "Decline optional cookies",
-    "Accept all",
-    "Accept all cookies",
-    "Reject all",
-)
-CONSENT_BUDGET_S = 3.0
-
-
-async def dismiss_consent(page: Page, budget_s: float = CONSENT_BUDGET_S) -> str | None:
-    """Click a safe cookie-consent button if one shows; return its label, or None.
-
-    Best effort and bounded: a page without a banner costs a few quick lookups, and a banner
-    that will not go away never holds the capture longer than ``budget_s``.
-    """
-    try:
-        return await asyncio.wait_for(_click_consent(page, budget_s), timeout=budget_s)
-    except (TimeoutError, PlaywrightError) as exc:
-        log.debug("cookie banner not dismissed: %s", exc)
-        return None
-
-
-async def _click_consent(page: Page, budget_s: float) -> str | None:
-    deadline = time.monotonic() + budget_s
-    for label in CONSENT_LABELS:
-        if time.monotonic() >= deadline:
-            return None
-        buttons = page.get_by_role("button", name=label, exact=True)
-        # count() does not wait: a page without the banner is not slowed down.
-        for index in range(min(await buttons.count(), 3)):
-            button = buttons.nth(index)
-            if not await button.is_visible():
-                continue
-            with contextlib.suppress(PlaywrightError):
-                await button.click(timeout=max(100, (deadline - time.monotonic()) * 1000))
-                return label
-    return None

@@ -90,10 +90,9 @@ class Browser:
         executable: str | None = None,
         recycle_after: int = 200,
         images: bool = True,
-        limit: asyncio.Semaphore | None = None,
     ) -> None:
-        # Pass another Browser's ``limit`` to share its concurrency limit (the checks' browser).
-        self.limit = limit or asyncio.Semaphore(max_concurrent)
+        self.max_concurrent = max_concurrent
+        self._limit = asyncio.Semaphore(max_concurrent)
         self.images = images
         self.executable = executable
         self._playwright: Playwright | None = None
@@ -154,7 +153,7 @@ class Browser:
         With a ``session`` the context is logged in as its account and wears the session's
         profile (user agent, locale, time zone, window); without, it is anonymous.
         """
-        async with self.limit:
+        async with self._limit:
             await self.start()
             assert self._browser is not None
             # Counted before the first await so a recycle cannot close the browser under us.

@@ -36,7 +36,6 @@ from selectolax.lexbor import LexborHTMLParser
 from watcher.capture.adapters import Adapter
 from watcher.capture.adapters.base import absolute_url
 from watcher.capture.archive import ResponseRecorder, mhtml_snapshot
-from watcher.capture.blocks import dismiss_consent
 from watcher.capture.recipe import Selector
 from watcher.errors import CaptureError
 from watcher.models import PageSnapshot, Post
@@ -78,6 +77,72 @@ class PageRequest:
     # SHA-256 of the last capture's HTML: a page still the same needs no new MHTML, as no new
     # web archive is made for it (the HTML hash proves it unchanged).
     previous_html: str | None = None
+
+
+# -- cookie consent ------------------------------------------------------------------------
+# Only answers that give nothing away beyond what the page needs: never "accept and
+# subscribe", never anything that logs in or out.
+CONSENT_LABELS = (
+    "Allow all cookies",
+    "Only allow essential cookies",
+    "Decline optional cookies",
+    "Accept all",
+    "Accept all cookies",
+    "Reject all",
+)
+CONSENT_BUDGET_S = 3.0
+
+
+async def dismiss_consent(page: Page, budget_s: float = CONSENT_BUDGET_S) -> str | None:
+    """Click a safe cookie-consent button if one shows; return its label, or None.
+
+    Best effort and bounded: a page without a banner costs one quick look, and a banner
+    that will not go away never holds the capture longer than ``budget_s``.
+    """
+    try:
+        if not await asyncio.wait_for(page.evaluate(_HAS_CONSENT_LABEL, CONSENT_LABELS), budget_s):
+            return None
+        return await asyncio.wait_for(_click_consent(page, budget_s), timeout=budget_s)
+    except (TimeoutError, PlaywrightError) as exc:
+        log.debug("cookie banner not dismissed: %s", exc)
+        return None
+
+
+# Whether any button (also in open shadow roots, as consent tools use) is labelled like one of
+# the answers: one look at the page instead of a role query per label, which cost a light
+# check 15 % of its CPU on a page without a banner. A match is then clicked by role.
+_HAS_CONSENT_LABEL = """(labels) => {
+  const wanted = new Set(labels.map((l) => l.toLowerCase()));
+  const name = (el) => (el.getAttribute('aria-label') || el.innerText || el.value || '')
+    .trim().replace(/\\s+/g, ' ').toLowerCase();
+  const roots = [document];
+  while (roots.length) {
+    const root = roots.pop();
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot) roots.push(el.shadowRoot);
+      if (el.matches('button, [role=button], input[type=button], input[type=submit]')
+          && wanted.has(name(el))) return true;
+    }
+  }
+  return false;
+}"""
+
+
+async def _click_consent(page: Page, budget_s: float) -> str | None:
+    deadline = time.monotonic() + budget_s
+    for label in CONSENT_LABELS:
+        if time.monotonic() >= deadline:
+            return None
+        buttons = page.get_by_role("button", name=label, exact=True)
+        # count() does not wait: a page without the banner is not slowed down.
+        for index in range(min(await buttons.count(), 3)):
+            button = buttons.nth(index)
+            if not await button.is_visible():
+                continue
+            with contextlib.suppress(PlaywrightError):
+                await button.click(timeout=max(100, (deadline - time.monotonic()) * 1000))
+                return label
+    return None
 
 
 async def human_pause() -> None:
