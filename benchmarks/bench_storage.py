@@ -1,9 +1,9 @@
 """Storage: bytes per capture of a realistic page (20 posts x 10 photos) when it is
-unchanged, when one post is new, and when a post reposts already-seen photos (resized), each
-against the naive copy of every file; then the database after 100,000 posts (synthetic,
-inserted through the ``Store`` API) and the time of ``watcher status`` and ``/search`` at
-that size, against a naive ``LIKE`` scan of the same rows and the same commands on an
-empty database.
+unchanged (a full capture, and a light check with ``full_every``), when one post is new, and
+when a post reposts already-seen photos (resized), each against the naive copy of every file;
+then the database after 100,000 posts (synthetic, inserted through the ``Store`` API) and the
+time of ``watcher status`` and ``/search`` at that size, against a naive ``LIKE`` scan of the
+same rows and the same commands on an empty database.
 
 Run: .venv/bin/python benchmarks/bench_storage.py [--posts 100000]
 (about 1-2 min for 100k posts: the Store API is the slow, honest path)
@@ -32,7 +32,7 @@ from watcher.pipeline import run_capture
 from watcher.store.db import CaptureRow, Store
 from watcher.store.search import search_posts
 from watcher.timeutil import utc_now
-from watcher.watchlist import load_watchlist
+from watcher.watchlist import Target, load_watchlist
 
 QUERIES = ("ivory bangle", "carving", "antique collection cheap", "zzznomatch")
 
@@ -62,14 +62,16 @@ async def per_capture_cases() -> None:
         target = app.watchlist.target("dealer")
         rows = []
 
-        async def case(label: str) -> None:
+        async def case(label: str, which: Target = target) -> None:
             before = disk_bytes(root / "data")
-            summary = await run_capture(app, target)
+            summary = await run_capture(app, which)
             naive = sum(a.size for a in app.store.artifacts(summary.capture_id))
             rows.append((label, disk_bytes(root / "data") - before, naive, summary))
 
         await case("first capture (baseline, 200 photos)")
         await case("unchanged page")
+        checked = target.model_copy(update={"full_every": 6 * 3600.0})
+        await case("unchanged page, light check (full_every)", checked)
         add_fresh_post(site, "dealer", "one new post, new stock", images=10, seed=9001)
         await case("one new post (10 new photos)")
         old = [site.put_image(f"rp{i}", resized(photo_of(site, i))) for i in range(3)]

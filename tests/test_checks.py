@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import channel_target
 from watcher.alert.console import format_summary
+from watcher.capture.browser import Browser
 from watcher.detect.diff import posts_fingerprint
 from watcher.errors import WatchlistError
 from watcher.evidence.bundle import Selection, export_bundle
@@ -207,3 +208,28 @@ async def test_checks_go_into_evidence_bundles_that_verify(site, make_app, tmp_p
     with zipfile.ZipFile(bundle) as opened:
         names = opened.namelist()
     assert f"captures/{checked.capture_id}/capture.json" in names
+
+
+async def test_checks_reuse_contexts_without_carrying_cookies(site):
+    # The checks' browser keeps anonymous contexts for the next check (a new one was most of a
+    # check's cost) but nothing a site set: cookies are cleared, pages closed. A context whose
+    # capture failed is not reused.
+    site.route("/cookie", "<p>hi</p>", headers={"Set-Cookie": "visitor=42; Path=/"})
+    browser = Browser(max_concurrent=2, images=False, reuse_contexts=True)
+    try:
+        async with browser.context() as first:
+            page = await first.new_page()
+            await page.goto(f"{site.base_url}/cookie")
+            assert [c["name"] for c in await first.cookies()] == ["visitor"]
+        async with browser.context() as second:
+            assert second is first
+            assert await second.cookies() == [] and second.pages == []
+            await second.new_page()
+        with pytest.raises(RuntimeError):
+            async with browser.context() as third:
+                assert third is first
+                raise RuntimeError("the capture failed")
+        async with browser.context() as fourth:
+            assert fourth is not first
+    finally:
+        await browser.close()

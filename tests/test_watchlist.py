@@ -351,3 +351,25 @@ def test_yaml_merge_keys_are_not_mistaken_for_duplicates() -> None:
     (problem,) = problems_in(text)
     assert problem.line == 5
     assert "did you mean `every`?" in problem.fix
+
+
+def test_pages_at_once_is_set_in_the_watchlist_and_checked(tmp_path):
+    from watcher.app import App
+
+    target = "targets:\n  - {name: a, platform: telegram, url: 'https://t.me/s/a'}\n"
+    path = tmp_path / "w.yaml"
+    path.write_text("max_concurrent: 4\n" + target)
+    watchlist = load_watchlist(path)
+    app = App.open(watchlist, tmp_path / "data")
+    try:
+        assert app.browser.max_concurrent == 4
+        assert app.check_browser.max_concurrent == 8  # light checks: twice as many
+    finally:
+        app.store.close()
+
+    path.write_text("max_concurrent: 40\n" + target)
+    with pytest.raises(WatchlistError) as caught:
+        load_watchlist(path)
+    message = str(caught.value)
+    assert "line 1" in message and "40 pages at once is out of range" in message
+    assert "write a number from 1 to 16" in message

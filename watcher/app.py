@@ -60,13 +60,15 @@ class App:
         cls,
         watchlist: Watchlist,
         data_dir: Path,
-        max_concurrent: int = 2,
+        max_concurrent: int | None = None,
         browser: Browser | None = None,
     ) -> App:
         """Open (creating if needed) the data folder; the browser starts on first capture.
 
-        Pass ``browser`` to share one already running (it is then not closed with the app).
+        Pages at once: ``max_concurrent``, else the watchlist's. Pass ``browser`` to share one
+        already running (it is then not closed with the app).
         """
+        max_concurrent = max_concurrent or watchlist.max_concurrent
         store = Store(data_dir / DB_NAME)
         return cls(
             watchlist=watchlist,
@@ -85,6 +87,8 @@ class App:
 
         A check is mostly waiting for the page to settle and costs a fraction of a full
         capture's CPU and memory, so it may run twice ``max_concurrent`` pages at once.
+        Anonymous checks reuse contexts (cookies cleared): a new context was most of a
+        check's cost.
         """
         if self._check_browser is None:
             self._check_browser = Browser(
@@ -92,6 +96,7 @@ class App:
                 executable=self.browser.executable,
                 recycle_after=self.browser.recycle_after,
                 images=False,
+                reuse_contexts=True,
             )
         return self._check_browser
 

@@ -37,6 +37,7 @@ Loc = tuple[str | int, ...]
 
 MIN_EVERY = 5.0
 MAX_PAGES = 50
+MAX_CONCURRENT = 16
 DURATION_FIX = "write a number and a unit, e.g. 30s, 15m, 2h, 1d"
 YAML_FIX = "check the indentation and that every `key: value` has a space after the colon"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -104,6 +105,16 @@ def _no_bool(value: Any) -> Any:
     return value
 
 
+def _check_concurrency(pages: int) -> int:
+    if not 1 <= pages <= MAX_CONCURRENT:
+        raise _invalid(
+            f"{pages} pages at once is out of range",
+            f"write a number from 1 to {MAX_CONCURRENT}; 2 suits a 2-core machine, 4 if it "
+            "has 8 GB of memory to spare",
+        )
+    return pages
+
+
 def _check_pages(pages: int) -> int:
     if not 1 <= pages <= MAX_PAGES:
         raise _invalid(f"{pages} pages is out of range", f"write a number from 1 to {MAX_PAGES}")
@@ -169,6 +180,7 @@ Timeout = Annotated[float, BeforeValidator(_seconds), _at_least(1.0)]
 FullEvery = Annotated[float, BeforeValidator(_seconds), AfterValidator(_not_negative)]
 WholeNumber = Annotated[int, BeforeValidator(_no_bool)]
 Pages = Annotated[WholeNumber, AfterValidator(_check_pages)]
+Concurrency = Annotated[WholeNumber, AfterValidator(_check_concurrency)]
 Url = Annotated[str, AfterValidator(_check_url)]
 SelectorName = Annotated[str, AfterValidator(_check_selector_name)]
 SelectorText = Annotated[str, BeforeValidator(_check_selector_text)]
@@ -299,6 +311,8 @@ class Watchlist(_Model):
         default_factory=lambda: ["default"]
     )
     evidence: Annotated[Evidence, BeforeValidator(_none_as_empty)] = Field(default_factory=Evidence)
+    # Pages captured at once (light checks: twice as many); read when watcher starts.
+    max_concurrent: Concurrency = 2
 
     def folder(self) -> Path:
         """The folder relative paths in the watchlist (lexicons, reference photos) start from."""

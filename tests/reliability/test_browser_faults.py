@@ -48,17 +48,29 @@ async def own_app(tmp_path, site):
     await browser.close()
 
 
+@pytest.fixture
+def own_chromium(own_app, chromium_pids):
+    """The main process of own_app's Chromium: other browsers this test process runs (the
+    session's shared one) are there before own_app's first capture and are left alone."""
+    others = set(chromium_pids())
+
+    def pid() -> int:
+        return browser_process([p for p in chromium_pids() if p not in others])
+
+    return pid
+
+
 async def capture(app, name: str):
     return await asyncio.wait_for(run_capture(app, app.watchlist.target(name)), 60)
 
 
 @pytest.mark.parametrize("kill_at", [0.5, 2.0])
-async def test_chromium_killed_mid_capture(own_app, chromium_pids, kill_at):
+async def test_chromium_killed_mid_capture(own_app, own_chromium, kill_at):
     app, browser = own_app
     assert (await capture(app, "ok")).status == CaptureStatus.OK
     running = asyncio.create_task(capture(app, "slow"))
     await asyncio.sleep(kill_at)
-    os.kill(browser_process(chromium_pids()), signal.SIGKILL)
+    os.kill(own_chromium(), signal.SIGKILL)
     failed = await running
     assert failed.status == CaptureStatus.FAILED and failed.capture_id is not None
     assert failed.reason in {"network", "browser", "BrowserError", "TargetClosedError"}, failed
@@ -68,7 +80,7 @@ async def test_chromium_killed_mid_capture(own_app, chromium_pids, kill_at):
 
 
 async def test_chromium_hung_mid_capture_is_bounded_and_replaced(
-    own_app, chromium_pids, monkeypatch
+    own_app, own_chromium, monkeypatch
 ):
     # Shorter bounds than production's so the test is quick; the logic is the same.
     monkeypatch.setattr(browser_module, "BROWSER_CALL_TIMEOUT_S", 2.0)
@@ -76,7 +88,7 @@ async def test_chromium_hung_mid_capture_is_bounded_and_replaced(
     monkeypatch.setattr(page_module, "SCREENSHOT_TIMEOUT_S", 2.0)
     app, _ = own_app
     assert (await capture(app, "ok")).status == CaptureStatus.OK
-    pid = browser_process(chromium_pids())
+    pid = own_chromium()
     running = asyncio.create_task(capture(app, "slow"))
     await asyncio.sleep(0.5)
     os.kill(pid, signal.SIGSTOP)  # hung, not dead: the connection stays open

@@ -90,8 +90,11 @@ class Browser:
         executable: str | None = None,
         recycle_after: int = 200,
         images: bool = True,
+        reuse_contexts: bool = False,
     ) -> None:
         self.max_concurrent = max_concurrent
+        self.reuse_contexts = reuse_contexts
+        self._idle: list[BrowserContext] = []  # contexts kept for reuse (``reuse_contexts``)
         self._limit = asyncio.Semaphore(max_concurrent)
         self.images = images
         self.executable = executable
@@ -127,10 +130,12 @@ class Browser:
                 raise BrowserError(_launch_failure_message(executable, exc)) from exc
             self.launches += 1
             self._contexts_since_launch = 0
+            self._idle.clear()  # contexts of the browser before belong to no browser now
             self.user_agent = await self._default_user_agent()
 
     async def close(self) -> None:
         """Close Chromium and Playwright."""
+        self._idle.clear()
         if self._browser is not None:
             with contextlib.suppress(PlaywrightError):  # already gone: nothing to release
                 await self._browser.close()
@@ -148,10 +153,12 @@ class Browser:
 
     @asynccontextmanager
     async def context(self, session: Session | None = None) -> AsyncIterator[BrowserContext]:
-        """A fresh browser context for one capture, within the concurrency limit.
+        """A browser context for one capture, within the concurrency limit.
 
         With a ``session`` the context is logged in as its account and wears the session's
-        profile (user agent, locale, time zone, window); without, it is anonymous.
+        profile (user agent, locale, time zone, window); without, it is anonymous. Contexts
+        are fresh, except that a browser made with ``reuse_contexts`` hands anonymous
+        captures a context an earlier one used, its pages closed and cookies cleared.
         """
         async with self._limit:
             await self.start()
@@ -159,40 +166,68 @@ class Browser:
             # Counted before the first await so a recycle cannot close the browser under us.
             self._open_contexts += 1
             self._contexts_since_launch += 1
+            reusable = self.reuse_contexts and session is None
             try:
-                try:
-                    ctx = await asyncio.wait_for(
-                        self._browser.new_context(
-                            **context_profile(session),
-                            service_workers="block",
-                            accept_downloads=False,
-                        ),
-                        BROWSER_CALL_TIMEOUT_S,
-                    )
-                except PlaywrightError as exc:
-                    raise BrowserError(f"Chromium could not open a new tab: {exc.message}") from exc
-                except TimeoutError as exc:
-                    await self._abandon()
-                    raise BrowserError("Chromium did not answer; it was restarted") from exc
+                ctx = self._idle.pop() if reusable and self._idle else None
+                ctx = ctx or await self._new_context(session)
+                kept = False
                 try:
                     yield ctx
+                    kept = reusable and await self._keep_for_reuse(ctx)
                 finally:
-                    # The browser may have died mid-capture; start() relaunches it next time.
-                    # A hung one would hold this close for ever: give it up instead.
-                    try:
-                        await asyncio.wait_for(ctx.close(), BROWSER_CALL_TIMEOUT_S)
-                    except PlaywrightError:
-                        pass
-                    except TimeoutError:
-                        await self._abandon()
+                    if not kept:  # also after a failed capture: its context is not reused
+                        await self._close_context(ctx)
             finally:
                 self._open_contexts -= 1
             await self._recycle_if_due()
+
+    async def _new_context(self, session: Session | None) -> BrowserContext:
+        assert self._browser is not None
+        try:
+            return await asyncio.wait_for(
+                self._browser.new_context(
+                    **context_profile(session), service_workers="block", accept_downloads=False
+                ),
+                BROWSER_CALL_TIMEOUT_S,
+            )
+        except PlaywrightError as exc:
+            raise BrowserError(f"Chromium could not open a new tab: {exc.message}") from exc
+        except TimeoutError as exc:
+            await self._abandon()
+            raise BrowserError("Chromium did not answer; it was restarted") from exc
+
+    async def _keep_for_reuse(self, ctx: BrowserContext) -> bool:
+        """Close the context's pages and clear its cookies, then keep it; False if that failed.
+
+        A new context costs the browser process ~0.15 CPU-s, most of a light check's cost.
+        What stays between uses (HTTP cache, local storage) goes when the browser is
+        relaunched, every ``recycle_after`` contexts.
+        """
+        try:
+            async with asyncio.timeout(BROWSER_CALL_TIMEOUT_S):
+                for page in ctx.pages:
+                    await page.close()
+                await ctx.clear_cookies()
+        except (PlaywrightError, TimeoutError):
+            return False
+        self._idle.append(ctx)
+        return True
+
+    async def _close_context(self, ctx: BrowserContext) -> None:
+        # The browser may have died mid-capture; start() relaunches it next time.
+        # A hung one would hold this close for ever: give it up instead.
+        try:
+            await asyncio.wait_for(ctx.close(), BROWSER_CALL_TIMEOUT_S)
+        except PlaywrightError:
+            pass
+        except TimeoutError:
+            await self._abandon()
 
     async def _abandon(self) -> None:
         """Give up a Chromium that stopped answering: stop the Playwright driver (which ends
         the connection) so the next start() launches a fresh browser."""
         self._browser = None
+        self._idle.clear()
         playwright, self._playwright = self._playwright, None
         if playwright is not None:
             with contextlib.suppress(Exception):  # the driver may be as stuck as the browser
@@ -204,6 +239,7 @@ class Browser:
             if self._open_contexts or self._contexts_since_launch < self.recycle_after:
                 return
             browser, self._browser = self._browser, None
+            self._idle.clear()  # closed with the browser
             if browser is not None:
                 with contextlib.suppress(PlaywrightError):  # already gone: nothing to release
                     await browser.close()
