@@ -212,8 +212,8 @@ async def test_checks_go_into_evidence_bundles_that_verify(site, make_app, tmp_p
 
 async def test_checks_reuse_contexts_without_carrying_cookies(site):
     # The checks' browser keeps anonymous contexts for the next check (a new one was most of a
-    # check's cost) but nothing a site set: cookies are cleared, pages closed. A context whose
-    # capture failed is not reused.
+    # check's cost) but nothing a site set: cookies are cleared, the page left blank, others
+    # closed. A context whose capture failed is not reused.
     site.route("/cookie", "<p>hi</p>", headers={"Set-Cookie": "visitor=42; Path=/"})
     browser = Browser(max_concurrent=2, images=False, reuse_contexts=True)
     try:
@@ -223,11 +223,12 @@ async def test_checks_reuse_contexts_without_carrying_cookies(site):
             assert [c["name"] for c in await first.cookies()] == ["visitor"]
         async with browser.context() as second:
             assert second is first
-            assert await second.cookies() == [] and second.pages == []
-            await second.new_page()
+            assert await second.cookies() == []
+            assert [page.url for page in second.pages] == ["about:blank"]  # ready to navigate
+            await second.new_page()  # a second page is closed when the context is kept
         with pytest.raises(RuntimeError):
             async with browser.context() as third:
-                assert third is first
+                assert third is first and len(third.pages) == 1
                 raise RuntimeError("the capture failed")
         async with browser.context() as fourth:
             assert fourth is not first

@@ -219,8 +219,9 @@ async def check_page(
 ) -> tuple[PageSnapshot, list[Post]]:
     """A light look at the target's first page for a check: open it, expand "see more", read
     the HTML and its posts. No screenshot, MHTML or reading on; in the checks' browser the
-    page's images are not even fetched."""
-    page = await context.new_page()
+    page's images are not even fetched. A reused context's blank page is navigated (see
+    ``Browser(reuse_contexts=True)``)."""
+    page = context.pages[0] if context.pages else await context.new_page()
     page.set_default_timeout(request.timeout_s * 1000)
     status, final_url = await _open(page, request.url, request.timeout_s)
     await dismiss_consent(page)
