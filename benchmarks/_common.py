@@ -244,12 +244,14 @@ def _cpu(who: int) -> float:
 
 
 def _tree_cpu() -> float:
-    """CPU seconds of live descendants (utime+stime from /proc/<pid>/stat)."""
+    """CPU seconds of live descendants and of the children they reaped (utime, stime, cutime,
+    cstime from /proc/<pid>/stat): Chromium's processes are the Playwright driver's children,
+    so a relaunched browser's CPU is only in the driver's cutime/cstime."""
     total = 0
     for pid in descendants(os.getpid()):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            total += sum(int(f) for f in fields[11:15])
         except (OSError, IndexError, ValueError):
             continue
     return total / os.sysconf("SC_CLK_TCK")
