@@ -48,10 +48,15 @@ def dealer(site, posts: int = 3) -> list[int]:
     ]
 
 
-async def test_unchanged_page_is_checked_without_images_or_screenshot(site, make_app):
+def watched_dealer(site, make_app, extra: str = CHECKED):
+    """The dealer channel (:func:`dealer`) watched with ``extra`` settings: (app, target)."""
     dealer(site)
-    app = make_app(channel_target("dealer", f"{site.base_url}/s/dealer", CHECKED))
-    target = app.watchlist.target("dealer")
+    app = make_app(channel_target("dealer", f"{site.base_url}/s/dealer", extra))
+    return app, app.watchlist.target("dealer")
+
+
+async def test_unchanged_page_is_checked_without_images_or_screenshot(site, make_app):
+    app, target = watched_dealer(site, make_app)
 
     first = await run_capture(app, target)
     assert first.mode == "full" and first.status == CaptureStatus.OK
@@ -84,9 +89,8 @@ async def test_unchanged_page_is_checked_without_images_or_screenshot(site, make
 
 
 async def test_a_check_that_finds_a_change_becomes_a_full_capture(site, make_app):
-    ids = dealer(site)
-    app = make_app(channel_target("dealer", f"{site.base_url}/s/dealer", CHECKED))
-    target = app.watchlist.target("dealer")
+    app, target = watched_dealer(site, make_app)
+    ids = [post.id for post in site.posts("dealer")]
     await run_capture(app, target)
     assert (await run_capture(app, target)).mode == "check"
 
@@ -107,9 +111,7 @@ async def test_a_check_that_finds_a_change_becomes_a_full_capture(site, make_app
 
 
 async def test_a_login_wall_is_recorded_by_a_full_capture(site, make_app):
-    dealer(site)
-    app = make_app(channel_target("dealer", f"{site.base_url}/s/dealer", CHECKED))
-    target = app.watchlist.target("dealer")
+    app, target = watched_dealer(site, make_app)
     await run_capture(app, target)
 
     site.route("/s/dealer", "<html><body><h1>Log in to continue</h1></body></html>")
@@ -124,18 +126,14 @@ async def test_a_login_wall_is_recorded_by_a_full_capture(site, make_app):
 
 
 async def test_a_full_capture_can_be_asked_for(site, make_app):
-    dealer(site)
-    app = make_app(channel_target("dealer", f"{site.base_url}/s/dealer", CHECKED))
-    target = app.watchlist.target("dealer")
+    app, target = watched_dealer(site, make_app)
     await run_capture(app, target)
     asked = await run_capture(app, target, full=True)  # `watcher check --full`
     assert asked.mode == "full" and "screenshot" in artifact_kinds(app, asked.capture_id)
 
 
 async def test_full_capture_again_once_full_every_has_passed(site, make_app):
-    dealer(site)
-    app = make_app(channel_target("dealer", f"{site.base_url}/s/dealer", "    full_every: 2s\n"))
-    target = app.watchlist.target("dealer")
+    app, target = watched_dealer(site, make_app, "    full_every: 2s\n")
     assert (await run_capture(app, target)).mode == "full"
     assert (await run_capture(app, target)).mode == "check"
     await asyncio.sleep(2.1)
@@ -152,9 +150,7 @@ async def test_full_capture_again_once_full_every_has_passed(site, make_app):
     ],
 )
 async def test_targets_that_are_never_checked(site, make_app, extra):
-    dealer(site)
-    app = make_app(channel_target("dealer", f"{site.base_url}/s/dealer", extra))
-    target = app.watchlist.target("dealer")
+    app, target = watched_dealer(site, make_app, extra)
     await run_capture(app, target)
     again = await run_capture(app, target)
     assert again.mode == "full"
@@ -195,9 +191,7 @@ def test_view_counts_do_not_change_the_fingerprint():
 
 
 async def test_checks_go_into_evidence_bundles_that_verify(site, make_app, tmp_path):
-    dealer(site)
-    app = make_app(channel_target("dealer", f"{site.base_url}/s/dealer", CHECKED))
-    target = app.watchlist.target("dealer")
+    app, target = watched_dealer(site, make_app)
     await run_capture(app, target)
     checked = await run_capture(app, target)
     assert checked.mode == "check"
