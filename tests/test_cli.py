@@ -125,3 +125,15 @@ def test_check_exit_code_2_and_json_event_for_a_failed_target(site, tmp_path):
     event = json.loads(result.stdout)
     assert event["kind"] == "capture_failed" and "410" in event["details"]["message"]
     assert (tmp_path / "elsewhere" / "watcher.db").exists()
+
+
+def test_demo_runs_to_the_end_without_a_traceback(tmp_path):
+    # `make demo` is the first thing a new user runs: the bundled watchlist, the demo site on
+    # its port, captures, site changes and alerts, then where the evidence is.
+    repo = Path(__file__).resolve().parents[1]
+    result = watcher("demo", "--seconds", "14", "--data", str(tmp_path), cwd=repo)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "(baseline)" in out and "(demo site:" in out
+    assert f"database: {tmp_path}" in out
+    assert "Traceback" not in out + result.stderr and "ERROR" not in result.stderr

@@ -43,7 +43,9 @@ async def run_demo(args: argparse.Namespace) -> int:
         finally:
             running.discard(task)
 
-    def change_site() -> None:
+    async def change_site() -> None:
+        # On the event loop, not in a worker thread: a step is instant, and a thread still
+        # running when the demo ends was cancelled with an "Error running job" traceback.
         print(f"  (demo site: {scenario.step()})", flush=True)
 
     print(f"demo site on {site.base_url}; watching for {args.seconds:g}s (Ctrl-C stops)")
