@@ -45,7 +45,7 @@ from watcher.capture.page import (
     error_screenshot,
     load_pages,
 )
-from watcher.capture.sessions import refreshed_state
+from watcher.capture.sessions import Session, refreshed_state
 from watcher.detect import events as ev
 from watcher.detect.contacts import extract_contacts
 from watcher.detect.diff import PostDiff, diff_posts, posts_fingerprint
@@ -162,8 +162,7 @@ def check_due(app: App, target: Target) -> CheckBaseline | None:
 async def check(app: App, target: Target) -> Taken | None:
     """The target's first page, its HTML and posts, in the checks' browser (no images, no
     screenshot). None when the check itself failed: the full capture then finds out why."""
-    session = app.sessions.load(target.session) if target.session else None
-    hold = app.session_locks.hold(target.session) if target.session else contextlib.nullcontext()
+    session, hold = _account(app, target)
     request = PageRequest(url=target.url, timeout_s=target.timeout)
     try:
         async with hold, app.check_browser.context(session) as context:
@@ -177,15 +176,25 @@ async def check(app: App, target: Target) -> Taken | None:
     return Taken(snapshot, posts, {}, mode="check")
 
 
+def _account(
+    app: App, target: Target
+) -> tuple[Session | None, contextlib.AbstractAsyncContextManager[None]]:
+    """The target's session (None: anonymous) and the hold on its account.
+
+    Enter the hold before a browser slot: a capture waiting for its account must not hold a
+    slot other targets could use.
+    """
+    if not target.session:
+        return None, contextlib.nullcontext()
+    return app.sessions.load(target.session), app.session_locks.hold(target.session)
+
+
 async def take(app: App, target: Target) -> Taken:
     """Load the target's pages, extract posts, download their images (and detail pages)."""
     known = {p.post_id for p in app.store.live_posts(target.name)}
     previous_html = app.store.last_artifact_sha(target.name, "html")
     recorder = ResponseRecorder()
-    session = app.sessions.load(target.session) if target.session else None
-    # Take the account before a browser slot: a capture waiting for its account must not
-    # hold a slot other targets could use.
-    hold = app.session_locks.hold(target.session) if target.session else contextlib.nullcontext()
+    session, hold = _account(app, target)
     async with hold, app.browser.context(session) as context:
         user_agent = session.user_agent if session else app.browser.user_agent
         snapshot, posts = await _read(

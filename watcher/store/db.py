@@ -90,8 +90,7 @@ class CheckBaseline:
     """The last successful capture of a target as a light check sees it."""
 
     fingerprint: str  # of the last capture's posts
-    full_capture_id: int  # the last full capture
-    full_started_at: str
+    full_started_at: str  # when the last full capture started
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,19 +187,15 @@ class Store:
     def check_baseline(self, target: str) -> CheckBaseline | None:
         """What a light check of ``target`` compares with: the last capture, when it succeeded,
         and when the last full capture started. None when there is nothing to compare with."""
-        last = self.db.execute(
-            "SELECT id, status, fingerprint FROM captures WHERE target = ?"
-            " ORDER BY id DESC LIMIT 1",
-            [target],
-        ).fetchone()
+        last = self.last_capture(target)
+        if last is None or last.status != "ok" or not last.fingerprint:
+            return None
         full = self.db.execute(
-            "SELECT id, started_at FROM captures WHERE target = ? AND status = 'ok'"
+            "SELECT started_at FROM captures WHERE target = ? AND status = 'ok'"
             " AND mode = 'full' ORDER BY id DESC LIMIT 1",
             [target],
         ).fetchone()
-        if last is None or full is None or last[1] != "ok" or not last[2]:
-            return None
-        return CheckBaseline(fingerprint=last[2], full_capture_id=full[0], full_started_at=full[1])
+        return CheckBaseline(last.fingerprint, full[0]) if full else None
 
     @translated
     def has_ok_capture(self, target: str) -> bool:
