@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import email
 import gzip
+import hashlib
 import io
 import json
 import subprocess
 import sys
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from watcher.capture import archive
 from watcher.capture.archive import (
     RecordedResponse,
     ResponseRecorder,
+    Warc,
     WarcResource,
     build_wacz,
     build_warc,
@@ -110,7 +113,7 @@ async def test_warc_reads_back_and_passes_warcio_check(site, browser, tmp_path):
     responses, resources = await record(browser, url)
     warc = build_warc(responses, resources, INFO)
 
-    records = read_warc(warc)
+    records = read_warc(warc.data)
     kinds = [r[0] for r in records]
     assert kinds[0] == "warcinfo"
     assert b"operator: ranger-1" in records[0][3] and b"software: watcher" in records[0][3]
@@ -139,7 +142,7 @@ async def test_warc_reads_back_and_passes_warcio_check(site, browser, tmp_path):
     }
 
     path = tmp_path / "c.warc.gz"
-    path.write_bytes(warc)
+    path.write_bytes(warc.data)
     check = subprocess.run(
         [BIN / "warcio", "check", "-v", path], capture_output=True, text=True, check=False
     )
@@ -162,9 +165,9 @@ async def test_cookies_and_credentials_never_reach_the_evidence(site, browser):
     assert "SECRET123" in seen.request_headers["cookie"]  # the browser did send it...
     warc = build_warc(responses, resources, INFO)
     wacz = build_wacz(warc, "c.warc.gz", url, "wall", CREATED)
-    for blob in (warc, gzip.decompress(warc), wacz):
+    for blob in (warc.data, gzip.decompress(warc.data), wacz):
         assert b"SECRET123" not in blob  # ...and it went nowhere
-    plain = gzip.decompress(warc)
+    plain = gzip.decompress(warc.data)
     assert b"Set-Cookie: [redacted]" in plain
     assert b"\r\nCookie:" not in plain and b"Authorization" not in plain
 
@@ -184,7 +187,7 @@ async def test_wacz_validates_and_indexes_like_cdxj_indexer(site, browser, tmp_p
     assert "Validation succeeded" in result.stdout
 
     with zipfile.ZipFile(path) as archive:
-        assert archive.read("archive/capture-7.warc.gz") == warc
+        assert archive.read("archive/capture-7.warc.gz") == warc.data
         assert archive.getinfo("archive/capture-7.warc.gz").compress_type == zipfile.ZIP_STORED
         header, page = (json.loads(x) for x in archive.read("pages/pages.jsonl").splitlines())
         package = json.loads(archive.read("datapackage.json"))
@@ -197,11 +200,35 @@ async def test_wacz_validates_and_indexes_like_cdxj_indexer(site, browser, tmp_p
 
     # The reference indexer (py-wacz's own) must agree on every key, offset and digest.
     reference = io.StringIO()
-    CDXJIndexer(
-        reference, [io.BytesIO(warc)], records="response,resource", filename="capture-7.warc.gz"
-    ).process_all()
+    warcs = [io.BytesIO(warc.data)]
+    indexer = CDXJIndexer(
+        reference, warcs, records="response,resource", filename="capture-7.warc.gz"
+    )
+    indexer.process_all()
     ours = {_without(line, "recordDigest") for line in index}
     assert ours == {_without(line, "") for line in reference.getvalue().splitlines()}
+    # recordDigest (which the reference does not write) is the digest of the record's bytes.
+    for line in index:
+        fields = json.loads(line.split(" ", 2)[2])
+        start, length = int(fields["offset"]), int(fields["length"])
+        member = warc.data[start : start + length]
+        assert fields["recordDigest"] == "sha256:" + hashlib.sha256(member).hexdigest()
+
+
+async def test_warc_stores_photos_and_compresses_text(site, browser):
+    url = channel(site)
+    responses, resources = await record(browser, url)
+    warc = build_warc(responses, resources, INFO)
+
+    entries = {e.url: e for e in warc.index}
+    photo, page = entries[f"{site.base_url}/img/a"], entries[url]
+    body = served(site, "/img/a")
+    # A JPEG is stored as it is (deflating it again only costs CPU): the member is its bytes
+    # plus headers; the HTML page is compressed.
+    assert photo.mime == "image/jpeg" and photo.length > len(body)
+    assert body in zlib.decompress(warc.data[photo.offset : photo.offset + photo.length], 31)
+    assert body[:1024] in warc.data[photo.offset : photo.offset + photo.length]
+    assert page.length < len(served(site, "/s/c"))
 
 
 def _without(line: str, field: str) -> tuple[str, str, str]:
@@ -245,7 +272,7 @@ async def test_bodies_over_the_limits_are_left_out_and_flagged(site, browser):
     warc = build_warc(responses, resources, INFO)
     truncated = [
         h.get_header("WARC-Target-URI")
-        for t, h, _, _ in read_warc(warc)
+        for t, h, _, _ in read_warc(warc.data)
         if t == "response" and h.get_header("WARC-Truncated") == "length"
     ]
     assert sorted(truncated) == [f"{site.base_url}/img/a", f"{site.base_url}/img/b"]
@@ -269,7 +296,7 @@ async def test_redirects_recorded_and_data_urls_ignored(site, browser):
     assert ("Location", "/s/c") in hop.response_headers
     assert found[f"{site.base_url}/s/c"].status == 200
     warc = build_warc(responses, resources, INFO)
-    assert any(h and h.get_statuscode() == "302" for _, _, h, _ in read_warc(warc))
+    assert any(h and h.get_statuscode() == "302" for _, _, h, _ in read_warc(warc.data))
 
     inline, _ = await record(browser, f"{site.base_url}/inline")
     assert [r.url for r in inline] == [f"{site.base_url}/inline"]
@@ -291,7 +318,7 @@ def test_surt_matches_the_surt_package(url):
 
 def test_build_wacz_rejects_unsafe_names():
     with pytest.raises(ValueError, match=r"\.warc\.gz"):
-        build_wacz(b"", "../evil.warc.gz", "http://x/", "t", CREATED)
+        build_wacz(Warc(b"", ()), "../evil.warc.gz", "http://x/", "t", CREATED)
 
 
 class FakeRequest:
@@ -361,7 +388,7 @@ def test_tls_details_go_into_a_metadata_record():
     )
     warc = build_warc([response], [], {"capture": "9", "ended": "2026-11-23T00:00:05Z"})
 
-    kinds, rest = zip(*[(t, (h, http, p)) for t, h, http, p in read_warc(warc)], strict=True)
+    kinds, rest = zip(*[(t, (h, http, p)) for t, h, http, p in read_warc(warc.data)], strict=True)
     assert kinds == ("warcinfo", "response", "request", "metadata")
     (_, http, body), (_, req, req_body), (meta, _, data) = rest[1:]
     assert body == b"decoded body"
@@ -376,4 +403,4 @@ def test_tls_details_go_into_a_metadata_record():
     assert req_body == b"q=ivory"
     assert meta.get_header("Content-Type") == "application/json"
     assert json.loads(data) == {"remote_ip": "203.0.113.9", "remote_port": 443, "tls": tls}
-    assert b"SECRET123" not in gzip.decompress(warc)
+    assert b"SECRET123" not in gzip.decompress(warc.data)

@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, Response
-from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import iso_date_to_timestamp
 from warcio.warcwriter import WARCWriter
@@ -277,16 +276,17 @@ class _Sha256Digester:
         return "sha256:" + self._hash.hexdigest()
 
 
-class _FastGzipMember:
-    """One gzip member per record, as warcio writes them, but at level 1.
+class _GzipMember:
+    """One gzip member per record, as warcio writes them, at a level chosen for the body.
 
     A capture's WARC is mostly JPEG and PNG bodies that do not compress: warcio's level 9
-    took 1.15 s for 200 photos against 0.18 s at level 1, for the same size (ratio 0.984 vs
-    0.983, benchmarks/profile_capture.py).
+    took 1.15 s for 200 photos against 0.18 s at level 1 for the same size (ratio 0.984 vs
+    0.983), and level 0 (stored blocks: a CRC and a copy) takes almost nothing for 1.6 % more
+    (benchmarks/profile_capture.py). HTML, scripts and headers still compress, at level 1.
     """
 
-    def __init__(self, out: io.BytesIO) -> None:
-        self.compressor = zlib.compressobj(1, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+    def __init__(self, out: io.BytesIO, level: int) -> None:
+        self.compressor = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
         self.out = out
 
     def write(self, buff: bytes) -> None:
@@ -296,21 +296,85 @@ class _FastGzipMember:
         self.out.write(self.compressor.flush())
 
 
+# Media types whose bodies are already compressed: deflating them again only costs CPU.
+_COMPRESSED_TYPES = re.compile(
+    r"^(?:image/(?!svg|bmp|x-icon|vnd\.microsoft\.icon)|video/|audio/|font/woff|"
+    r"application/(?:zip|gzip|x-gzip))"
+)
+
+
+def _gzip_level(record: Any) -> int:
+    """0 (stored) for a record whose body is already compressed, else 1."""
+    headers = record.http_headers if record.rec_type == "response" else record.rec_headers
+    content_type = headers.get_header("Content-Type") if headers else None
+    return 0 if _COMPRESSED_TYPES.match(_mime(content_type).lower()) else 1
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """What the CDXJ index says of one response or resource record of a WARC."""
+
+    rec_type: str
+    url: str
+    date: str
+    mime: str
+    status: str | None
+    digest: str  # sha256:<hex> of the payload
+    offset: int  # of the record's gzip member in the WARC file
+    length: int
+    record_digest: str  # sha256:<hex> of that gzip member
+
+
+@dataclass(frozen=True)
+class Warc:
+    """A gzipped WARC file and the index entries of its records, taken as they were written
+    (reading 200 photos back out of the WARC to index them cost a fifth of the archiving)."""
+
+    data: bytes
+    index: tuple[IndexEntry, ...]
+
+
 class _Sha256WARCWriter(WARCWriter):
     """warcio writes SHA-1 digests; evidence elsewhere in watcher is SHA-256. Built with
-    ``gzip=False`` so that each record is gzipped here, by :class:`_FastGzipMember`."""
+    ``gzip=False`` so that each record is gzipped here, by :class:`_GzipMember`, and indexed
+    as it is written."""
+
+    def __init__(self, out: io.BytesIO) -> None:
+        super().__init__(out, gzip=False, warc_version="WARC/1.1")
+        self.index: list[IndexEntry] = []
 
     @staticmethod
     def _create_digester() -> _Sha256Digester:  # type: ignore[override]
         return _Sha256Digester()
 
     def write_record(self, record: Any, params: Any = None) -> None:
-        self._write_warc_record(_FastGzipMember(self.out), record)
+        start = self.out.tell()
+        self._write_warc_record(_GzipMember(self.out, _gzip_level(record)), record)
+        if record.rec_type in ("response", "resource"):
+            member = self.out.getbuffer()[start:]
+            self.index.append(_index_entry(record, start, member))
+            member.release()
+
+
+def _index_entry(record: Any, offset: int, member: memoryview) -> IndexEntry:
+    headers = record.rec_headers
+    http = record.http_headers if record.rec_type == "response" else None
+    return IndexEntry(
+        rec_type=record.rec_type,
+        url=headers.get_header("WARC-Target-URI"),
+        date=headers.get_header("WARC-Date"),
+        mime=_mime((http or headers).get_header("Content-Type")),
+        status=http.get_statuscode() if http else None,
+        digest=headers.get_header("WARC-Payload-Digest"),
+        offset=offset,
+        length=len(member),
+        record_digest="sha256:" + hashlib.sha256(member).hexdigest(),
+    )
 
 
 def build_warc(
     responses: list[RecordedResponse], resources: list[WarcResource], info: dict[str, str]
-) -> bytes:
+) -> Warc:
     """A gzipped WARC/1.1 of the capture: warcinfo, then response/request(/metadata) per
     response, then one resource record per :class:`WarcResource`.
 
@@ -318,7 +382,7 @@ def build_warc(
     warcinfo record. Cookies and credentials never reach the output.
     """
     out = io.BytesIO()
-    writer = _Sha256WARCWriter(out, gzip=False, warc_version="WARC/1.1")
+    writer = _Sha256WARCWriter(out)
     writer.write_record(_warcinfo_record(writer, info))
     for response in responses:
         for record in _exchange_records(writer, response):
@@ -326,7 +390,7 @@ def build_warc(
     resource_date = _warc_date(info.get("ended")) or writer.curr_warc_date()
     for resource in resources:
         writer.write_record(_resource_record(writer, resource, resource_date))
-    return out.getvalue()
+    return Warc(out.getvalue(), tuple(writer.index))
 
 
 def _warcinfo_record(writer: WARCWriter, info: dict[str, str]) -> Any:
@@ -466,15 +530,7 @@ def _warc_date(value: str | None) -> str | None:
 
 
 # -- WACZ ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _IndexedRecord:
-    rec_type: str
-    url: str
-    date: str
-    fields: dict[str, str]
-
-
-def build_wacz(warc_bytes: bytes, warc_name: str, main_url: str, title: str, created: str) -> bytes:
+def build_wacz(warc: Warc, warc_name: str, main_url: str, title: str, created: str) -> bytes:
     """A WACZ 1.1.1 of one WARC: archive, CDXJ index, page list, datapackage and its digest.
 
     The same inputs give the same bytes (zip times come from ``created``), so identical
@@ -485,54 +541,37 @@ def build_wacz(warc_bytes: bytes, warc_name: str, main_url: str, title: str, cre
     created_at = parse_iso(created)
     if created_at is None:
         raise ValueError(f"created time {created!r} is not an ISO-8601 time")
-    records = list(_index_records(warc_bytes, warc_name))
-    index = "".join(cdxj_lines(records)).encode("utf-8")
-    pages = _pages_jsonl(main_url, title, _page_date(records, main_url) or to_iso(created_at))
+    index = "".join(cdxj_lines(warc.index, warc_name)).encode("utf-8")
+    page_date = _page_date(warc.index, main_url) or to_iso(created_at)
     files = [
-        (f"archive/{warc_name}", warc_bytes, zipfile.ZIP_STORED),
+        (f"archive/{warc_name}", warc.data, zipfile.ZIP_STORED),
         ("indexes/index.cdx", index, zipfile.ZIP_DEFLATED),
-        ("pages/pages.jsonl", pages, zipfile.ZIP_DEFLATED),
+        ("pages/pages.jsonl", _pages_jsonl(main_url, title, page_date), zipfile.ZIP_DEFLATED),
     ]
-    package = _datapackage(files, main_url, title, created_at, records)
+    package = _datapackage(files, main_url, title, created_at, page_date)
     digest = {"path": "datapackage.json", "hash": _sha256(package)}
     files.append(("datapackage.json", package, zipfile.ZIP_DEFLATED))
     files.append(("datapackage-digest.json", _json_bytes(digest), zipfile.ZIP_DEFLATED))
     return _zip(files, created_at)
 
 
-def _index_records(warc_bytes: bytes, warc_name: str) -> Iterator[_IndexedRecord]:
-    """CDXJ entries of the response and resource records (requests and metadata are not
-    what a reader replays)."""
-    iterator = ArchiveIterator(io.BytesIO(warc_bytes))
-    for record in iterator:
-        payload = record.content_stream().read()  # to the record's end, so its length is known
-        offset, length = iterator.get_record_offset(), iterator.get_record_length()
-        if record.rec_type not in ("response", "resource"):
-            continue
-        headers = record.rec_headers
-        fields = {"url": headers.get_header("WARC-Target-URI")}
-        if record.rec_type == "response" and record.http_headers:
-            fields["mime"] = _mime(record.http_headers.get_header("Content-Type"))
-            fields["status"] = record.http_headers.get_statuscode()
-        else:
-            fields["mime"] = _mime(headers.get_header("Content-Type"))
-        fields["digest"] = headers.get_header("WARC-Payload-Digest") or _sha256(payload)
-        fields["length"] = str(length)
-        fields["offset"] = str(offset)
-        fields["filename"] = warc_name
-        fields["recordDigest"] = _sha256(warc_bytes[offset : offset + length])
-        yield _IndexedRecord(
-            record.rec_type, fields["url"], headers.get_header("WARC-Date"), fields
-        )
-
-
-def cdxj_lines(records: Iterable[_IndexedRecord]) -> list[str]:
+def cdxj_lines(entries: Iterable[IndexEntry], warc_name: str) -> list[str]:
     """Sorted CDXJ lines (``<surt> <14-digit time> <json>``), as ReplayWeb.page reads them."""
     lines = []
-    for record in records:
-        fields = {k: v for k, v in record.fields.items() if v}
+    for entry in entries:
+        fields = {
+            "url": entry.url,
+            "mime": entry.mime,
+            "status": entry.status,
+            "digest": entry.digest,
+            "length": str(entry.length),
+            "offset": str(entry.offset),
+            "filename": warc_name,
+            "recordDigest": entry.record_digest,
+        }
+        fields = {k: v for k, v in fields.items() if v}
         lines.append(
-            f"{surt(record.url)} {iso_date_to_timestamp(record.date)} {json.dumps(fields)}\n"
+            f"{surt(entry.url)} {iso_date_to_timestamp(entry.date)} {json.dumps(fields)}\n"
         )
     return sorted(lines)
 
@@ -567,11 +606,11 @@ def _mime(content_type: str | None) -> str:
     return re.split(r"[;\s]", content_type or "", maxsplit=1)[0].strip()
 
 
-def _page_date(records: list[_IndexedRecord], main_url: str) -> str | None:
+def _page_date(entries: Iterable[IndexEntry], main_url: str) -> str | None:
     """When the main page was fetched: the first response record for it."""
-    for record in records:
-        if record.rec_type == "response" and record.url == main_url:
-            return record.date
+    for entry in entries:
+        if entry.rec_type == "response" and entry.url == main_url:
+            return entry.date
     return None
 
 
@@ -587,7 +626,7 @@ def _datapackage(
     main_url: str,
     title: str,
     created_at: datetime,
-    records: list[_IndexedRecord],
+    page_date: str,
 ) -> bytes:
     resources = [
         {"name": _resource_name(path), "path": path, "hash": _sha256(data), "bytes": len(data)}
@@ -601,7 +640,7 @@ def _datapackage(
         "wacz_version": WACZ_VERSION,
         "software": SOFTWARE,
         "mainPageUrl": main_url,
-        "mainPageDate": _page_date(records, main_url) or to_iso(created_at),
+        "mainPageDate": page_date,
     }
     return _json_bytes(package)
 
