@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from watcher.detect.keywords import (
+    MIN_BATCH,
     KeywordMatch,
     KeywordMatcher,
     Lexicon,
     bundled_lexicons,
     parse_lexicon,
 )
-from watcher.detect.normalise import normalise
+from watcher.detect.normalise import fold, fold_batch, leet_forms, normalise, spelled_runs
 from watcher.errors import WatcherError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,6 +134,90 @@ def test_whole_words_in_spaced_scripts_substrings_in_unspaced_ones(
     assert groups(matcher, "ivoryx tusky") == set()
     assert groups(matcher, "出售象牙手镯") == {"ivory"}
     assert groups(matcher, "ขายงาช้างแท้") == {"ivory"}
+
+
+# -- many posts at once: find_many must give exactly what find gives, post by post ---------
+DISGUISED = [
+    "selling i.v.o.r.y bangles",
+    "i🐘v🐘o🐘r🐘y fish carving",
+    "1v0ry netsuke and rh1n0 h0rn",
+    "ban vong nga voi that",
+    "sừng tê giác và vòng đồi mồi",
+    "ស្នែង រមាស លក់",
+    "ขายงาช้างแท้",
+    "出售象牙手镯",
+    "t-i-g-e-r b-o-n-e glue",
+    "іvоry beads",  # Cyrillic look-alikes
+    "white gold ring, and white gold pieces",
+    "Ivory-coloured wedding dress",
+    "🐘🦷 bangles",
+    "",
+    "x",
+    "new stock 100g 5kg 18k inbox",
+    "buy r h i n o",  # a spelled run at the very end of the batch
+]
+# Texts that do not fold one-for-one go through fold() alone, wherever they are in a batch.
+ODD = ["RHINO\n\nHORN cups", "iv\u200bo\u200dry bracelet", "ｉｖｏｒｙ", "Nga\u0300 voi", "a  b"]
+
+
+def test_find_many_finds_what_find_finds(matcher: KeywordMatcher) -> None:
+    posts = [p["text"] for p in _eval_module().load_posts()]
+    texts = posts + DISGUISED + ODD + DISGUISED[::-1] + ODD[:2]
+    assert matcher.find_many(texts) == [matcher.find(t) for t in texts]
+    assert sum(map(bool, matcher.find_many(texts))) > 100
+
+
+# Letters, digits, separators, accents, marks, look-alikes, invisible characters and repeated
+# spaces: the pieces of spelled runs, leet words, joined and unjoined scripts.
+_PIECES = st.lists(
+    st.sampled_from(
+        [
+            *"aeiorvhnt 0135.-🐘",
+            "ngà",
+            "voi",
+            "象",
+            "牙",
+            "ស្នែង",
+            "រមាស",
+            "ง",
+            "า",
+            "ช้าง",
+            "ivory",
+            "rhino",
+            "\u200b",
+            "і",
+            "  ",
+            "\n",
+        ]
+    )
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_PIECES.map("".join), min_size=MIN_BATCH, max_size=30))
+def test_find_many_matches_find_on_generated_posts(texts: list[str]) -> None:
+    matcher = _shared_matcher()
+    assert matcher.find_many(texts) == [matcher.find(t) for t in texts]
+
+
+@functools.cache
+def _shared_matcher() -> KeywordMatcher:
+    return KeywordMatcher(Lexicon.load({}, ["default"], ROOT))
+
+
+def test_the_batch_screens_keep_every_post_that_needs_the_slow_searches() -> None:
+    texts = [t for t in DISGUISED if fold(t).starts is None] + ["a b", "x y z", "ab c d"]
+    batch = fold_batch(texts)
+    assert batch is not None
+    spelled = {i for i, t in enumerate(texts) if spelled_runs(fold(t).text)}
+    leet = {i for i, t in enumerate(texts) if len(leet_forms(fold(t).text)) > 1}
+    assert spelled <= batch.spelled and leet <= batch.leet
+    assert {texts[i] for i in spelled} >= {"a b", "x y z", "buy r h i n o"}
+    assert "1v0ry netsuke and rh1n0 h0rn" in {texts[i] for i in leet}
+    # ... and screen out the posts that cannot need them: most of them.
+    plain = ["new stock today price inbox", "hàng mới giá tốt 100g", "ទំនិញ ថ្មី ราคา ส่งฟรี"]
+    assert fold_batch(plain) == replace(fold_batch(plain), spelled=frozenset(), leet=frozenset())
+    assert fold_batch(["ok", "a\u200bb"]) is None  # invisible: not one-for-one
 
 
 def test_watchlist_groups_merge_with_the_default_lexicon(tmp_path: Path) -> None:

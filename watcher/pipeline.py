@@ -516,8 +516,9 @@ def _web_archive(snap: PageSnapshot, meta: dict[str, object]) -> bytes:
 def keyword_hits(matcher: KeywordMatcher, diff: PostDiff) -> dict[str, list[KeywordMatch]]:
     """Keyword matches of new posts, and the matches an edit added, by post id."""
     hits: dict[str, list[KeywordMatch]] = {}
-    for captured in diff.new:
-        if found := matcher.find(_detected_part(captured.post)):
+    new_texts = [_detected_part(captured.post) for captured in diff.new]
+    for captured, found in zip(diff.new, matcher.find_many(new_texts), strict=True):
+        if found:
             hits[captured.post.post_id] = found[:DETECT_MATCHES]
     for edit in diff.edited:
         if not edit.text_changed:
