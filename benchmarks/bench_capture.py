@@ -11,7 +11,10 @@ record_success, as ``pipeline.run_capture`` does) so the time of each step is kn
 
 - page load = ``take`` (browser: load, screenshot, MHTML, extract, download the 200 images)
 - watcher's own work = ``keep_files`` (blob store, SHA-256, perceptual hashes, WACZ) +
-  ``record_success`` (one SQLite transaction: diff, posts, events, custody)
+  ``record_success`` (one SQLite transaction: diff, posts, events, custody), as a share of
+  the capture's wall time, and its CPU (the worker thread's and record's) as a share of all
+  the CPU the round used, python and browser: with four browsers on two cores, wall time
+  also counts waiting for a core and for the GIL
 
 Round 1 is every target's first capture (baseline: every post and image is new); round 2
 captures the unchanged pages again (the steady state of a watch, every capture full); the last
@@ -36,6 +39,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +62,7 @@ from playwright.async_api import Playwright, async_playwright
 from watcher.app import App
 from watcher.capture.browser import Browser, find_chromium, launch_args
 from watcher.demo.site import DemoSite
-from watcher.pipeline import keep, record_success, take_or_check
+from watcher.pipeline import Kept, _metadata, keep_files, record_success, take_or_check
 from watcher.timeutil import utc_now
 from watcher.watchlist import Target, load_watchlist
 
@@ -70,6 +74,7 @@ class Timings:
     take: list[float] = field(default_factory=list)
     keep: list[float] = field(default_factory=list)
     record: list[float] = field(default_factory=list)
+    own_cpu: list[float] = field(default_factory=list)  # CPU of keep_files' thread + record
     failures: int = 0
 
     def own_share(self) -> float:
@@ -97,13 +102,27 @@ async def timed_capture(
             timings.failures += 1
             return
         t1 = time.perf_counter()
-    kept = await keep(app, target, taken, started)
+    # pipeline.keep, with the CPU time of the worker thread that runs keep_files.
+    meta = _metadata(app, target, taken, started)
+    known = app.store.stored_images({d.sha256 for d in taken.downloads.values() if d.sha256})
+    kept, keep_cpu = await asyncio.to_thread(
+        thread_cpu, keep_files, app.blobs, taken, meta, taken.previous_html, known
+    )
     t2 = time.perf_counter()
+    record_cpu = time.thread_time()
     record_success(app, target, started, taken, kept)
     t3 = time.perf_counter()
     timings.take.append(t1 - t0)
     timings.keep.append(t2 - t1)
     timings.record.append(t3 - t2)
+    timings.own_cpu.append(keep_cpu + time.thread_time() - record_cpu)
+
+
+def thread_cpu(function: Callable[..., Kept], *args: object) -> tuple[Kept, float]:
+    """``function(*args)`` and the CPU seconds this thread spent in it."""
+    start = time.thread_time()
+    result = function(*args)
+    return result, time.thread_time() - start
 
 
 async def watcher_round(app: App, targets: list[Target], concurrency: int) -> tuple[Timings, float]:
@@ -115,16 +134,20 @@ async def watcher_round(app: App, targets: list[Target], concurrency: int) -> tu
     return timings, time.perf_counter() - start
 
 
-def report_round(label: str, n: int, timings: Timings, wall: float) -> None:
-    """Print captures/min and the time split of one round."""
+def report_round(label: str, n: int, timings: Timings, wall: float, cpu: CpuUse) -> None:
+    """Print captures/min, the time split of one round, and watcher's own share of its CPU."""
     ok = len(timings.take)
     take_p50 = percentile(timings.take, 50)
     own = [k + r for k, r in zip(timings.keep, timings.record, strict=True)]
+    total_cpu = cpu.self_s + cpu.children_s
     print(
         f"- {label}: {ok}/{n} ok in {wall:.1f} s = **{60 * ok / wall:.1f} captures/min**; "
         f"per capture p50: take {take_p50:.2f} s, keep_files {percentile(timings.keep, 50):.2f}"
         f" s, record {percentile(timings.record, 50):.3f} s; watcher's own work "
-        f"{percentile(own, 50):.2f} s = **{100 * timings.own_share():.0f} %** of capture time"
+        f"{percentile(own, 50):.2f} s = **{100 * timings.own_share():.0f} %** of capture time; "
+        f"own work's CPU {sum(timings.own_cpu) / max(ok, 1):.2f} s per capture = "
+        f"**{100 * sum(timings.own_cpu) / total_cpu:.0f} %** of the round's CPU "
+        f"({total_cpu / max(ok, 1):.2f} CPU-s per capture, python and browser)"
     )
 
 
@@ -141,13 +164,15 @@ async def run_watcher(
     targets = list(app.watchlist.targets)
     with measure_cpu() as cpu, PeakMemory() as peak:
         for n in range(1, rounds + 1):
-            timings, wall = await watcher_round(app, targets, concurrency)
+            with measure_cpu() as round_cpu:
+                timings, wall = await watcher_round(app, targets, concurrency)
             kind = "first captures (baseline)" if n == 1 else "unchanged pages, full captures"
             report_round(
                 f"watcher, max_concurrent={concurrency}, round {n} ({kind})",
                 len(targets),
                 timings,
                 wall,
+                round_cpu,
             )
             rate = 60 * len(timings.take) / wall
     report_resources(f"watcher max_concurrent={concurrency}, full captures", cpu, peak)
@@ -162,6 +187,7 @@ async def run_watcher(
         len(targets),
         timings,
         wall,
+        cpu,
     )
     report_resources(f"watcher max_concurrent={concurrency}, light checks", cpu, peak)
     checked = 60 * len(timings.take) / wall
