@@ -29,6 +29,12 @@ FILLER = str.split(
 )
 
 
+# Between words: mostly a space, sometimes punctuation, a line break, a blank line or a dash,
+# as dealers lay out a post (most posts get a run of spaces once folded).
+GAPS = (" ", ", ", ". ", "! ", "\n", "\n\n", " - ")
+GAP_WEIGHTS = (80, 5, 3, 2, 4, 3, 3)
+
+
 def generate_posts(count: int, lexicon: Lexicon, seed: int = 6) -> list[str]:
     """``count`` posts of 8-30 filler words; about one in ten carries a lexicon term."""
     rng = random.Random(seed)
@@ -38,7 +44,8 @@ def generate_posts(count: int, lexicon: Lexicon, seed: int = 6) -> list[str]:
         words = rng.choices(FILLER, k=rng.randint(8, 30))
         if rng.random() < 0.1:
             words.insert(rng.randrange(len(words)), rng.choice(terms))
-        posts.append(" ".join(words))
+        gaps = rng.choices(GAPS, GAP_WEIGHTS, k=len(words) - 1)
+        posts.append("".join(w + g for w, g in zip(words, [*gaps, ""], strict=True)))
     return posts
 
 

@@ -20,7 +20,14 @@ from watcher.detect.keywords import (
     bundled_lexicons,
     parse_lexicon,
 )
-from watcher.detect.normalise import fold, fold_batch, leet_forms, normalise, spelled_runs
+from watcher.detect.normalise import (
+    _fold_slowly,
+    fold,
+    fold_batch,
+    leet_forms,
+    normalise,
+    spelled_runs,
+)
 from watcher.errors import WatcherError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,6 +194,8 @@ _PIECES = st.lists(
             "\u200b",
             "і",
             "  ",
+            " - ",
+            "\n\n",
             "\n",
         ]
     )
@@ -217,7 +226,19 @@ def test_the_batch_screens_keep_every_post_that_needs_the_slow_searches() -> Non
     # ... and screen out the posts that cannot need them: most of them.
     plain = ["new stock today price inbox", "hàng mới giá tốt 100g", "ទំនិញ ថ្មី ราคา ส่งฟรี"]
     assert fold_batch(plain) == replace(fold_batch(plain), spelled=frozenset(), leet=frozenset())
-    assert fold_batch(["ok", "a\u200bb"]) is None  # invisible: not one-for-one
+    assert fold_batch(["ok", "a\u200bb"]) is None  # invisible: folded one text at a time
+    assert fold_batch(["RHINO\n\nHORN", "a - b"]) is not None  # runs of spaces: batched
+
+
+@settings(max_examples=300, deadline=None)
+@given(_PIECES.map("".join))
+def test_the_quick_fold_folds_as_the_character_by_character_one(text: str) -> None:
+    # Runs of spaces (line breaks, " - ") are collapsed with their index map by C-level
+    # string operations: the result must be the reference fold's, map included.
+    quick, slow = fold(text), _fold_slowly(text)
+    assert quick.text == slow.text
+    spans = range(len(slow.text))
+    assert [quick.span(k, k + 1) for k in spans] == [slow.span(k, k + 1) for k in spans]
 
 
 def test_watchlist_groups_merge_with_the_default_lexicon(tmp_path: Path) -> None:

@@ -390,15 +390,16 @@ class KeywordMatcher:
     def _batch_hits(self, batch: FoldedBatch) -> dict[int, list[_Hit]]:
         """Hits of each text of ``batch`` that has any, in the text's own positions."""
         hits: dict[int, list[_Hit]] = {}
-        for hit in _scan(self._words, batch.stripped, batch.text, _same_span):
-            member = bisect.bisect_right(batch.starts, hit.start) - 1
-            shift = batch.starts[member]
+        joined = batch.joined
+        for hit in _scan(self._words, batch.stripped, joined.text, joined.span):
+            member = bisect.bisect_right(batch.offsets, hit.start) - 1
+            shift = batch.offsets[member]
             hits.setdefault(member, []).append(_Hit(hit.start - shift, hit.end - shift, hit.entry))
         for member in batch.leet | batch.spelled:
-            folded = batch.folded(member)
-            more = self._word_hits(leet_forms(folded)[1:], _same_span)
+            folded, span = batch.folded(member), batch.span(member)
+            more = self._word_hits(leet_forms(folded)[1:], span)
             if member in batch.spelled:
-                more += self._spelled_hits(folded, _same_span)
+                more += self._spelled_hits(folded, span)
             if more:
                 hits.setdefault(member, []).extend(more)
         return hits
@@ -423,11 +424,6 @@ class KeywordMatcher:
                 start, end = span(positions[first], positions[last] + 1)
                 hits += [_Hit(start, end, entry) for entry in entries]
         return hits
-
-
-def _same_span(start: int, end: int) -> tuple[int, int]:
-    """The span map of a text that folded one-for-one."""
-    return start, end
 
 
 def _chunks(texts: Sequence[str]) -> Iterator[list[int]]:

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import functools
 import itertools
-import operator
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -78,6 +78,7 @@ _MIN_LEET_WORD = 4  # "5kg", "18k" and the like are left alone
 _ACCENTED_LATIN = re.compile("[\u00c0-\u024f\u1e00-\u1eff]")
 _ACCENTED_RUN = re.compile("[\u00c0-\u024f\u1e00-\u1eff]+")
 _WORD = re.compile(r"[^\W_]+")
+_SPACE_RUN = re.compile("  +")
 _LATIN_LETTER = re.compile(r"[a-z\u00c0-\u024f\u1e00-\u1eff]")
 
 # Combining marks that belong to the letter before them (Thai and Khmer vowel signs and tone
@@ -143,18 +144,22 @@ class Folded:
     """
 
     text: str
-    starts: list[int] | None = None
-    ends: list[int] | None = None
+    # Lists, or numpy arrays for a batch of texts (making a list of every index cost more
+    # than the rest of folding them).
+    starts: Sequence[int] | None = None
+    ends: Sequence[int] | None = None
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The original ``[start, end)`` of folded characters ``start .. end-1``."""
         if self.starts is None or self.ends is None:
             return start, end
-        return self.starts[start], self.ends[end - 1]
+        return int(self.starts[start]), int(self.ends[end - 1])
 
     def index_map(self) -> list[int]:
         """The original index of each folded character."""
-        return list(range(len(self.text))) if self.starts is None else list(self.starts)
+        if self.starts is None:
+            return list(range(len(self.text)))
+        return [int(index) for index in self.starts]
 
 
 def normalise(text: str) -> tuple[str, list[int]]:
@@ -166,23 +171,44 @@ def normalise(text: str) -> tuple[str, list[int]]:
 def fold(text: str) -> Folded:
     """Fold ``text``; the index map is only built when a character did not fold one-for-one.
 
-    Most posts are already NFKC and free of invisible characters and repeated spaces: they are
-    folded by a few C-level string operations with the identity index map.
+    Most posts are already NFKC and free of invisible characters: they are folded by a few
+    C-level string operations, with the identity index map or, where runs of spaces (line
+    breaks, `` - ``) became one space, a map built run by run.
     """
-    folded = _fold_one_for_one(text)
-    return Folded(folded) if folded is not None else _fold_slowly(text)
+    spaced = _fold_in_place(text)
+    if spaced is None:
+        return _fold_slowly(text)
+    if "  " not in spaced:
+        return Folded(_fix_scripts(spaced))
+    return _collapse_spaces(spaced)
 
 
-def _fold_one_for_one(text: str) -> str | None:
-    """``text`` folded, when every character folds to exactly one; else None."""
+def _fold_in_place(text: str) -> str | None:
+    """``text`` case-folded, with space-like characters as spaces, when every character
+    folds to exactly one (so the result has ``text``'s length); else None."""
     if unicodedata.is_normalized("NFKC", text) and not _INVISIBLE.search(text):
         folded = text.casefold()
         # casefold never shortens a character, so equal length means one-for-one
         if len(folded) == len(text):
-            folded = _SPACE_LIKE.sub(" ", folded)
-            if "  " not in folded:
-                return _fix_scripts(folded)
+            return _SPACE_LIKE.sub(" ", folded)
     return None
+
+
+def _collapse_spaces(spaced: str) -> Folded:
+    """``spaced`` with each run of spaces as one, and the map back to ``spaced`` (the first
+    space of a run stands for the whole run, as :func:`_fold_slowly` maps it)."""
+    starts: list[int] = []
+    ends: list[int] = []
+    done = 0
+    for run in _SPACE_RUN.finditer(spaced):
+        first, last = run.span()
+        starts += range(done, first + 1)
+        ends += range(done + 1, first + 1)
+        ends.append(last)
+        done = last
+    starts += range(done, len(spaced))
+    ends += range(done + 1, len(spaced) + 1)
+    return Folded(_fix_scripts(_SPACE_RUN.sub(" ", spaced)), starts, ends)
 
 
 def _fold_slowly(text: str) -> Folded:
@@ -356,32 +382,46 @@ _MARK_CHAR = re.compile(f"[{_MARKS}]")
 
 @dataclass(frozen=True, slots=True)
 class FoldedBatch:
-    """Texts that fold one-for-one, folded and joined by :data:`BATCH_SEPARATOR`.
+    """Texts folded together: ``joined`` is their folded text, joined by
+    :data:`BATCH_SEPARATOR`, with its map back to the texts joined as written; ``stripped``
+    is ``joined.text`` without accents (same length).
 
-    ``text`` holds the folded texts and ``stripped`` the same without accents (same length);
-    text ``i`` is ``text[starts[i]:ends[i]]`` and keeps its own indexes. ``spelled`` and
-    ``leet`` name the texts that may hold spelled-out letters or digits used as letters:
-    the others certainly hold none.
+    Text ``i`` is ``joined.text[starts[i]:ends[i]]`` folded and begins at ``offsets[i]`` of
+    the texts joined as written. ``spelled`` and ``leet`` name the texts that may hold
+    spelled-out letters or digits used as letters: the others certainly hold none.
     """
 
-    text: str
+    joined: Folded
     stripped: str
     starts: list[int]
     ends: list[int]
+    offsets: list[int]
     spelled: frozenset[int]
     leet: frozenset[int]
 
     def folded(self, index: int) -> str:
         """Text ``index``, folded."""
-        return self.text[self.starts[index] : self.ends[index]]
+        return self.joined.text[self.starts[index] : self.ends[index]]
+
+    def span(self, index: int) -> Callable[[int, int], tuple[int, int]]:
+        """The span map of text ``index``: its folded ``[start, end)`` to its own, as
+        :meth:`Folded.span` for the text folded alone."""
+        first, shift = self.starts[index], self.offsets[index]
+
+        def span(start: int, end: int) -> tuple[int, int]:
+            begin, finish = self.joined.span(start + first, end + first)
+            return begin - shift, finish - shift
+
+        return span
 
 
 def fold_batch(texts: list[str]) -> FoldedBatch | None:
-    """``texts`` folded together, or None when one of them does not fold one-for-one (it has
-    invisible characters, repeated spaces or compatibility forms: fold it with :func:`fold`).
+    """``texts`` folded together, or None when one of them cannot be folded character by
+    character (it has invisible characters or compatibility forms: fold it with
+    :func:`fold`).
 
     The same folding as :func:`fold`, with the checks for invisible characters, space-like
-    characters and look-alike scripts made on numpy's array of the text.
+    characters, runs of spaces and look-alike scripts made on numpy's array of the text.
     """
     joined = BATCH_SEPARATOR.join(texts)
     lowered = joined.casefold()
@@ -399,31 +439,58 @@ def fold_batch(texts: list[str]) -> FoldedBatch | None:
         return None
     text = lowered
     if present & _SPACE_BIT:
-        text = _decode(np.where(classes & _SPACE_BIT, 0x20, codes))
-    if "  " in text:
-        return None
+        codes = np.where(classes & _SPACE_BIT, 0x20, codes).astype("<u4")
+        text = _decode(codes)
+    offsets = _offsets(texts)
+    folded, codes, classes = _collapse_codes(text, codes, classes)
     if present & _SCRIPT_BIT:
-        text = _fix_scripts(text)
-    if text is not lowered:
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
-    lengths = list(map(len, texts))
-    step = len(BATCH_SEPARATOR)
-    starts = list(itertools.accumulate((n + step for n in lengths[:-1]), initial=0))
-    ends = list(map(operator.add, starts, lengths))
+        folded = replace(folded, text=_fix_scripts(folded.text))
+        codes = np.frombuffer(folded.text.encode("utf-32-le"), dtype="<u4")
+    if folded.starts is None:
+        starts, ends = offsets, [o + len(t) for o, t in zip(offsets, texts, strict=True)]
+    else:
+        # The first character of a text and the separator after it are never dropped.
+        origin = folded.starts
+        bounds = np.asarray(offsets)
+        starts = np.searchsorted(origin, bounds).tolist()
+        ends = np.searchsorted(origin, bounds + np.fromiter(map(len, texts), int)).tolist()
     owner = np.asarray(starts)
 
     def texts_at(positions: np.ndarray) -> frozenset[int]:
         return frozenset((np.searchsorted(owner, positions, side="right") - 1).tolist())
 
-    unknown = texts_at(high.nonzero()[0]) if present & _UNKNOWN_BIT else frozenset()
+    unknown = texts_at((classes & _UNKNOWN_BIT).nonzero()[0]) if present & _UNKNOWN_BIT else ()
     return FoldedBatch(
-        text=text,
+        joined=folded,
         stripped=_strip_codes(codes),
         starts=starts,
         ends=ends,
-        spelled=texts_at(_spelled_starts(classes)) | unknown,
-        leet=texts_at(_leet_words(codes, classes)) | unknown,
+        offsets=offsets,
+        spelled=texts_at(_spelled_starts(classes)).union(unknown),
+        leet=texts_at(_leet_words(codes, classes)).union(unknown),
     )
+
+
+def _offsets(texts: list[str]) -> list[int]:
+    """Where each text starts in the texts joined by :data:`BATCH_SEPARATOR`."""
+    step = len(BATCH_SEPARATOR)
+    return list(itertools.accumulate((len(t) + step for t in texts[:-1]), initial=0))
+
+
+def _collapse_codes(
+    text: str, codes: np.ndarray, classes: np.ndarray
+) -> tuple[Folded, np.ndarray, np.ndarray]:
+    """``text`` (whose code points are ``codes``) with each run of spaces as one, as
+    :func:`_collapse_spaces` does it, with its codes and classes."""
+    if "  " not in text:
+        return Folded(text), codes, classes
+    space = codes == 0x20
+    repeat = np.zeros_like(space)
+    repeat[1:] = space[1:] & space[:-1]
+    kept = (~repeat).nonzero()[0]
+    codes, classes = codes[kept], classes[kept]
+    ends = np.append(kept[1:], len(space))
+    return Folded(_decode(codes), kept, ends), codes, classes
 
 
 def _spelled_starts(classes: np.ndarray) -> np.ndarray:
