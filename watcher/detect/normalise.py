@@ -462,7 +462,7 @@ def fold_batch(texts: list[str]) -> FoldedBatch | None:
     unknown = texts_at((classes & _UNKNOWN_BIT).nonzero()[0]) if present & _UNKNOWN_BIT else ()
     return FoldedBatch(
         joined=folded,
-        stripped=_strip_codes(codes),
+        stripped=_strip_codes(codes, bool(present & _UNKNOWN_BIT)),
         starts=starts,
         ends=ends,
         offsets=offsets,
@@ -535,11 +535,12 @@ def _leet_words(codes: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return starts[(length >= _MIN_LEET_WORD) & (count >= 1) & (length > 2 * count)]
 
 
-def _strip_codes(codes: np.ndarray) -> str:
-    """:func:`strip_accents` of the text whose code points are ``codes``."""
-    latin = ((codes >= 0xC0) & (codes < _STRIPPED_BELOW)).nonzero()[0]
-    stripped = codes.copy()
-    stripped[latin] = _strip_table()[codes[latin]]
+def _strip_codes(codes: np.ndarray, high: bool) -> str:
+    """:func:`strip_accents` of the text whose code points are ``codes`` (``high``: some are
+    above the table, which would clip them)."""
+    stripped = _strip_table().take(codes, mode="clip")
+    if high:
+        stripped = np.where(codes >= _CLASSIFIED, codes, stripped)
     return _decode(stripped)
 
 
@@ -568,9 +569,9 @@ def _class_table() -> np.ndarray:
 
 @functools.cache
 def _strip_table() -> np.ndarray:
-    """Each code point below :data:`_STRIPPED_BELOW` as :func:`strip_accents` leaves it."""
-    table = np.arange(_STRIPPED_BELOW, dtype=np.uint32)
-    for code in range(_STRIPPED_BELOW):
+    """Each code point below :data:`_CLASSIFIED` as :func:`strip_accents` leaves it."""
+    table = np.arange(_CLASSIFIED, dtype=np.uint32)
+    for code in range(0xC0, _STRIPPED_BELOW):
         if _ACCENTED_LATIN.match(chr(code)):
             table[code] = ord(_STRIP[code])
     return table
