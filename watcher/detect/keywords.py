@@ -15,7 +15,8 @@ group comes from and the innocent phrases that must not count (``ivory-coloured`
         exclude: [ivory-coloured, ivory coast]
 
 The matcher folds each post (see :mod:`watcher.detect.normalise`) and runs one Aho-Corasick
-automaton over it, so the cost of a post hardly grows with the number of terms.
+automaton over it, so the cost of a post hardly grows with the number of terms;
+:meth:`KeywordMatcher.find_many` does that for a capture's new posts together.
 """
 
 from __future__ import annotations

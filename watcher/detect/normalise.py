@@ -16,6 +16,9 @@ letters inside words made mostly of letters (``1v0ry`` -> ``ivory``). They are v
 replacements, because both the accented and the digit forms are sometimes the real word.
 Letters spelled out one at a time (``i.v.o.r.y``, ``i v o r y``, ``象 牙``, ``i🐘v🐘o``) are
 found by :func:`spelled_runs`, which gives the joined letters with their own index map.
+
+:func:`fold_batch` folds many posts at once, the same way, and tells which of them may hold
+spelled-out letters or digits used as letters (most hold neither).
 """
 
 from __future__ import annotations
