@@ -432,17 +432,17 @@ def fold_batch(texts: list[str]) -> FoldedBatch | None:
         return None
     codes = np.frombuffer(lowered.encode("utf-32-le"), dtype="<u4")
     classes = _class_table().take(codes, mode="clip")
-    high = codes >= _CLASSIFIED
-    if high.any():  # rare: tag characters (invisible), CJK extension G, private use
+    if codes.max(initial=0) >= _CLASSIFIED:  # rare: tags (invisible), CJK ext. G, private use
         if _INVISIBLE.search(lowered):
             return None
-        classes[high] = _UNKNOWN_BIT
+        classes[codes >= _CLASSIFIED] = _UNKNOWN_BIT
     present = int(np.bitwise_or.reduce(classes))
     if present & _INVISIBLE_BIT:
         return None
     text = lowered
     if present & _SPACE_BIT:
-        codes = np.where(classes & _SPACE_BIT, 0x20, codes).astype("<u4")
+        spaced = _space_table().take(codes, mode="clip")
+        codes = np.where(codes >= _CLASSIFIED, codes, spaced) if present & _UNKNOWN_BIT else spaced
         text = _decode(codes)
     offsets = _offsets(texts)
     folded, codes, classes = _collapse_codes(text, codes, classes)
@@ -567,6 +567,15 @@ def _class_table() -> np.ndarray:
         if _NEEDS_SCRIPT_FIX.match(char):
             bits |= _SCRIPT_BIT
         table[code] = bits
+    return table
+
+
+@functools.cache
+def _space_table() -> np.ndarray:
+    """Each code point below :data:`_CLASSIFIED`, space-like ones (see :data:`_SPACE_LIKE`)
+    as a space."""
+    table = np.arange(_CLASSIFIED, dtype=np.uint32)
+    table[(_class_table() & _SPACE_BIT) != 0] = 0x20
     return table
 
 
