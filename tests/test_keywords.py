@@ -162,6 +162,7 @@ DISGUISED = [
     "x",
     "new stock 100g 5kg 18k inbox",
     "buy r h i n o",  # a spelled run at the very end of the batch
+    "\U00030000 i v o r y \U000f0000 1v0ry",  # beyond the screens' table: searched in full
 ]
 # Texts that do not fold one-for-one go through fold() alone, wherever they are in a batch.
 ODD = ["RHINO\n\nHORN cups", "iv\u200bo\u200dry bracelet", "ｉｖｏｒｙ", "Nga\u0300 voi", "a  b"]
@@ -227,6 +228,7 @@ def test_the_batch_screens_keep_every_post_that_needs_the_slow_searches() -> Non
     plain = ["new stock today price inbox", "hàng mới giá tốt 100g", "ទំនិញ ថ្មី ราคา ส่งฟรี"]
     assert fold_batch(plain) == replace(fold_batch(plain), spelled=frozenset(), leet=frozenset())
     assert fold_batch(["ok", "a\u200bb"]) is None  # invisible: folded one text at a time
+    assert fold_batch(["ok", "a\U000e0041b"]) is None  # a tag character is invisible too
     assert fold_batch(["RHINO\n\nHORN", "a - b"]) is not None  # runs of spaces: batched
 
 
