@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import gzip
 import hashlib
@@ -30,6 +31,7 @@ from watcher.capture.archive import (
     build_wacz,
     build_warc,
     mhtml_snapshot,
+    mostly_base64,
     surt,
 )
 from watcher.capture.page import take_screenshot
@@ -229,6 +231,54 @@ async def test_warc_stores_photos_and_compresses_text(site, browser):
     assert body in zlib.decompress(warc.data[photo.offset : photo.offset + photo.length], 31)
     assert body[:1024] in warc.data[photo.offset : photo.offset + photo.length]
     assert page.length < len(served(site, "/s/c"))
+
+
+async def test_warc_stores_the_screenshot_and_keeps_the_mhtml_whole(site, browser):
+    url = channel(site)
+    responses, resources = await record(browser, url)
+    shot, _, mhtml = (r.data for r in resources)
+    warc = build_warc(responses, resources, INFO)
+
+    entries = {e.url: e for e in warc.index}
+    member = warc.data[entries["urn:watcher:screenshot:7"].offset :][
+        : entries["urn:watcher:screenshot:7"].length
+    ]
+    # The PNG is already deflated: it is stored as it is, not compressed again.
+    assert shot[:4096] in member and len(member) > len(shot)
+    snapshot = entries["urn:watcher:mhtml"]
+    stored = zlib.decompress(warc.data[snapshot.offset : snapshot.offset + snapshot.length], 31)
+    assert stored.endswith(b"\r\n\r\n" + mhtml + b"\r\n\r\n")
+    records = {h.get_header("WARC-Target-URI"): (h, body) for _, h, _, body in read_warc(warc.data)}
+    headers, body = records["urn:watcher:mhtml"]
+    assert headers.get_header("Content-Type") == "multipart/related" and body == mhtml
+    assert records["urn:watcher:screenshot:7"][1] == shot
+
+
+def _mhtml(parts: list[tuple[str, str, bytes]]) -> bytes:
+    boundary = b"----MultipartBoundary--x1y2----"
+    head = b'Content-Type: multipart/related;\r\n\ttype="text/html";\r\n\tboundary="'
+    out = [head + boundary + b'"\r\n\r\n']
+    for media_type, encoding, body in parts:
+        out.append(b"--" + boundary + b"\r\n")
+        out.append(f"Content-Type: {media_type}\r\n".encode())
+        out.append(f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode() + body + b"\r\n")
+    out.append(b"--" + boundary + b"--\r\n")
+    return b"".join(out)
+
+
+def test_mostly_base64_weighs_the_parts():
+    photo = base64.encodebytes(bytes(range(256)) * 40)
+    text = b"<p>tiger claw pendant</p>\r\n" * 400
+    assert mostly_base64(
+        _mhtml([("text/html", "quoted-printable", text)] + [("image/jpeg", "base64", photo)] * 3)
+    )
+    assert not mostly_base64(
+        _mhtml([("text/html", "quoted-printable", text * 4), ("image/jpeg", "base64", photo)])
+    )
+    assert not mostly_base64(_mhtml([("text/html", "quoted-printable", text)]))
+    # Not MHTML at all, or no boundary in its head: never the photo strategy.
+    assert not mostly_base64(photo)
+    assert not mostly_base64(b"")
 
 
 def _without(line: str, field: str) -> tuple[str, str, str]:
