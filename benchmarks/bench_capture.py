@@ -15,6 +15,11 @@ record_success, as ``pipeline.run_capture`` does) so the time of each step is kn
   the capture's wall time, and its CPU (the worker thread's and record's) as a share of all
   the CPU the round used, python and browser: with four browsers on two cores, wall time
   also counts waiting for a core and for the GIL
+- own work's cost to throughput: a round of ``take`` alone (same targets, a data directory of
+  its own, nothing kept) runs first; ``1 - full rate / browser-only rate`` is the share of
+  the capture time that own work adds. While one capture's files are kept, the next page
+  loads, so this is the figure a watch feels; the wall-time share above counts that overlap
+  as own work
 
 Round 1 is every target's first capture (baseline: every post and image is new); round 2
 captures the unchanged pages again (the steady state of a watch, every capture full); the last
@@ -85,9 +90,10 @@ class Timings:
 
 
 async def timed_capture(
-    app: App, target: Target, timings: Timings, slots: asyncio.Semaphore
+    app: App, target: Target, timings: Timings, slots: asyncio.Semaphore, keep: bool = True
 ) -> None:
-    """``pipeline.run_capture`` step by step, timing each step (failures counted).
+    """``pipeline.run_capture`` step by step, timing each step (failures counted); with
+    ``keep`` false, ``take`` alone (the browser-only round).
 
     ``slots`` has the Browser's own limit, taken before ``take``: the Browser never makes
     a capture wait, so ``take``'s time is the page's, not a queue's.
@@ -102,6 +108,9 @@ async def timed_capture(
             timings.failures += 1
             return
         t1 = time.perf_counter()
+    if not keep:
+        timings.take.append(t1 - t0)
+        return
     # pipeline.keep, with the CPU time of the worker thread that runs keep_files.
     meta = _metadata(app, target, taken, started)
     known = app.store.stored_images({d.sha256 for d in taken.downloads.values() if d.sha256})
@@ -125,13 +134,42 @@ def thread_cpu(function: Callable[..., Kept], *args: object) -> tuple[Kept, floa
     return result, time.thread_time() - start
 
 
-async def watcher_round(app: App, targets: list[Target], concurrency: int) -> tuple[Timings, float]:
+async def watcher_round(
+    app: App, targets: list[Target], concurrency: int, keep: bool = True
+) -> tuple[Timings, float]:
     """Capture every target once, ``concurrency`` pages at a time; (timings, seconds)."""
     timings = Timings()
     slots = asyncio.Semaphore(concurrency)
     start = time.perf_counter()
-    await asyncio.gather(*(timed_capture(app, t, timings, slots) for t in targets))
+    await asyncio.gather(*(timed_capture(app, t, timings, slots, keep) for t in targets))
     return timings, time.perf_counter() - start
+
+
+async def browser_only_rate(site: RemoteSite, names: list[str], concurrency: int) -> float:
+    """First captures with ``take`` alone (nothing hashed, archived or recorded), in a data
+    directory of their own: the rate the browser allows, against which own work's cost to
+    throughput is measured."""
+    root = Path(tempfile.mkdtemp(prefix="watcher-bench-take-"))
+    watchlist = load_watchlist(write_watchlist(root / "watchlist.yaml", site, names))
+    browser = Browser(max_concurrent=concurrency)
+    app = App.open(watchlist, root / "data", browser=browser)
+    try:
+        with measure_cpu() as cpu, PeakMemory() as peak:
+            timings, wall = await watcher_round(
+                app, list(app.watchlist.targets), concurrency, False
+            )
+    finally:
+        await app.close()
+        await browser.close()
+        shutil.rmtree(root, ignore_errors=True)
+    rate = 60 * len(timings.take) / wall
+    print(
+        f"- browser only (``take`` alone: load, screenshot, MHTML, photo bodies; nothing kept), "
+        f"max_concurrent={concurrency}, first captures: {len(timings.take)}/{len(names)} ok in "
+        f"{wall:.1f} s = **{rate:.1f} captures/min**; take p50 {percentile(timings.take, 50):.2f} s"
+    )
+    report_resources(f"browser only max_concurrent={concurrency}", cpu, peak)
+    return rate
 
 
 def report_round(label: str, n: int, timings: Timings, wall: float, cpu: CpuUse) -> None:
@@ -152,10 +190,12 @@ def report_round(label: str, n: int, timings: Timings, wall: float, cpu: CpuUse)
 
 
 async def run_watcher(
-    site: RemoteSite, names: list[str], concurrency: int, rounds: int
+    site: RemoteSite, names: list[str], concurrency: int, rounds: int, browser_only: bool
 ) -> tuple[float, float]:
     """Rounds of full captures over all targets with a shared browser, then a round of light
-    checks; returns the last full round's and the checks' captures/min."""
+    checks; returns the last full round's and the checks' captures/min. With ``browser_only``,
+    a round of ``take`` alone first, and own work's cost to the first captures' throughput."""
+    bare = await browser_only_rate(site, names, concurrency) if browser_only else 0.0
     root = Path(tempfile.mkdtemp(prefix="watcher-bench-capture-"))
     watchlist = load_watchlist(write_watchlist(root / "watchlist.yaml", site, names))
     rate = checked = 0.0
@@ -175,6 +215,13 @@ async def run_watcher(
                 round_cpu,
             )
             rate = 60 * len(timings.take) / wall
+            if n == 1 and bare:
+                print(
+                    f"  - own work's cost to throughput (first captures, against browser only):"
+                    f" {rate:.1f} vs {bare:.1f}/min, {60 / rate - 60 / bare:.2f} s added per "
+                    f"capture to the round's {60 / rate:.2f} s = "
+                    f"**{100 * (1 - rate / bare):.0f} %** of capture time"
+                )
     report_resources(f"watcher max_concurrent={concurrency}, full captures", cpu, peak)
     light = [t.model_copy(update={"full_every": 6 * 3600.0}) for t in targets]
     with measure_cpu() as cpu, PeakMemory() as peak:
@@ -328,7 +375,7 @@ async def main(args: argparse.Namespace) -> None:
         )
         names = channel_names(args.targets)
         rates = {
-            c: await run_watcher(site, names, c, args.rounds)
+            c: await run_watcher(site, names, c, args.rounds, not args.no_browser_only)
             for c in ([] if args.naive_only else args.concurrency)
         }
         naive = {
@@ -363,6 +410,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--naive", type=int, default=20, help="naive captures to time")
     parser.add_argument("--naive-only", action="store_true", help="only the naive baselines")
+    parser.add_argument(
+        "--no-browser-only", action="store_true", help="skip the round of take alone"
+    )
     parser.add_argument(
         "--naive-concurrency", type=int, nargs="+", default=[1, 2, 4], help="browsers at once"
     )
