@@ -226,7 +226,7 @@ class PeakMemory:
 # -- CPU --------------------------------------------------------------------------------------
 @dataclass
 class CpuUse:
-    """CPU seconds spent (this process + reaped children) over a wall-clock span."""
+    """CPU seconds spent (this process; its descendants, the browser tree) over a wall-clock span."""
 
     wall_s: float = 0.0
     self_s: float = 0.0
@@ -243,30 +243,66 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _tree_cpu() -> float:
-    """CPU seconds of live descendants and of the children they reaped (utime, stime, cutime,
-    cstime from /proc/<pid>/stat): Chromium's processes are the Playwright driver's children,
-    so a relaunched browser's CPU is only in the driver's cutime/cstime."""
-    total = 0
-    for pid in descendants(os.getpid()):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += sum(int(f) for f in fields[11:15])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / os.sysconf("SC_CLK_TCK")
+class _TreeCpu:
+    """CPU seconds (utime + stime) of every descendant process, sampled in a thread.
+
+    Each process counts up to its last sample, even after it exits: Chromium's renderers are
+    children of its zygote, and when a browser is relaunched (every 200 contexts) their CPU
+    reached no ancestor's cutime, so reading the tree at the start and end lost it (a round of
+    100 full captures came out at 0.9 CPU-s a capture). A process's last ``every`` seconds
+    before it exits are missed; processes are keyed by (pid, start time), so reused pids are
+    told apart.
+    """
+
+    def __init__(self, every: float = 0.25) -> None:
+        self.every = every
+        self._first: dict[tuple[int, int], int] = {}
+        self._last: dict[tuple[int, int], int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._sample(baseline=True)
+
+    def _sample(self, baseline: bool = False) -> None:
+        for pid in descendants(os.getpid()):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                key, ticks = (pid, int(fields[19])), int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                continue
+            self._first.setdefault(key, ticks if baseline else 0)
+            self._last[key] = ticks
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._sample()
+
+    def __enter__(self) -> _TreeCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def seconds(self) -> float:
+        """CPU seconds the tree spent since the block began."""
+        ticks = sum(last - self._first[key] for key, last in self._last.items())
+        return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
 def measure_cpu() -> Iterator[CpuUse]:
-    """CPU of this process and of its children (live ones from /proc, reaped ones from
-    getrusage(RUSAGE_CHILDREN)) during the block."""
+    """CPU of this process and of its descendants (sampled, see :class:`_TreeCpu`) during the
+    block."""
     use = CpuUse()
-    t0, s0, c0, live0 = time.perf_counter(), _cpu(0), _cpu(resource.RUSAGE_CHILDREN), _tree_cpu()
-    yield use
+    t0, s0 = time.perf_counter(), _cpu(0)
+    with _TreeCpu() as tree:
+        yield use
     use.wall_s = time.perf_counter() - t0
     use.self_s = _cpu(0) - s0
-    use.children_s = _cpu(resource.RUSAGE_CHILDREN) - c0 + max(0.0, _tree_cpu() - live0)
+    use.children_s = tree.seconds
 
 
 # -- figures ------------------------------------------------------------------------------------
