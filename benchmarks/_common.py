@@ -226,7 +226,7 @@ class PeakMemory:
 # -- CPU --------------------------------------------------------------------------------------
 @dataclass
 class CpuUse:
-    """CPU seconds spent (this process; its descendants, the browser tree) over a wall-clock span."""
+    """CPU seconds spent (this process; its descendants: the browser tree) over a wall span."""
 
     wall_s: float = 0.0
     self_s: float = 0.0

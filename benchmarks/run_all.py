@@ -78,14 +78,30 @@ def machine() -> list[str]:
     ]
 
 
-def run(name: str) -> tuple[str, float, int]:
-    """Run one script; (its stdout+stderr tail, seconds, exit code)."""
+def cpu_ticks() -> tuple[int, int]:
+    """(steal, total) CPU ticks of the machine since boot, from /proc/stat; (0, 0) elsewhere."""
+    try:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0
+    return ticks[7], sum(ticks)
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Share of the CPU a virtual machine's host took between two :func:`cpu_ticks`: a run
+    with a busy host is slower throughout, baselines included."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total else 0.0
+
+
+def run(name: str) -> tuple[str, float, int, float]:
+    """Run one script; (its stdout+stderr tail, seconds, exit code, host's steal share)."""
     cmd = [sys.executable, str(HERE / f"{name}.py"), *ARGS.get(name, [])]
     print(f"running {' '.join(cmd[1:])}", flush=True)
-    start = time.perf_counter()
+    start, ticks = time.perf_counter(), cpu_ticks()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE.parent, check=False)
     output = done.stdout + (f"\n(stderr)\n{done.stderr[-2000:]}" if done.returncode else "")
-    return output, time.perf_counter() - start, done.returncode
+    return output, time.perf_counter() - start, done.returncode, steal_share(ticks, cpu_ticks())
 
 
 def section(name: str, output: str, note: str) -> list[str]:
@@ -121,10 +137,11 @@ def main(args: argparse.Namespace) -> int:
             note = f"`{name}.py {' '.join(args.notes.get(name, []))}`".replace(" `", "`")
             sections.append(section(name, saved.read_text(), f"Command: {note}"))
             continue
-        output, seconds, code = run(name)
+        output, seconds, code, steal = run(name)
         failed += code != 0
         command = f"`{name}.py {' '.join(ARGS.get(name, []))}`".replace(" `", "`")
-        sections.append(section(name, output, f"Command: {command}; took {seconds:.0f} s."))
+        note = f"Command: {command}; took {seconds:.0f} s; host steal {100 * steal:.0f} % of CPU."
+        sections.append(section(name, output, note))
     write_results(sections)
     return 1 if failed else 0
 
