@@ -205,7 +205,9 @@ def _schedule_columns(entry: dict[str, Any] | None) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     """``watcher run``: the always-on daemon; SIGTERM or Ctrl-C stops it cleanly."""
     from watcher.daemon import run_daemon
+    from watcher.malloc import keep_big_buffers_out_of_the_heap
 
+    keep_big_buffers_out_of_the_heap()
     return asyncio.run(run_daemon(Path(args.watchlist), _data_dir(args)))
 
 
