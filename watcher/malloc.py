@@ -4,8 +4,9 @@ glibc serves a request above its mmap threshold (128 KiB at start) with a mappin
 own, returned to the system when freed; but freeing such a chunk raises the threshold to
 the chunk's size (up to 32 MiB). After the first full-page screenshot (megabytes) is freed,
 every later screenshot, MHTML snapshot and photo batch comes from the heap instead, which
-fragments: in a 2,000-capture soak on painted pages the daemon's RSS crept up ~2.6 MiB per
-100 captures. Fixing the threshold keeps big buffers in mappings that go back on free.
+fragments: in a soak on painted pages the daemon's RSS crept up ~1.9 MiB per 100 captures
+(0.6 with the threshold fixed; benchmarks/RESULTS.md). Fixing the threshold keeps big
+buffers in mappings that go back to the system when freed.
 """
 
 from __future__ import annotations

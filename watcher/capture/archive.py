@@ -313,7 +313,8 @@ def _deflate_params(record: Any) -> tuple[int, int]:
     photos); else level 1.
 
     LZ77 finds almost nothing to match in base64 of JPEGs, so Huffman coding alone gives
-    the same size (6.80 MB against 6.87 for a 200-photo snapshot) in 63 ms instead of 214.
+    about the same size (a 9.3 MB snapshot of 200 photos: 7.01 MB against 6.95 at level 1)
+    in a third of the time (117 ms against 379).
     """
     mime = _mime(_content_type(record)).lower()
     if _COMPRESSED_TYPES.match(mime):
