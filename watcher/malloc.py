@@ -12,7 +12,6 @@ buffers in mappings that go back to the system when freed.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 log = logging.getLogger(__name__)
@@ -24,11 +23,11 @@ MMAP_THRESHOLD = 1 << 20  # 1 MiB: pages and photos' buffers above it go straigh
 def keep_big_buffers_out_of_the_heap(threshold: int = MMAP_THRESHOLD) -> bool:
     """Fix glibc's mmap threshold at ``threshold`` bytes; False where there is no glibc
     (musl, macOS), which changes nothing else."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
+        # The process's own symbols: libc is already loaded, and find_library("c") would run
+        # ldconfig in a subprocess at every start.
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     ok = bool(mallopt(_M_MMAP_THRESHOLD, threshold))
