@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 from PIL import Image
@@ -195,32 +196,48 @@ def sample_memory() -> MemorySample:
     return MemorySample(rss_bytes(os.getpid()), sum(pss_bytes(p) for p in kids), len(kids))
 
 
-class PeakMemory:
-    """Samples :func:`sample_memory` every ``every`` seconds in a thread; keeps the peaks."""
+class _Sampler:
+    """Calls ``_sample`` every ``every`` seconds in a thread while the block runs, and once
+    more at its end."""
 
-    def __init__(self, every: float = 0.5) -> None:
+    def __init__(self, every: float) -> None:
         self.every = every
-        self.peak_self = 0
-        self.peak_browser = 0
-        self.peak_total = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            sample = sample_memory()
-            self.peak_self = max(self.peak_self, sample.self_rss)
-            self.peak_browser = max(self.peak_browser, sample.browser_pss)
-            self.peak_total = max(self.peak_total, sample.self_rss + sample.browser_pss)
-            self._stop.wait(self.every)
+    def _sample(self) -> None:
+        raise NotImplementedError
 
-    def __enter__(self) -> PeakMemory:
+    def _run(self) -> None:
+        while True:
+            self._sample()
+            if self._stop.wait(self.every):
+                return
+
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._sample()
+
+
+class PeakMemory(_Sampler):
+    """Samples :func:`sample_memory` every ``every`` seconds in a thread; keeps the peaks."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        super().__init__(every)
+        self.peak_self = 0
+        self.peak_browser = 0
+        self.peak_total = 0
+
+    def _sample(self) -> None:
+        sample = sample_memory()
+        self.peak_self = max(self.peak_self, sample.self_rss)
+        self.peak_browser = max(self.peak_browser, sample.browser_pss)
+        self.peak_total = max(self.peak_total, sample.self_rss + sample.browser_pss)
 
 
 # -- CPU --------------------------------------------------------------------------------------
@@ -243,7 +260,7 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class _TreeCpu:
+class _TreeCpu(_Sampler):
     """CPU seconds (utime + stime) of every descendant process, sampled in a thread.
 
     Each process counts up to its last sample, even after it exits: Chromium's renderers are
@@ -255,35 +272,22 @@ class _TreeCpu:
     """
 
     def __init__(self, every: float = 0.25) -> None:
-        self.every = every
+        super().__init__(every)
         self._first: dict[tuple[int, int], int] = {}
         self._last: dict[tuple[int, int], int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._sample(baseline=True)
+        self._baseline = True
+        self._sample()
+        self._baseline = False
 
-    def _sample(self, baseline: bool = False) -> None:
+    def _sample(self) -> None:
         for pid in descendants(os.getpid()):
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 key, ticks = (pid, int(fields[19])), int(fields[11]) + int(fields[12])
             except (OSError, IndexError, ValueError):
                 continue
-            self._first.setdefault(key, ticks if baseline else 0)
+            self._first.setdefault(key, ticks if self._baseline else 0)
             self._last[key] = ticks
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self._sample()
-
-    def __enter__(self) -> _TreeCpu:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
 
     @property
     def seconds(self) -> float:

@@ -44,7 +44,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,23 +146,33 @@ async def watcher_round(
     return timings, time.perf_counter() - start
 
 
-async def browser_only_rate(site: RemoteSite, names: list[str], concurrency: int) -> float:
-    """First captures with ``take`` alone (nothing hashed, archived or recorded), in a data
-    directory of their own: the rate the browser allows, against which own work's cost to
-    throughput is measured."""
-    root = Path(tempfile.mkdtemp(prefix="watcher-bench-take-"))
+@asynccontextmanager
+async def fresh_app(
+    site: RemoteSite, names: list[str], concurrency: int, prefix: str
+) -> AsyncIterator[App]:
+    """An App watching ``names`` with a Browser of its own, in a temporary data directory
+    removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     watchlist = load_watchlist(write_watchlist(root / "watchlist.yaml", site, names))
     browser = Browser(max_concurrent=concurrency)
     app = App.open(watchlist, root / "data", browser=browser)
     try:
-        with measure_cpu() as cpu, PeakMemory() as peak:
-            timings, wall = await watcher_round(
-                app, list(app.watchlist.targets), concurrency, False
-            )
+        yield app
     finally:
         await app.close()
         await browser.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def browser_only_rate(site: RemoteSite, names: list[str], concurrency: int) -> float:
+    """First captures with ``take`` alone (nothing hashed, archived or recorded), in a data
+    directory of their own: the rate the browser allows, against which own work's cost to
+    throughput is measured."""
+    async with fresh_app(site, names, concurrency, "watcher-bench-take-") as app:
+        with measure_cpu() as cpu, PeakMemory() as peak:
+            timings, wall = await watcher_round(
+                app, list(app.watchlist.targets), concurrency, False
+            )
     rate = 60 * len(timings.take) / wall
     print(
         f"- browser only (``take`` alone: load, screenshot, MHTML, photo bodies; nothing kept), "
@@ -196,51 +207,47 @@ async def run_watcher(
     checks; returns the last full round's and the checks' captures/min. With ``browser_only``,
     a round of ``take`` alone first, and own work's cost to the first captures' throughput."""
     bare = await browser_only_rate(site, names, concurrency) if browser_only else 0.0
-    root = Path(tempfile.mkdtemp(prefix="watcher-bench-capture-"))
-    watchlist = load_watchlist(write_watchlist(root / "watchlist.yaml", site, names))
-    rate = checked = 0.0
-    browser = Browser(max_concurrent=concurrency)
-    app = App.open(watchlist, root / "data", browser=browser)
-    targets = list(app.watchlist.targets)
-    with measure_cpu() as cpu, PeakMemory() as peak:
-        for n in range(1, rounds + 1):
-            with measure_cpu() as round_cpu:
-                timings, wall = await watcher_round(app, targets, concurrency)
-            kind = "first captures (baseline)" if n == 1 else "unchanged pages, full captures"
-            report_round(
-                f"watcher, max_concurrent={concurrency}, round {n} ({kind})",
-                len(targets),
-                timings,
-                wall,
-                round_cpu,
-            )
-            rate = 60 * len(timings.take) / wall
-            if n == 1 and bare:
-                print(
-                    f"  - own work's cost to throughput (first captures, against browser only):"
-                    f" {rate:.1f} vs {bare:.1f}/min, {60 / rate - 60 / bare:.2f} s added per "
-                    f"capture to the round's {60 / rate:.2f} s = "
-                    f"**{100 * (1 - rate / bare):.0f} %** of capture time"
+    rate = 0.0
+    async with fresh_app(site, names, concurrency, "watcher-bench-capture-") as app:
+        targets = list(app.watchlist.targets)
+        with measure_cpu() as cpu, PeakMemory() as peak:
+            for n in range(1, rounds + 1):
+                with measure_cpu() as round_cpu:
+                    timings, wall = await watcher_round(app, targets, concurrency)
+                kind = "first captures (baseline)" if n == 1 else "unchanged pages, full captures"
+                report_round(
+                    f"watcher, max_concurrent={concurrency}, round {n} ({kind})",
+                    len(targets),
+                    timings,
+                    wall,
+                    round_cpu,
                 )
-    report_resources(f"watcher max_concurrent={concurrency}, full captures", cpu, peak)
-    light = [t.model_copy(update={"full_every": 6 * 3600.0}) for t in targets]
-    with measure_cpu() as cpu, PeakMemory() as peak:
-        # The checks' browser allows more pages at once than full captures (App.check_browser).
-        timings, wall = await watcher_round(app, light, app.check_browser.max_concurrent)
-    checks = app.store.db.execute("SELECT count(*) FROM captures WHERE mode = 'check'").fetchone()
-    report_round(
-        f"watcher, max_concurrent={concurrency}, round {rounds + 1} (unchanged pages, "
-        f"full_every 6h: {checks[0]} light checks, {app.check_browser.max_concurrent} at once)",
-        len(targets),
-        timings,
-        wall,
-        cpu,
-    )
-    report_resources(f"watcher max_concurrent={concurrency}, light checks", cpu, peak)
-    checked = 60 * len(timings.take) / wall
-    await app.close()
-    await browser.close()
-    shutil.rmtree(root, ignore_errors=True)
+                rate = 60 * len(timings.take) / wall
+                if n == 1 and bare:
+                    print(
+                        f"  - own work's cost to throughput (first captures, against browser only):"
+                        f" {rate:.1f} vs {bare:.1f}/min, {60 / rate - 60 / bare:.2f} s added per "
+                        f"capture to the round's {60 / rate:.2f} s = "
+                        f"**{100 * (1 - rate / bare):.0f} %** of capture time"
+                    )
+        report_resources(f"watcher max_concurrent={concurrency}, full captures", cpu, peak)
+        light = [t.model_copy(update={"full_every": 6 * 3600.0}) for t in targets]
+        with measure_cpu() as cpu, PeakMemory() as peak:
+            # The checks' browser allows more pages at once than full captures (App.check_browser).
+            timings, wall = await watcher_round(app, light, app.check_browser.max_concurrent)
+        checks = app.store.db.execute(
+            "SELECT count(*) FROM captures WHERE mode = 'check'"
+        ).fetchone()
+        report_round(
+            f"watcher, max_concurrent={concurrency}, round {rounds + 1} (unchanged pages, "
+            f"full_every 6h: {checks[0]} light checks, {app.check_browser.max_concurrent} at once)",
+            len(targets),
+            timings,
+            wall,
+            cpu,
+        )
+        report_resources(f"watcher max_concurrent={concurrency}, light checks", cpu, peak)
+        checked = 60 * len(timings.take) / wall
     return rate, checked
 
 
