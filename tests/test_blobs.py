@@ -105,14 +105,18 @@ def test_no_temp_files_left_behind(store: BlobStore):
     assert not any(p.name.startswith(".") or p.name.endswith(".tmp") for p in files)
 
 
+def _failing_sync(error: int, text: str):
+    def fail(root: Path, paths: list[Path]) -> None:
+        raise OSError(error, text)
+
+    return fail
+
+
 def test_full_disk_fails_cleanly(store: BlobStore, monkeypatch: pytest.MonkeyPatch):
     earlier = store.put(b"already archived evidence")
     before = _files(store.root)
 
-    def no_space(fd: int) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(blobs.os, "fsync", no_space)
+    monkeypatch.setattr(blobs, "_make_durable", _failing_sync(errno.ENOSPC, "No space left"))
     data = b"new screenshot" * 1000
     with pytest.raises(StoreError) as info:
         store.put(data)
@@ -128,14 +132,33 @@ def test_full_disk_fails_cleanly(store: BlobStore, monkeypatch: pytest.MonkeyPat
     assert store.verify(sha256_hex(data))
 
 
-def test_other_write_errors_name_the_file(store: BlobStore, monkeypatch: pytest.MonkeyPatch):
-    def io_error(fd: int) -> None:
-        raise OSError(errno.EIO, "Input/output error")
+def test_full_disk_while_writing_leaves_no_temp_file(store: BlobStore, monkeypatch):
+    real_open = open
 
-    monkeypatch.setattr(blobs.os, "fsync", io_error)
-    data = b"x"
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            self.handle.write(data[:10])  # part of it reached the disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(blobs, "open", lambda *a, **k: FullDisk(real_open(*a, **k)), raising=False)
+    with pytest.raises(StoreError, match="full"):
+        store.put(b"a photo too big for the disk")
+    assert _files(store.root) == []
+
+
+def test_other_write_errors_name_the_error(store: BlobStore, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(blobs, "_make_durable", _failing_sync(errno.EIO, "Input/output error"))
     with pytest.raises(StoreError) as info:
-        store.put(data)
+        store.put(b"x")
     assert "could not write evidence file" in str(info.value)
     assert "Input/output error" in str(info.value)
     assert _files(store.root) == []

@@ -38,22 +38,7 @@ class BlobStore:
 
     def put(self, data: bytes) -> str:
         """Store ``data`` unless already present; return its SHA-256."""
-        digest = sha256_hex(data)
-        final = self.path(digest)
-        if final.exists():
-            return digest
-        tmp = self._temp_name(final)
-        try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, final)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise StoreError(_write_failure(self.root, final, exc)) from exc
-        return digest
+        return self.put_many([data])[0]
 
     def put_many(self, items: list[bytes]) -> list[str]:
         """Store each of ``items`` unless already present; their SHA-256s, in order.
