@@ -203,7 +203,7 @@ class StoredPost:
 
 @dataclass(frozen=True, slots=True)
 class ImageSighting:
-    """Where an archived image was first seen: the post that carried it."""
+    """Where an archived image was seen: the post that carried it (first sighting)."""
 
     sha256: str
     target: str
@@ -211,3 +211,4 @@ class ImageSighting:
     permalink: str | None
     seen_at: str
     capture_id: int
+    deleted: bool = False  # the post has since been deleted

@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from watcher.alert.console import format_summary
-from watcher.models import CaptureSummary
+from watcher.models import CaptureSummary, ImageSighting
 from watcher.store.db import TargetStatus
-from watcher.store.search import ImagePost, PhotoLink, SearchHit, TargetState
+from watcher.store.search import PhotoLink, SearchHit, TargetState
 from watcher.watchlist import Target
 
 TEXT_LIMIT = 4096
@@ -170,7 +170,7 @@ def search_text(query: str, hits: list[SearchHit], total: int) -> list[str]:
     return chunks(lines)
 
 
-def similar_text(matches: list[tuple[ImagePost, int]], compared: int) -> list[str]:
+def similar_text(matches: list[tuple[ImageSighting, int]], compared: int) -> list[str]:
     """Where a photo has been seen: posts, targets and pHash distances (0 = identical)."""
     if not matches:
         return [f"Not seen before: no stored photo is close to this one ({compared} compared)."]

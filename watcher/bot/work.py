@@ -14,8 +14,9 @@ from watcher.app import App
 from watcher.detect.images import ImageDecodeError, perceptual_hashes
 from watcher.errors import WatcherError
 from watcher.evidence.bundle import Selection, export_bundle
+from watcher.models import ImageSighting
 from watcher.store.db import Store
-from watcher.store.search import ImagePost, posts_with_image
+from watcher.store.search import posts_with_image
 from watcher.timeutil import parse_duration, to_iso
 
 MAX_MATCHES = 15
@@ -66,14 +67,14 @@ def _quiet(done: int, total: int) -> None:
 
 
 # -- photos --------------------------------------------------------------------------------
-async def where_seen(app: App, data: bytes) -> tuple[list[tuple[ImagePost, int]], int]:
+async def where_seen(app: App, data: bytes) -> tuple[list[tuple[ImageSighting, int]], int]:
     """Stored posts showing this photo or a near copy: (post, distance) closest first, and
     how many stored photos were compared."""
     try:
         hashes = await asyncio.to_thread(perceptual_hashes, data)
     except ImageDecodeError as exc:
         raise WatcherError(f"that file is not a photo I can read ({exc})") from exc
-    matches: list[tuple[ImagePost, int]] = []
+    matches: list[tuple[ImageSighting, int]] = []
     for sha, distance in app.images.near(hashes.phash):
         matches += [(post, distance) for post in posts_with_image(app.store, sha)]
     matches.sort(key=lambda pair: (pair[1], pair[0].seen_at))

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from watcher.models import Event, EventKind
+from watcher.models import Event, EventKind, ImageSighting
 from watcher.store.db import Store, translated
 from watcher.timeutil import utc_now
 
@@ -89,21 +89,8 @@ def search_posts(store: Store, text: str, limit: int = 10) -> tuple[list[SearchH
 
 
 # -- where an image was seen -----------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class ImagePost:
-    """A stored post that carried a given image."""
-
-    sha256: str
-    target: str
-    post_id: str
-    permalink: str | None
-    seen_at: str
-    capture_id: int
-    deleted: bool
-
-
 @translated
-def posts_with_image(store: Store, sha256: str, limit: int = 20) -> list[ImagePost]:
+def posts_with_image(store: Store, sha256: str, limit: int = 20) -> list[ImageSighting]:
     """Every post that carried the image ``sha256`` (first sighting per post), oldest first."""
     rows = store.db.execute(
         "SELECT pi.sha256, p.target, p.post_id, v.permalink, MIN(v.seen_at), MIN(v.capture_id),"
@@ -112,7 +99,7 @@ def posts_with_image(store: Store, sha256: str, limit: int = 20) -> list[ImagePo
         " ORDER BY MIN(v.id) LIMIT ?",
         [sha256, limit],
     ).fetchall()
-    return [ImagePost(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
+    return [ImageSighting(*r[:6], deleted=bool(r[6])) for r in rows]
 
 
 # -- links between accounts ------------------------------------------------------------------
