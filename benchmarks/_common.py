@@ -5,14 +5,17 @@ Not a benchmark itself (``run_all.py`` only runs ``bench_*.py``).
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import random
 import resource
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -331,6 +334,15 @@ def slope(xs: list[float], ys: list[float]) -> float:
 def mib(n: float) -> str:
     """Bytes as MiB text."""
     return f"{n / 2**20:.0f} MiB"
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A fresh folder for one run's archive, removed when the script ends (a soak leaves
+    3.5 GB of blobs); set WATCHER_BENCH_KEEP=1 to keep it for a look."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    if not os.environ.get("WATCHER_BENCH_KEEP"):
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root
 
 
 def add_repo_root() -> None:

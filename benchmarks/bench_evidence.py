@@ -7,10 +7,10 @@ Run: .venv/bin/python benchmarks/bench_evidence.py
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 import zipfile
-from pathlib import Path
+
+from _common import scratch_dir
 
 from watcher.app import App
 from watcher.capture.browser import Browser
@@ -30,7 +30,7 @@ def artifact_bytes(app: App, capture_id: int) -> int:
 
 
 async def main() -> None:
-    root = Path(tempfile.mkdtemp(prefix="watcher-bench-"))
+    root = scratch_dir("watcher-bench-evidence-")
     with DemoSite() as site:
         site.channel("dealer")
         for n in range(20):

@@ -18,11 +18,10 @@ import asyncio
 import os
 import random
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
 
-from _common import add_repo_root, percentile, write_watchlist
+from _common import add_repo_root, percentile, scratch_dir, write_watchlist
 
 from watcher.daemon import run_daemon
 from watcher.demo.site import DemoSite
@@ -82,7 +81,7 @@ async def probes_for(
 
 async def measure(args: argparse.Namespace, site: DemoSite, fake: FakeTelegram) -> list:
     """Run the daemon and the probes; returns the latencies (None: alert never came)."""
-    root = Path(tempfile.mkdtemp(prefix="watcher-bench-latency-"))
+    root = scratch_dir("watcher-bench-latency-")
     names = [f"lat{n}" for n in range(args.targets)]
     for name in names:
         site.channel(name)

@@ -22,7 +22,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from _common import (
     mib,
     pss_bytes,
     rss_bytes,
+    scratch_dir,
     slope,
     write_watchlist,
 )
@@ -95,7 +95,7 @@ def start_daemon(
 
 async def soak(site: DemoSite, fake: FakeTelegram, names: list[str], args) -> list[tuple]:
     """Run the daemon until ``args.captures`` captures; (captures, RSS, browser PSS) samples."""
-    root = Path(tempfile.mkdtemp(prefix="watcher-bench-soak-"))
+    root = scratch_dir("watcher-bench-soak-")
     daemon = start_daemon(root, site, fake, names)
     grower = asyncio.create_task(grow_site(site, names, args.images))
     samples, start, next_sample = [], time.perf_counter(), args.every
@@ -103,7 +103,8 @@ async def soak(site: DemoSite, fake: FakeTelegram, names: list[str], args) -> li
         done = failed = 0
         while done < args.captures:
             if daemon.poll() is not None:
-                raise RuntimeError(f"watcher run stopped early; see {root / 'daemon.log'}")
+                log = (root / "daemon.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"watcher run stopped early; the end of its log:\n{log}")
             await asyncio.sleep(0.5)
             done, failed = capture_counts(root / "data")
             if done >= next_sample:

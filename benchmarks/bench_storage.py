@@ -17,11 +17,10 @@ import io
 import random
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from _common import add_fresh_post, fill_channel, post_text, write_watchlist
+from _common import add_fresh_post, fill_channel, post_text, scratch_dir, write_watchlist
 from PIL import Image
 
 from watcher.app import App
@@ -53,7 +52,7 @@ def resized(data: bytes, scale: float = 0.6) -> bytes:
 
 async def per_capture_cases() -> None:
     """Disk growth of each case vs the sum of the capture's artifacts (naive copy)."""
-    root = Path(tempfile.mkdtemp(prefix="watcher-bench-storage-"))
+    root = scratch_dir("watcher-bench-storage-")
     with DemoSite() as site:
         fill_channel(site, "dealer", posts=20, images=10, seed_base=42)
         wl = load_watchlist(write_watchlist(root / "watchlist.yaml", site, ["dealer"]))
@@ -162,8 +161,8 @@ def search_times(store: Store) -> list[tuple[str, float, int, float]]:
 
 def at_size(posts: int) -> None:
     """DB size after ``posts`` posts; status and search times there and on an empty DB."""
-    root = Path(tempfile.mkdtemp(prefix="watcher-bench-db-"))
-    empty_root = Path(tempfile.mkdtemp(prefix="watcher-bench-db0-"))
+    root = scratch_dir("watcher-bench-db-")
+    empty_root = scratch_dir("watcher-bench-db0-")
     Store(empty_root / "data" / "watcher.db").close()
     store = Store(root / "data" / "watcher.db")
     seconds = fill_store(store, posts)

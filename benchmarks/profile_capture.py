@@ -14,13 +14,12 @@ import asyncio
 import cProfile
 import io
 import pstats
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _common import fill_channel, write_watchlist
+from _common import fill_channel, scratch_dir, write_watchlist
 
 from watcher.app import App
 from watcher.capture.archive import ResponseRecorder, mhtml_snapshot
@@ -139,7 +138,7 @@ def main(args: argparse.Namespace) -> None:
     """Step timings, then cProfile of a first and of a steady-state capture."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    root = Path(tempfile.mkdtemp(prefix="watcher-profile-"))
+    root = scratch_dir("watcher-profile-")
     with DemoSite() as site:
         fill_channel(site, "dealer", 20, args.images, seed_base=7)
         watchlist = load_watchlist(write_watchlist(root / "watchlist.yaml", site, ["dealer"]))
