@@ -115,15 +115,29 @@ def site_in_own_process(argv: list[str]) -> Iterator[RemoteSite]:
 
 
 def serve_site_forever(build: Callable[[DemoSite], None]) -> None:
-    """The other side of :func:`site_in_own_process`: detach, build, print "pid url", serve."""
+    """The other side of :func:`site_in_own_process`: detach, build, print "pid url", serve
+    until SIGTERM, or until the benchmark that started it is gone (killed, say, while a
+    1,000-target site was still being built)."""
+    benchmark = os.getppid()
     if os.fork():
         os._exit(0)
     os.setsid()
+    threading.Thread(target=_exit_without, args=(benchmark,), daemon=True).start()
     site = DemoSite().start()
     build(site)
     print(os.getpid(), site.base_url, flush=True)
     while True:  # until SIGTERM, whose default action ends the process
         signal.pause()
+
+
+def _exit_without(pid: int) -> None:
+    """End this process once ``pid`` no longer exists."""
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        time.sleep(1)
 
 
 def write_watchlist(
