@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import zipfile
@@ -95,6 +96,50 @@ async def test_flipping_one_byte_anywhere_fails_naming_the_file(captured, tmp_pa
     broken = rewrite(bundle, tmp_path / "broken.zip", flip)
     problems = failures(broken)
     assert hit and any(hit[0] in p and "altered" in p for p in problems), problems
+
+
+def _members(path: Path) -> dict[str, bytes | None]:
+    out: dict[str, bytes | None] = {}
+    with zipfile.ZipFile(path) as bundle:
+        for name in bundle.namelist():
+            try:
+                out[name] = bundle.read(name)
+            except Exception:  # any damage: the member no longer reads back
+                out[name] = None
+    return out
+
+
+async def test_a_byte_damaged_in_the_zip_itself_never_passes_and_never_crashes(captured, tmp_path):
+    """Damage to the zip's own bytes (not a rewritten member): a deflate stream, a header,
+    a CRC. verify reports it as a finding; it passes only where the damage changed no
+    member's content (a timestamp in a local header, say)."""
+    (bundle,) = export_bundle(captured, Selection(target="dealer"), tmp_path / "out")
+    original = bundle.read_bytes()
+    members = _members(bundle)
+    with zipfile.ZipFile(bundle) as zf:
+        deflated = [i for i in zf.infolist() if i.compress_type == zipfile.ZIP_DEFLATED]
+    positions = []  # inside each deflate stream (a broken one raised zlib.error), then all over
+    for info in deflated:
+        name_length, extra_length = struct.unpack_from("<HH", original, info.header_offset + 26)
+        start = info.header_offset + 30 + name_length + extra_length  # after the local header
+        positions += [start + info.compress_size * k // 8 for k in range(1, 8)]
+    positions += range(0, len(original), max(1, len(original) // 150))
+    broken = tmp_path / "broken.zip"
+    outcomes = set()
+    for position in positions:
+        data = bytearray(original)
+        data[position] ^= 0xFF
+        broken.write_bytes(bytes(data))
+        report = verify_bundle(broken)  # must not raise
+        outcomes.add(report.ok)
+        if report.ok:
+            assert _members(broken) == members, position
+    assert False in outcomes
+    data = bytearray(original)
+    data[positions[0]] ^= 0xFF
+    broken.write_bytes(bytes(data))
+    problems = failures(broken)
+    assert any(p.startswith(deflated[0].filename) for p in problems), problems
 
 
 async def test_altered_manifest_or_custody_entry_fails(captured, tmp_path):

@@ -8,8 +8,10 @@ it is named by fingerprint so it can be compared with the one the team published
 from __future__ import annotations
 
 import json
+import lzma
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,27 +60,48 @@ def verify_bundle(path: Path) -> VerifyReport:
         report.add(path.name, False, f"cannot be opened as a bundle ({exc})")
         return report
     with bundle:
-        files = _read_all(bundle, report)
-        if files is None:
-            return report
+        read = _read_all(bundle, report)
+        files = {name: data for name, data in read.items() if data is not None}
         manifest = _manifest(files, report)
         if manifest is None:
             return report
         keys = _keys(files)
         _check_signature(files, manifest, keys, report)
-        _check_files(files, manifest, report)
+        _check_files(files, manifest, report, damaged=set(read) - set(files))
         entries = _check_chain(files, manifest, keys, report)
         _check_collection_hashes(files, manifest, entries, report)
         _check_timestamp(files, manifest, entries, report)
     return report
 
 
-def _read_all(bundle: zipfile.ZipFile, report: VerifyReport) -> dict[str, bytes] | None:
-    try:
-        return {name: bundle.read(name) for name in bundle.namelist() if not name.endswith("/")}
-    except (OSError, zipfile.BadZipFile, RuntimeError) as exc:
-        report.add("bundle", False, f"damaged zip: {exc}")
-        return None
+# What zipfile raises for a member whose bytes were damaged in the zip itself: a bad CRC or
+# header (BadZipFile), a broken deflate stream (zlib.error), a cut-off one (EOFError), a
+# compression method or flag byte flipped to one it cannot read (NotImplementedError,
+# RuntimeError, LZMAError), a bad size (ValueError).
+_DAMAGED_MEMBER = (
+    OSError,
+    EOFError,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+)
+
+
+def _read_all(bundle: zipfile.ZipFile, report: VerifyReport) -> dict[str, bytes | None]:
+    """Every member's bytes; None (and a finding) for one that cannot be read back."""
+    files: dict[str, bytes | None] = {}
+    for name in bundle.namelist():
+        if name.endswith("/"):
+            continue
+        try:
+            files[name] = bundle.read(name)
+        except _DAMAGED_MEMBER as exc:
+            files[name] = None
+            report.add(name, False, f"damaged inside the zip, cannot be read back ({exc})")
+    return files
 
 
 def _manifest(files: dict[str, bytes], report: VerifyReport) -> dict | None:
@@ -119,10 +142,14 @@ def _check_signature(
     )
 
 
-def _check_files(files: dict[str, bytes], manifest: dict, report: VerifyReport) -> None:
+def _check_files(
+    files: dict[str, bytes], manifest: dict, report: VerifyReport, damaged: set[str]
+) -> None:
     listed = manifest.get("files", {})
     for name, expected in sorted(listed.items()):
         data = files.get(name)
+        if name in damaged:
+            continue  # already reported by _read_all
         if data is None:
             report.add(name, False, "missing from the bundle")
         elif sha256_hex(data) != expected.get("sha256") or len(data) != expected.get("size"):
