@@ -277,3 +277,16 @@ def test_contact_seen_before_names_the_first_other_target(archive: Archive):
             "targets": ["frontman"],
         }
     ]
+
+
+def test_first_sighting_says_when_the_original_post_was_deleted(archive: Archive):
+    photo = encode(make_photo(5))
+    sha = hashlib.sha256(photo).hexdigest()
+    archive.post("dealer", "1", "bangle", (photo,))
+    store = archive.store
+    (row,) = store.db.execute("SELECT id FROM posts WHERE post_id = '1'").fetchone()
+    assert store.first_sighting(sha).deleted is False
+    with store.transaction():
+        store.mark_deleted(row, 1, archive._tick())
+    seen = store.first_sighting(sha)
+    assert (seen.target, seen.post_id, seen.deleted) == ("dealer", "1", True)

@@ -211,4 +211,4 @@ class ImageSighting:
     permalink: str | None
     seen_at: str
     capture_id: int
-    deleted: bool = False  # the post has since been deleted
+    deleted: bool = False  # the post has been deleted since

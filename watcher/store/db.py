@@ -309,13 +309,14 @@ class Store:
     ) -> ImageSighting | None:
         """The earliest stored post that carried this image (other than ``exclude_post_row``)."""
         row = self.db.execute(
-            "SELECT pi.sha256, p.target, p.post_id, v.permalink, v.seen_at, v.capture_id "
-            "FROM post_images pi JOIN post_versions v ON v.id = pi.version_id "
+            "SELECT pi.sha256, p.target, p.post_id, v.permalink, v.seen_at, v.capture_id, "
+            "p.deleted_at IS NOT NULL FROM post_images pi "
+            "JOIN post_versions v ON v.id = pi.version_id "
             "JOIN posts p ON p.id = v.post_row WHERE pi.sha256 = ? AND p.id != ? "
             "ORDER BY v.id LIMIT 1",
             [sha256, exclude_post_row or -1],
         ).fetchone()
-        return ImageSighting(*row) if row else None
+        return ImageSighting(*row[:6], deleted=bool(row[6])) if row else None
 
     # -- posts -----------------------------------------------------------------------------
     @translated
