@@ -71,6 +71,7 @@ class EventKind(StrEnum):
     IMAGE_SEEN_BEFORE = "image_seen_before"
     CAPTURE_FAILED = "capture_failed"
     CAPTURE_RECOVERED = "capture_recovered"
+    RESTORED_POST = "restored_post"
     KEYWORD = "keyword"
     CONTACT_SEEN_BEFORE = "contact_seen_before"
     KNOWN_IMAGE = "known_image"
@@ -199,6 +200,8 @@ class StoredPost:
     last_seen_at: str
     last_capture_id: int
     position: int  # place in the last capture that saw it, for deletion windows
+    deleted_at: str | None = None  # when a capture found it gone (hidden posts only)
+    deleted_capture_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -372,7 +372,7 @@ def record_success(
     with app.custody.transaction():
         baseline = not store.has_ok_capture(target.name)
         failures = store.failure_streak(target.name)
-        diff = diff_posts(store.live_posts(target.name), captured)
+        diff = diff_posts(store.live_posts(target.name), captured, store.hidden_posts(target.name))
         capture_id = store.insert_capture(_capture_row(target, started, now, taken, baseline))
         for artifact in kept.artifacts:
             store.insert_artifact(capture_id, artifact, now)
@@ -593,7 +593,9 @@ def _store_posts(
     Returns (post row, version row) by post id.
     """
     store = app.store
-    position = {c.post.post_id: i for i, c in enumerate(captured)}
+    position: dict[str, int] = {}
+    for i, c in enumerate(captured):
+        position.setdefault(c.post.post_id, i)  # a post shown twice is where it first appears
     rows: dict[str, tuple[int, int]] = {}
     for c in diff.new:
         rows[c.post.post_id] = store.insert_post(
@@ -614,6 +616,14 @@ def _store_posts(
     for before, c in diff.unchanged:
         store.mark_seen(before.row_id, before.version_id, capture_id, position[c.post.post_id], now)
         rows[c.post.post_id] = (before.row_id, before.version_id)
+    for back in diff.restored:
+        # A post that changed while hidden got its new version with the edits above.
+        if not back.edited:
+            post_id = back.after.post.post_id
+            before = back.before
+            store.mark_seen(before.row_id, before.version_id, capture_id, position[post_id], now)
+            rows[post_id] = (before.row_id, before.version_id)
+        store.mark_restored(back.before.row_id, capture_id, now)
     for gone in diff.deleted:
         store.mark_deleted(gone.row_id, capture_id, now)
     return rows

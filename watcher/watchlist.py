@@ -50,6 +50,7 @@ _DEFAULT_KINDS = [
     "new_post",
     "edited_post",
     "deleted_post",
+    "restored_post",
     "image_seen_before",
     "keyword",
     "contact_seen_before",

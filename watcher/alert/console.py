@@ -11,6 +11,7 @@ _LABELS = {
     EventKind.NEW_POST: "NEW POST",
     EventKind.EDITED_POST: "EDITED",
     EventKind.DELETED_POST: "DELETED",
+    EventKind.RESTORED_POST: "BACK AFTER DELETION",
     EventKind.IMAGE_SEEN_BEFORE: "PHOTO SEEN BEFORE",
     EventKind.CAPTURE_FAILED: "CAPTURE FAILED",
     EventKind.CAPTURE_RECOVERED: "RECOVERED",
@@ -41,6 +42,11 @@ def format_event(event: Event) -> str:
         body = f"matches reference photo {d.get('reference')} (distance {d.get('distance')})"
     elif event.kind == EventKind.DELETED_POST:
         body = f"last seen {d.get('last_seen_at')}: {_excerpt(d.get('text', ''))}"
+    elif event.kind == EventKind.RESTORED_POST:
+        body = (
+            f"hidden from {d.get('last_seen_at')} (last seen) to {event.created_at}, "
+            f"found deleted {d.get('deleted_at')}: {_excerpt(d.get('text', ''))}"
+        )
     elif event.kind == EventKind.EDITED_POST:
         body = (
             f"was: {_excerpt(d.get('previous_text', ''))}\n    now: {_excerpt(d.get('text', ''))}"
@@ -69,6 +75,7 @@ def format_summary(summary: CaptureSummary) -> str:
             (EventKind.NEW_POST, "new"),
             (EventKind.EDITED_POST, "edited"),
             (EventKind.DELETED_POST, "deleted"),
+            (EventKind.RESTORED_POST, "back"),
             (EventKind.IMAGE_SEEN_BEFORE, "photos seen before"),
         )
     )

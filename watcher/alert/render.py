@@ -20,6 +20,7 @@ _TITLES = {
     EventKind.NEW_POST: "🆕 New post",
     EventKind.EDITED_POST: "✏️ Post edited",
     EventKind.DELETED_POST: "🗑 Post deleted",
+    EventKind.RESTORED_POST: "↩️ Deleted post is back",
     EventKind.IMAGE_SEEN_BEFORE: "🔁 Photo seen before",
     EventKind.KEYWORD: "🔑 Keyword match",
     EventKind.CONTACT_SEEN_BEFORE: "☎️ Contact seen on another account",
@@ -87,7 +88,12 @@ def render_digest(events: list[Event]) -> str:
     return _fit("\n".join(lines), TEXT_LIMIT)
 
 
-_POST_KINDS = {EventKind.NEW_POST, EventKind.EDITED_POST, EventKind.DELETED_POST}
+_POST_KINDS = {
+    EventKind.NEW_POST,
+    EventKind.EDITED_POST,
+    EventKind.DELETED_POST,
+    EventKind.RESTORED_POST,
+}
 
 
 def _body(event: Event, excerpt: int) -> list[str]:
@@ -137,6 +143,13 @@ def _body(event: Event, excerpt: int) -> list[str]:
         lines.append(
             f"First seen {_e(d.get('first_seen_at', '?'))}, last seen "
             f"{_e(d.get('last_seen_at', '?'))}. Attached: the last stored copy."
+        )
+    if event.kind == EventKind.RESTORED_POST:
+        changed = " Its text or photos changed while hidden (see the edit alert)."
+        lines.append(
+            f"Hidden from {_e(d.get('last_seen_at', '?'))} (last seen) to "
+            f"{_e(event.created_at or '?')}; found deleted {_e(d.get('deleted_at', '?'))}."
+            + (changed if d.get("changed_while_hidden") else "")
         )
     return lines + _post_link(d)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from watcher.detect.diff import Edit, PostDiff
+from watcher.detect.diff import Edit, PostDiff, Restore
 from watcher.detect.images import DHASH_CONFIRM_DISTANCE, ImageIndex
 from watcher.detect.keywords import KeywordMatch
 from watcher.models import CapturedPost, Event, EventKind, ImageRecord, ImageSighting, StoredPost
@@ -37,6 +37,7 @@ def post_events(
         events += [_with_keywords(_new_post(target, c), hits) for c in diff.new]
     events += [_with_keywords(_edited_post(target, e), hits) for e in diff.edited]
     events += [_deleted_post(target, p) for p in diff.deleted]
+    events += [_restored_post(target, r) for r in diff.restored]
     return events
 
 
@@ -195,6 +196,22 @@ def _deleted_post(target: str, post: StoredPost) -> Event:
         "image_shas": [s for s in post.image_shas if s],
     }
     return Event(EventKind.DELETED_POST, target, post.post_id, details)
+
+
+def _restored_post(target: str, back: Restore) -> Event:
+    details = _post_details(back.after)
+    details.update(
+        {
+            # Hidden somewhere between the last capture that saw it and the one that found
+            # it gone; back by this capture (its own time is the event's).
+            "last_seen_at": back.before.last_seen_at,
+            "deleted_at": back.before.deleted_at,
+            "deleted_capture_id": back.before.deleted_capture_id,
+            "first_seen_at": back.before.first_seen_at,
+            "changed_while_hidden": back.edited,
+        }
+    )
+    return Event(EventKind.RESTORED_POST, target, back.after.post.post_id, details)
 
 
 def _seen_before(target: str, new: NewImage, sightings: list[tuple[ImageSighting, int]]) -> Event:

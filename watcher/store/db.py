@@ -94,6 +94,15 @@ class CheckBaseline:
 
 
 @dataclass(frozen=True, slots=True)
+class VisibilityChange:
+    """A capture found a post gone (``deleted``) or back (``restored``)."""
+
+    change: str
+    capture_id: int
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxRow:
     """An alert waiting for (or past) delivery to one chat."""
 
@@ -322,11 +331,20 @@ class Store:
     @translated
     def live_posts(self, target: str) -> list[StoredPost]:
         """Posts of ``target`` not known to be deleted, latest version, in page order."""
+        return self._stored_posts(target, "p.deleted_at IS NULL")
+
+    @translated
+    def hidden_posts(self, target: str) -> list[StoredPost]:
+        """Posts of ``target`` a capture found deleted, latest version: one may come back."""
+        return self._stored_posts(target, "p.deleted_at IS NOT NULL")
+
+    def _stored_posts(self, target: str, which: str) -> list[StoredPost]:
         rows = self.db.execute(
             "SELECT p.id, p.post_id, v.id, v.version, v.text, v.image_shas, v.posted_at,"
-            " v.permalink, p.first_seen_at, p.last_seen_at, p.last_capture_id, p.last_position "
+            " v.permalink, p.first_seen_at, p.last_seen_at, p.last_capture_id, p.last_position,"
+            " p.deleted_at, p.deleted_capture_id "
             "FROM posts p JOIN post_versions v ON v.id = p.current_version_id "
-            "WHERE p.target = ? AND p.deleted_at IS NULL "
+            f"WHERE p.target = ? AND {which} "
             "ORDER BY p.last_capture_id, p.last_position",
             [target],
         ).fetchall()
@@ -344,6 +362,8 @@ class Store:
                 last_seen_at=r[9],
                 last_capture_id=r[10],
                 position=r[11],
+                deleted_at=r[12],
+                deleted_capture_id=r[13],
             )
             for r in rows
         ]
@@ -449,6 +469,30 @@ class Store:
             "UPDATE posts SET deleted_at = ?, deleted_capture_id = ? WHERE id = ?",
             [now, capture_id, row_id],
         )
+        self._visibility(row_id, "deleted", capture_id, now)
+
+    @translated
+    def mark_restored(self, row_id: int, capture_id: int, now: str) -> None:
+        """A deleted post is back; call after :meth:`mark_seen` (which clears ``deleted_at``).
+
+        ``posts`` only holds the present state, so each deletion and return is also kept in
+        ``post_visibility`` (append-only): the evidence shows every time it was hidden.
+        """
+        self._visibility(row_id, "restored", capture_id, now)
+
+    def _visibility(self, row_id: int, change: str, capture_id: int, now: str) -> None:
+        self.db["post_visibility"].insert(
+            {"post_row": row_id, "change": change, "capture_id": capture_id, "at": now}
+        )
+
+    @translated
+    def visibility(self, row_id: int) -> list[VisibilityChange]:
+        """Every deletion and return of one post, oldest first."""
+        rows = self.db.execute(
+            "SELECT change, capture_id, at FROM post_visibility WHERE post_row = ? ORDER BY id",
+            [row_id],
+        ).fetchall()
+        return [VisibilityChange(r[0], r[1], r[2]) for r in rows]
 
     # -- keywords --------------------------------------------------------------------------
     @translated

@@ -303,3 +303,26 @@ def m008_capture_checks(db: Database) -> None:
     last capture's by their fingerprint (SHA-256 of the posts, see ``posts_fingerprint``)."""
     db["captures"].add_column("mode", str, not_null_default="full")
     db["captures"].add_column("fingerprint", str)
+
+
+@MIGRATIONS()
+def m009_post_visibility(db: Database) -> None:
+    """Every time a capture found a post deleted or back again (dealers hide and restore
+    posts; ``posts.deleted_at`` only says whether it is hidden now). Append-only, like the
+    versions; existing deletions are carried over."""
+    db["post_visibility"].create(
+        {"id": int, "post_row": int, "change": str, "capture_id": int, "at": str},
+        pk="id",
+        foreign_keys=[("post_row", "posts", "id")],
+    )
+    db["post_visibility"].create_index(["post_row"])
+    db.execute(
+        "INSERT INTO post_visibility (post_row, change, capture_id, at) "
+        "SELECT id, 'deleted', deleted_capture_id, deleted_at FROM posts "
+        "WHERE deleted_at IS NOT NULL ORDER BY deleted_capture_id, id"
+    )
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER post_visibility_no_{verb.lower()} BEFORE {verb} ON post_visibility "
+            "BEGIN SELECT RAISE(ABORT, 'post_visibility is append-only'); END"
+        )
