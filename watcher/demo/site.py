@@ -192,6 +192,11 @@ class DemoSite:
             self._post(feed, post_id)
             del self._feed(feed).posts[post_id]
 
+    def show_post(self, feed: str, post: SitePost) -> None:
+        """Put a deleted post back under its own id (dealers hide posts and show them again)."""
+        with self._lock:
+            self._feed(feed).posts[post.id] = _copy(post)
+
     def posts(self, feed: str) -> list[SitePost]:
         """Copies of the feed's current posts, oldest first."""
         with self._lock:
