@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib
 import logging
+import os
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from watcher.alert.console import format_summary
 from watcher.app import App, resolve_data_dir
 from watcher.errors import WatcherError, WatchlistError
 from watcher.models import CaptureSummary, Event
-from watcher.pipeline import run_capture
+from watcher.pipeline import STORE_BUG, run_capture
 from watcher.scheduler import read_schedule_file
 from watcher.store.db import OutboxRow, Store
 from watcher.timeutil import format_duration, parse_iso, to_iso
@@ -176,12 +177,24 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
             if schedule:
                 line = f"{line:<87}  {_schedule_columns(schedule.get(target.name))}"
+            if st.failure_streak and st.last_reason == STORE_BUG:
+                # A target the store refuses is blind: it must not read like a flaky site.
+                line = _red(line) + "\n" + _red(
+                    f"  {st.name}: watcher cannot store its captures (a bug, not the site); "
+                    f"report it with the output of 'watcher check {st.name} --debug'"
+                )
             print(line)
         _print_alert_backlog(store)
     finally:
         store.close()
     print(f"data: {data_dir}")
     return 0
+
+
+def _red(text: str) -> str:
+    # Colour only for a terminal (or FORCE_COLOR), never when NO_COLOR is set.
+    wanted = sys.stdout.isatty() or bool(os.environ.get("FORCE_COLOR"))
+    return f"\033[31m{text}\033[0m" if wanted and not os.environ.get("NO_COLOR") else text
 
 
 def _print_alert_backlog(store: Store) -> None:

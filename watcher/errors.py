@@ -55,7 +55,15 @@ class CaptureError(WatcherError):
 
 
 class StoreError(WatcherError):
-    """The database or blob store could not be read or written."""
+    """The database or blob store could not be read or written.
+
+    ``bug`` is True when the store refused what watcher asked of it (a constraint, a
+    malformed statement): no site and no user can cause that, so it is reported as a bug.
+    """
+
+    def __init__(self, message: str, bug: bool = False) -> None:
+        self.bug = bug
+        super().__init__(message)
 
 
 class AlertError(WatcherError):

@@ -52,7 +52,7 @@ from watcher.detect.diff import PostDiff, diff_posts, posts_fingerprint
 from watcher.detect.images import ImageDecodeError, perceptual_hashes
 from watcher.detect.keywords import KeywordMatch, KeywordMatcher
 from watcher.detect.known import known_match_details, match_known
-from watcher.errors import CaptureError, WatcherError
+from watcher.errors import CaptureError, StoreError, WatcherError
 from watcher.models import (
     Artifact,
     CapturedPost,
@@ -415,6 +415,10 @@ def record_failure(app: App, target: Target, started: str, exc: Exception) -> Ca
     now = utc_now()
     reason = exc.reason if isinstance(exc, CaptureError) else type(exc).__name__
     message = str(exc) or reason
+    if isinstance(exc, StoreError) and exc.bug:
+        # Not the site's doing: this target is blind until it is fixed, so say it loudly.
+        log.error("storing a capture of %s failed (a bug)", target.name, exc_info=exc)
+        reason, message = STORE_BUG, store_bug_message(target.name, message)
     # Blocked: the platform hid the content from us (login wall, ban...): the session needs care.
     status = CaptureStatus.BLOCKED if reason in BLOCK_REASONS else CaptureStatus.FAILED
     try:
@@ -447,6 +451,19 @@ def record_failure(app: App, target: Target, started: str, exc: Exception) -> Ca
             ev.capture_failed(target.name, reason, f"{message}; {store_exc}", 0),
         )
     return CaptureSummary(target.name, capture_id, status, reason, started, now, 0, False, (event,))
+
+
+STORE_BUG = "store_bug"
+
+
+def store_bug_message(target: str, detail: str) -> str:
+    """What a store refusal means for the team, and what to do about it."""
+    return (
+        f"watcher could not store the capture of {target} ({detail}). This is a bug in "
+        "watcher, not a problem with the site, and this target's new posts are not recorded "
+        "until it is fixed: please report it with the log (run 'watcher check "
+        f"{target} --debug' and attach its output)"
+    )
 
 
 def record_events(app: App, events: list[Event]) -> list[Event]:

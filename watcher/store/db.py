@@ -48,6 +48,15 @@ def _explain(exc: sqlite3.Error, path: Path) -> str:
     return f"database error in {path}: {exc}"
 
 
+def _is_bug(exc: sqlite3.Error) -> bool:
+    # A constraint or a statement SQLite cannot run is watcher's own mistake; a full disk, a
+    # lock or a damaged file is the machine's.
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("no such" in text or "syntax" in text)
+
+
 def translated(method: Callable[P, R]) -> Callable[P, R]:
     """Turn sqlite3 errors raised by a Store method into StoreError."""
 
@@ -57,7 +66,8 @@ def translated(method: Callable[P, R]) -> Callable[P, R]:
             return method(*args, **kwargs)
         except sqlite3.Error as exc:
             store = args[0]
-            raise StoreError(_explain(exc, store.path)) from exc  # type: ignore[attr-defined]
+            path = store.path  # type: ignore[attr-defined]
+            raise StoreError(_explain(exc, path), bug=_is_bug(exc)) from exc
 
     return wrapper
 
