@@ -44,6 +44,26 @@ def test_validate_lists_every_problem_with_line_and_fix(tmp_path, write_watchlis
     assert "Traceback" not in err
 
 
+def test_validate_refuses_a_duration_without_a_unit(tmp_path, write_watchlist):
+    write_watchlist(
+        """\
+        defaults:
+          jitter: 30
+        targets:
+          - name: a
+            platform: telegram
+            url: https://t.me/s/a
+            every: 10
+        """
+    )
+    result = watcher("validate", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "line 2 (defaults.jitter): `30` has no unit" in result.stderr
+    assert "write 30s or 30m" in result.stderr
+    assert "line 7 (target a: every): `10` has no unit" in result.stderr
+    assert "write 10s or 10m" in result.stderr
+
+
 def test_validate_accepts_the_bundled_watchlist():
     repo = Path(__file__).resolve().parents[1]
     result = watcher("validate", cwd=repo)

@@ -373,3 +373,24 @@ def test_pages_at_once_is_set_in_the_watchlist_and_checked(tmp_path):
     message = str(caught.value)
     assert "line 1" in message and "40 pages at once is out of range" in message
     assert "write a number from 1 to 16" in message
+
+
+@pytest.mark.parametrize("key", ["every", "jitter", "full_every", "timeout"])
+@pytest.mark.parametrize("where", ["target", "defaults"])
+def test_a_bare_number_is_not_a_length_of_time(key: str, where: str) -> None:
+    # `every: 10` could be seconds or minutes: asking costs one edit, guessing could get an
+    # account banned or a deletion missed.
+    if where == "target":
+        text = ONE_TARGET + f"    {key}: 10\n"
+    else:
+        text = f"defaults:\n  {key}: 10\n" + ONE_TARGET
+    (problem,) = problems_in(text)
+    assert problem.line == (5 if where == "target" else 2)
+    assert "`10` has no unit" in problem.message
+    assert "write 10s or 10m" in problem.fix
+
+
+def test_zero_needs_no_unit_and_defaults_with_units_reach_every_target() -> None:
+    text = "defaults:\n  every: 10m\n  full_every: 0\n  jitter: 0\n" + ONE_TARGET
+    (target,) = parse_watchlist(text).targets
+    assert (target.every, target.full_every, target.jitter) == (600.0, 0.0, 0.0)

@@ -8,6 +8,7 @@ repair rather than one round per mistake.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import types
 from pathlib import Path
@@ -70,10 +71,29 @@ def _invalid(message: str, fix: str) -> PydanticCustomError:
 def _seconds(value: Any) -> float:
     if value is None or value == "":
         raise _invalid("no length of time is given", DURATION_FIX)
+    number = _bare_number(value)
+    # `every: 10` could mean seconds or minutes; guessing wrong captures 60 times too often
+    # (a ban) or too rarely (a missed deletion). 0 is 0 in any unit; below 0 the range
+    # checks explain.
+    if number is not None and number > 0:
+        shown = f"{number:g}"
+        fix = f"write {shown}s or {shown}m; " if number == int(number) else ""
+        raise _invalid(f"`{shown}` has no unit (seconds? minutes?)", fix + DURATION_FIX)
     try:
         return parse_duration(value)
     except ValueError:
         raise _invalid(f"`{value}` is not a length of time", DURATION_FIX) from None
+
+
+def _bare_number(value: Any) -> float | None:
+    """``value`` as a number when it is one written without a unit (10, 2.5, "10")."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value if isinstance(value, int | float) else str(value).strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _at_least(minimum: float) -> AfterValidator:
@@ -323,14 +343,17 @@ class Watchlist(_Model):
     def _merge_defaults(cls, data: Any) -> Any:
         if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
             return data
+        written = _none_as_empty(data.get("defaults", {}))
         try:
-            defaults = Defaults.model_validate(_none_as_empty(data.get("defaults", {})))
+            Defaults.model_validate(written)
         except ValidationError:
             # Reported once under `defaults`; targets keep the built-in values meanwhile
             # so a bad default is not repeated as a problem in every target.
             return data
-        base = defaults.model_dump()
-        targets = [{**base, **t} if isinstance(t, dict) else t for t in data["targets"]]
+        # The values as written, not `defaults.model_dump()`: those are seconds as bare
+        # numbers, which a target's own check refuses (a unit is required). Keys left out
+        # of `defaults` take the same built-in values in Target.
+        targets = [{**written, **t} if isinstance(t, dict) else t for t in data["targets"]]
         return {**data, "targets": targets}
 
     @field_validator("targets")
