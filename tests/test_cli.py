@@ -64,6 +64,22 @@ def test_validate_refuses_a_duration_without_a_unit(tmp_path, write_watchlist):
     assert "write 10s or 10m" in result.stderr
 
 
+def test_validate_names_a_mis_indented_line_in_words(tmp_path, write_watchlist):
+    write_watchlist(
+        """\
+        targets:
+          - name: a
+            platform: telegram
+           url: https://t.me/s/a
+        """
+    )
+    result = watcher("validate", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "line 4: wrong indentation" in result.stderr
+    assert "start it after 4 spaces" in result.stderr
+    assert "block end" not in result.stderr and "Traceback" not in result.stderr
+
+
 def test_validate_accepts_the_bundled_watchlist():
     repo = Path(__file__).resolve().parents[1]
     result = watcher("validate", cwd=repo)

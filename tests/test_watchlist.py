@@ -10,7 +10,6 @@ from watcher.capture.adapters.generic import GenericAdapter
 from watcher.errors import WatcherError, WatchlistError, WatchlistProblem
 from watcher.watchlist import (
     DURATION_FIX,
-    YAML_FIX,
     Target,
     Watchlist,
     load_watchlist,
@@ -128,11 +127,105 @@ def test_target_unknown_name_names_the_known_ones(valid: Watchlist) -> None:
 
 # -- fixture files with problems -----------------------------------------------------------
 def test_yaml_syntax_error_gives_its_line_and_the_indentation_fix() -> None:
-    problems = problems_of("bad_yaml.yaml")
-    assert lines(problems) == [4]
-    assert "not valid YAML" in problems[0].message
-    assert YAML_FIX in problems[0].fix
-    assert "space after the colon" in str(problems[0])
+    (problem,) = problems_of("bad_yaml.yaml")
+    assert problem.line == 4
+    assert "wrong indentation: this line starts after 3 spaces" in problem.message
+    assert "line it up with `platform` on line 3: start it after 4 spaces" in problem.fix
+    assert "block end" not in str(problem)
+
+
+# The mistakes people make typing YAML by hand, each named in words on the line to edit
+# (the parser speaks of tokens and often notices a mistake lines later).
+@pytest.mark.parametrize(
+    ("text", "line", "message", "fix"),
+    [
+        (
+            "targets:\n  - name: a\n    platform: telegram\n      url: https://t.me/s/a\n",
+            4,
+            "wrong indentation: this line starts after 6 spaces",
+            "line it up with `platform` on line 3: start it after 4 spaces",
+        ),
+        (
+            "defaults:\n    every: 5m\n  jitter: 1m\n" + ONE_TARGET,
+            3,
+            "wrong indentation: this line starts after 2 spaces",
+            "line it up with `every` on line 2: start it after 4 spaces",
+        ),
+        (
+            ONE_TARGET + " - name: b\n",
+            5,
+            "wrong indentation: this line starts after 1 space",
+            "line it up with the `- ` item on line 2: start it after 2 spaces",
+        ),
+        (
+            "operator: me\n  " + ONE_TARGET,
+            2,
+            "wrong indentation: this line starts after 2 spaces",
+            "line it up with `operator` on line 1: start it after no spaces",
+        ),
+        (
+            "targets:\n  - name: a\n\tplatform: telegram\n",
+            3,
+            "there is a tab character on this line",
+            "replace the tab with spaces",
+        ),
+        (
+            'targets:\n  - name: "a\n    platform: telegram\n    url: https://t.me/s/a\n',
+            2,
+            'the quote " opened on this line is never closed',
+            'closing " on the same line',
+        ),
+        (
+            'targets:\n  - name: "a\n    platform: telegram\n  - name: "b"\n',
+            2,
+            'the quote " opened on this line is never closed',
+            'closing " on the same line',
+        ),
+        (
+            ONE_TARGET + "    tags: [ivory, cambodia\n    every: 5m\n",
+            5,
+            "the `[` opened on this line is not closed with `]`",
+            "close it with `]` on the same line",
+        ),
+        (
+            "targets:\n  - name: a\n    every:15m\n    url: https://t.me/s/a\n",
+            3,
+            "there is no space after the colon",
+            "write `every: 15m`",
+        ),
+        (
+            "targets:\n  -name: a\n    url: https://t.me/s/a\n",
+            2,
+            "a list item needs a space after the `-`",
+            "write `- name: a`",
+        ),
+        (
+            ONE_TARGET + "    selectors:\n      id: @data-id\n",
+            6,
+            "a value cannot start with `@`",
+            'id: "@data-id"',
+        ),
+    ],
+    ids=[
+        "key-indented-more",
+        "key-indented-less",
+        "item-indented-less",
+        "top-level-indented",
+        "tab",
+        "unclosed-quote",
+        "unclosed-quote-closed-later",
+        "unclosed-bracket",
+        "no-space-after-colon",
+        "no-space-after-dash",
+        "at-sign",
+    ],
+)
+def test_common_yaml_mistakes_in_plain_words(text: str, line: int, message: str, fix: str) -> None:
+    (problem,) = problems_in(text)
+    assert problem.line == line
+    assert message in problem.message
+    assert fix in problem.fix
+    assert "<block" not in str(problem) and "token" not in str(problem)
 
 
 def test_unknown_keys_are_reported_with_the_closest_allowed_key() -> None:
