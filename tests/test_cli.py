@@ -80,6 +80,30 @@ def test_validate_names_a_mis_indented_line_in_words(tmp_path, write_watchlist):
     assert "block end" not in result.stderr and "Traceback" not in result.stderr
 
 
+def test_validate_warns_with_line_and_fix_but_passes(tmp_path, write_watchlist):
+    write_watchlist(
+        """\
+        targets:
+          - name: tg
+            platform: telegram
+            url: https://t.me/ivory_dealer
+          - name: fb
+            platform: facebook
+            url: https://www.facebook.com/somepage
+          - name: invite
+            platform: telegram
+            url: https://t.me/joinchat/AbCdEf123
+        """
+    )
+    result = watcher("validate", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "ok, 3 target(s), 2 warning(s)" in out
+    assert "warning: line 4 (target tg: url)" in out and "url: https://t.me/s/ivory_dealer" in out
+    assert "warning: line 6 (target fb: session)" in out and "watcher session login" in out
+    assert "joinchat" not in out
+
+
 def test_validate_accepts_the_bundled_watchlist():
     repo = Path(__file__).resolve().parents[1]
     result = watcher("validate", cwd=repo)

@@ -12,8 +12,10 @@ from watcher.watchlist import (
     DURATION_FIX,
     Target,
     Watchlist,
+    check_watchlist,
     load_watchlist,
     parse_watchlist,
+    telegram_preview_url,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "watchlists"
@@ -487,3 +489,46 @@ def test_zero_needs_no_unit_and_defaults_with_units_reach_every_target() -> None
     text = "defaults:\n  every: 10m\n  full_every: 0\n  jitter: 0\n" + ONE_TARGET
     (target,) = parse_watchlist(text).targets
     assert (target.every, target.full_every, target.jitter) == (600.0, 0.0, 0.0)
+
+
+# -- warnings: the file works, but probably not as meant -----------------------------------
+@pytest.mark.parametrize(
+    ("url", "preview"),
+    [
+        ("https://t.me/ivory_dealer", "https://t.me/s/ivory_dealer"),
+        ("http://t.me/ivory_dealer/", "https://t.me/s/ivory_dealer"),
+        ("https://telegram.me/IvoryDealer", "https://t.me/s/IvoryDealer"),
+        ("https://t.me/ivory_dealer/123", "https://t.me/s/ivory_dealer"),  # one post's link
+        ("https://t.me/s/ivory_dealer", None),  # already the preview
+        ("https://t.me/+AbCdEfGhIjK12345", None),  # private invite links have no preview
+        ("https://t.me/joinchat/AbCdEfGhIjK12345", None),
+        ("https://t.me/c/1234567890", None),  # a private group's own address
+        ("https://t.me/c/1234567890/55", None),
+        ("https://t.me/addstickers/somepack", None),
+        ("https://t.me/", None),
+        ("https://example.org/ivory_dealer", None),
+    ],
+)
+def test_telegram_preview_url_only_for_a_public_channel_name(url: str, preview: str | None):
+    assert telegram_preview_url(url) == preview
+
+
+def test_warnings_for_a_plain_telegram_address_and_facebook_without_session(tmp_path):
+    path = tmp_path / "watchlist.yaml"
+    path.write_text(
+        "targets:\n"
+        "  - name: tg\n    platform: telegram\n    url: https://t.me/ivory_dealer\n"
+        "  - name: fb\n    platform: facebook\n    url: https://www.facebook.com/somepage\n"
+        "  - name: fb-ok\n    platform: facebook\n    url: https://www.facebook.com/other\n"
+        "    session: puppet\n"
+        "  - name: private\n    platform: telegram\n    url: https://t.me/+AbCdEf123\n"
+    )
+    checked = check_watchlist(path)
+    assert len(checked.watchlist.targets) == 4
+    telegram, facebook = checked.warnings
+    assert (telegram.line, telegram.where) == (4, "target tg: url")
+    assert "url: https://t.me/s/ivory_dealer" in telegram.fix
+    assert (facebook.line, facebook.where) == (6, "target fb: session")
+    assert "needs a logged-in session" in facebook.message
+    assert "watcher session login" in facebook.fix and "session:" in facebook.fix
+    assert load_watchlist(path) == checked.watchlist

@@ -22,7 +22,7 @@ from watcher.pipeline import run_capture
 from watcher.scheduler import read_schedule_file
 from watcher.store.db import OutboxRow, Store
 from watcher.timeutil import format_duration, parse_iso, to_iso
-from watcher.watchlist import Watchlist, load_watchlist
+from watcher.watchlist import Watchlist, check_watchlist, load_watchlist
 
 log = logging.getLogger("watcher")
 
@@ -123,11 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """``watcher validate``: exit 1 and list every problem, or say the file is fine."""
     try:
-        watchlist = load_watchlist(args.watchlist)
+        checked = check_watchlist(args.watchlist)
     except WatchlistError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"{args.watchlist}: ok, {len(watchlist.targets)} target(s)")
+    # Warnings do not fail the check: the file works, but probably not as meant.
+    warned = f", {len(checked.warnings)} warning(s)" if checked.warnings else ""
+    print(f"{args.watchlist}: ok, {len(checked.watchlist.targets)} target(s){warned}")
+    for warning in checked.warnings:
+        print(f"  warning: {warning}")
     return 0
 
 

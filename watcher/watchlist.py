@@ -11,6 +11,7 @@ import difflib
 import math
 import re
 import types
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
@@ -394,8 +395,21 @@ _TARGETS_FIX = (
 
 
 # -- loading -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckedWatchlist:
+    """A watchlist that loaded, with what is allowed but probably not meant (``warnings``)."""
+
+    watchlist: Watchlist
+    warnings: tuple[WatchlistProblem, ...] = ()
+
+
 def load_watchlist(path: str | Path) -> Watchlist:
     """Read and check a watchlist file; WatchlistError lists every problem found."""
+    return check_watchlist(path).watchlist
+
+
+def check_watchlist(path: str | Path) -> CheckedWatchlist:
+    """:func:`load_watchlist` with the warnings (``watcher validate`` prints them)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -411,12 +425,17 @@ def load_watchlist(path: str | Path) -> Watchlist:
             f"the file cannot be read ({exc.strerror})",
             "check the path and its permissions",
         ) from None
-    watchlist = parse_watchlist(text, str(path))
-    return watchlist.model_copy(update={"path": str(file.resolve())})
+    checked = _check_text(text, str(path))
+    watchlist = checked.watchlist.model_copy(update={"path": str(file.resolve())})
+    return CheckedWatchlist(watchlist, checked.warnings)
 
 
 def parse_watchlist(text: str, path: str = "<watchlist>") -> Watchlist:
     """Check watchlist text; WatchlistError (naming ``path``) lists every problem found."""
+    return _check_text(text, path).watchlist
+
+
+def _check_text(text: str, path: str) -> CheckedWatchlist:
     try:
         data, lines = _read_yaml(text)
     except yaml.YAMLError as exc:
@@ -432,7 +451,7 @@ def parse_watchlist(text: str, path: str = "<watchlist>") -> Watchlist:
     problems += _cross_target_problems(data, lines)
     if problems or watchlist is None:
         raise WatchlistError(path, sorted(problems, key=lambda p: (p.line or 0, p.where)))
-    return watchlist
+    return CheckedWatchlist(watchlist, tuple(_warnings(watchlist, data, lines)))
 
 
 def _file_error(path: str, message: str, fix: str) -> WatchlistError:
@@ -702,6 +721,71 @@ def _indentation_problem(rows: list[str], index: int, fallback_fix: str) -> Watc
 
 def _spaces(count: int) -> str:
     return "no spaces" if count == 0 else f"{count} space{'s' if count != 1 else ''}"
+
+
+# -- warnings: allowed, but probably not what was meant ----------------------------------
+_TELEGRAM_HOSTS = frozenset({"t.me", "www.t.me", "telegram.me", "www.telegram.me"})
+_TELEGRAM_USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+# First parts of t.me addresses that are not a public channel's name: the preview itself
+# (/s/), private chats and invite links (/+CODE, /joinchat/CODE, /c/ID) and Telegram's own
+# link kinds. None of them has a /s/ preview.
+_TELEGRAM_NOT_A_NAME = frozenset(
+    {
+        "s", "c", "joinchat", "addstickers", "addemoji", "addlist", "addtheme", "bg", "boost",
+        "confirmphone", "contact", "invoice", "iv", "login", "m", "proxy", "setlanguage",
+        "share", "socks",
+    }
+)  # fmt: skip
+
+
+def telegram_preview_url(url: str) -> str | None:
+    """``https://t.me/s/<name>`` for a public channel's plain address (t.me/<name>), else None.
+
+    Only the /s/ preview can be read without logging in; the plain page shows a "View in
+    Telegram" card with no posts. Private groups and invite links have no preview at all.
+    """
+    parts = urlsplit(url)
+    if (parts.hostname or "").lower() not in _TELEGRAM_HOSTS:
+        return None
+    segments = [s for s in parts.path.split("/") if s]
+    if not 1 <= len(segments) <= 2:
+        return None
+    name = segments[0]
+    if name.lower() in _TELEGRAM_NOT_A_NAME or not _TELEGRAM_USERNAME.match(name):
+        return None
+    if len(segments) == 2 and not segments[1].isdigit():  # t.me/<name>/<post number>
+        return None
+    return f"https://t.me/s/{name}"
+
+
+def _warnings(watchlist: Watchlist, data: dict[str, Any], lines: _Lines) -> list[WatchlistProblem]:
+    warnings = []
+    for index, target in enumerate(watchlist.targets):
+        loc: Loc = ("targets", index)
+        preview = telegram_preview_url(target.url)
+        if preview is not None:
+            warnings.append(
+                WatchlistProblem(
+                    lines.line((*loc, "url")),
+                    _where((*loc, "url"), data),
+                    f"`{target.url}` is the channel's app page, which shows no posts without "
+                    "logging in",
+                    f"use its public preview: url: {preview}",
+                )
+            )
+        if target.platform == "facebook" and not target.session:
+            warnings.append(
+                WatchlistProblem(
+                    lines.line((*loc, "platform")),
+                    _where((*loc, "session"), data),
+                    "a facebook target needs a logged-in session; without one Facebook shows "
+                    "a login wall and every capture is recorded as blocked",
+                    "create one with `watcher session login fb-puppet-1 --url "
+                    "https://www.facebook.com/` (or `watcher session import fb-puppet-1 "
+                    "cookies.json`), then add `session: fb-puppet-1` to this target",
+                )
+            )
+    return warnings
 
 
 # -- problems pydantic cannot see ----------------------------------------------------------
