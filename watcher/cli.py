@@ -69,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     demo = sub.add_parser("demo", parents=[common], help="watch the bundled demo site")
     demo.add_argument("--seconds", type=float, default=60.0, help="how long to watch (default 60)")
+    demo.add_argument(
+        "--port", type=_port, default=None, help="the demo site's port (default 8765)"
+    )
+    demo.add_argument(
+        "--site-only",
+        action="store_true",
+        help="only serve the demo site until Ctrl-C, to try check, run and probe against it",
+    )
     for module in command_modules():
         module.add_commands(sub, common)
     return parser
@@ -253,9 +261,15 @@ def _delivery(row: OutboxRow) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``watcher demo``: run the bundled demo site and watch it, printing alerts."""
-    from watcher.demo.runner import run_demo
+    from watcher.demo.runner import main as demo_main
 
-    return asyncio.run(run_demo(args))
+    return demo_main(args)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: write a number such as 8799")
+    return int(text)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
