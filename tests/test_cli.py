@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from tests.conftest import channel_target, shop_target
@@ -42,6 +46,66 @@ def test_validate_lists_every_problem_with_line_and_fix(tmp_path, write_watchlis
     assert "line 8" in err and "http" in err
     assert "line 9" in err and "30s, 15m" in err
     assert "Traceback" not in err
+
+
+def test_validate_refuses_a_duration_without_a_unit(tmp_path, write_watchlist):
+    write_watchlist(
+        """\
+        defaults:
+          jitter: 30
+        targets:
+          - name: a
+            platform: telegram
+            url: https://t.me/s/a
+            every: 10
+        """
+    )
+    result = watcher("validate", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "line 2 (defaults.jitter): `30` has no unit" in result.stderr
+    assert "write 30s or 30m" in result.stderr
+    assert "line 7 (target a: every): `10` has no unit" in result.stderr
+    assert "write 10s or 10m" in result.stderr
+
+
+def test_validate_names_a_mis_indented_line_in_words(tmp_path, write_watchlist):
+    write_watchlist(
+        """\
+        targets:
+          - name: a
+            platform: telegram
+           url: https://t.me/s/a
+        """
+    )
+    result = watcher("validate", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "line 4: wrong indentation" in result.stderr
+    assert "start it after 4 spaces" in result.stderr
+    assert "block end" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_validate_warns_with_line_and_fix_but_passes(tmp_path, write_watchlist):
+    write_watchlist(
+        """\
+        targets:
+          - name: tg
+            platform: telegram
+            url: https://t.me/ivory_dealer
+          - name: fb
+            platform: facebook
+            url: https://www.facebook.com/somepage
+          - name: invite
+            platform: telegram
+            url: https://t.me/joinchat/AbCdEf123
+        """
+    )
+    result = watcher("validate", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "ok, 3 target(s), 2 warning(s)" in out
+    assert "warning: line 4 (target tg: url)" in out and "url: https://t.me/s/ivory_dealer" in out
+    assert "warning: line 6 (target fb: session)" in out and "watcher session login" in out
+    assert "joinchat" not in out
 
 
 def test_validate_accepts_the_bundled_watchlist():
@@ -137,3 +201,78 @@ def test_demo_runs_to_the_end_without_a_traceback(tmp_path):
     assert "(baseline)" in out and "(demo site:" in out
     assert f"database: {tmp_path}" in out
     assert "Traceback" not in out + result.stderr and "ERROR" not in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_demo_on_a_taken_port_is_one_line_naming_a_free_port(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = watcher("demo", "--site-only", "--port", str(port), cwd=tmp_path)
+    assert result.returncode == 1
+    match = re.fullmatch(
+        rf"watcher: port {port} is in use: watcher demo --site-only --port (\d+)\n", result.stderr
+    )
+    assert match, result.stderr
+    with socket.socket() as suggested:  # the suggestion really is free
+        suggested.bind(("127.0.0.1", int(match.group(1))))
+
+
+def test_demo_site_only_serves_until_ctrl_c_and_check_works_against_it(tmp_path):
+    port = free_port()
+    (tmp_path / "watchlist.yaml").write_text(
+        "targets:\n" + channel_target("dealer", f"http://127.0.0.1:{port}/s/ivory_dealer_kh")
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "demo", "--site-only", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        banner = [server.stdout.readline() for _ in range(3)]
+        assert banner[0].startswith(f"demo site on http://127.0.0.1:{port}"), banner
+        assert "watcher check dealer" in banner[1]  # a target of this watchlist is on it
+        assert "Ctrl-C stops it" in banner[2]
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/s/ivory_dealer_kh", timeout=10)
+        assert "Antique Carvings KH" in page.read().decode()
+        checked = watcher("check", "dealer", cwd=tmp_path)
+        assert checked.returncode == 0, checked.stderr
+        assert "dealer: ok" in checked.stdout
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert "demo site stopped" in out
+    assert "Traceback" not in out + err
+
+
+def test_demo_captures_only_demo_targets_and_names_one_in_its_hint(site, tmp_path):
+    # A watchlist mixing a demo page (written for the default port) with a real target: the
+    # demo watches the first on its own port and never requests the second.
+    site.channel("dealer")
+    site.add_post("dealer", "a real dealer's post")
+    (tmp_path / "watchlist.yaml").write_text(
+        "targets:\n"
+        + channel_target("my-demo-channel", "http://127.0.0.1:8765/s/ivory_dealer_kh")
+        + channel_target("real-dealer", f"{site.base_url}/s/dealer")
+    )
+    port = free_port()
+    result = watcher("demo", "--seconds", "14", "--port", str(port), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "not on the demo site, so not captured: real-dealer" in out
+    assert f"names port 8765; the demo site is on {port}, watched there" in out
+    assert "my-demo-channel: ok" in out and "(baseline)" in out
+    assert "real-dealer:" not in out
+    assert out.rstrip().endswith("--target my-demo-channel")
+    assert site.requests == []
+    assert "Traceback" not in out + result.stderr

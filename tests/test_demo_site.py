@@ -337,3 +337,37 @@ def test_scenario_is_deterministic() -> None:
             scenario = DemoScenario(site, seed=11)
             runs.append(([scenario.step() for _ in range(12)], site.posts(CHANNEL)))
     assert runs[0] == runs[1]
+
+
+def test_the_shipped_watchlist_is_all_demo_targets_on_the_demo_port():
+    # `make demo`, `watcher demo --site-only` + `watcher check` rely on the repo's
+    # watchlist.yaml pointing at the demo site's pages on its default port.
+    from pathlib import Path
+
+    from watcher.demo.runner import split_targets
+    from watcher.demo.scenario import DEMO_PORT
+    from watcher.watchlist import load_watchlist
+
+    shipped = load_watchlist(Path(__file__).resolve().parents[1] / "watchlist.yaml")
+    demo = split_targets(shipped, DEMO_PORT)
+    assert [t.name for t in demo.watched] == [t.name for t in shipped.targets]
+    assert [t.url for t in demo.watched] == [t.url for t in shipped.targets]
+    assert not demo.skipped and not demo.moved_from
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://t.me/s/ivory_dealer_kh",  # the real channel of the same name
+        "http://127.0.0.1:8765/s/someone_else",  # not a page the demo serves
+        "http://192.168.1.5:8765/s/ivory_dealer_kh",  # not this machine
+        "https://127.0.0.1:8765/s/ivory_dealer_kh",  # the demo site speaks http only
+    ],
+)
+def test_only_demo_pages_on_this_machine_are_demo_targets(url):
+    from watcher.demo.runner import demo_url
+
+    assert demo_url(url, 8765) is None
+    assert demo_url("http://localhost:8765/s/ivory_dealer_kh/", 8799) == (
+        "http://127.0.0.1:8799/s/ivory_dealer_kh/"
+    )

@@ -10,11 +10,12 @@ from watcher.capture.adapters.generic import GenericAdapter
 from watcher.errors import WatcherError, WatchlistError, WatchlistProblem
 from watcher.watchlist import (
     DURATION_FIX,
-    YAML_FIX,
     Target,
     Watchlist,
+    check_watchlist,
     load_watchlist,
     parse_watchlist,
+    telegram_preview_url,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "watchlists"
@@ -128,11 +129,105 @@ def test_target_unknown_name_names_the_known_ones(valid: Watchlist) -> None:
 
 # -- fixture files with problems -----------------------------------------------------------
 def test_yaml_syntax_error_gives_its_line_and_the_indentation_fix() -> None:
-    problems = problems_of("bad_yaml.yaml")
-    assert lines(problems) == [4]
-    assert "not valid YAML" in problems[0].message
-    assert YAML_FIX in problems[0].fix
-    assert "space after the colon" in str(problems[0])
+    (problem,) = problems_of("bad_yaml.yaml")
+    assert problem.line == 4
+    assert "wrong indentation: this line starts after 3 spaces" in problem.message
+    assert "line it up with `platform` on line 3: start it after 4 spaces" in problem.fix
+    assert "block end" not in str(problem)
+
+
+# The mistakes people make typing YAML by hand, each named in words on the line to edit
+# (the parser speaks of tokens and often notices a mistake lines later).
+@pytest.mark.parametrize(
+    ("text", "line", "message", "fix"),
+    [
+        (
+            "targets:\n  - name: a\n    platform: telegram\n      url: https://t.me/s/a\n",
+            4,
+            "wrong indentation: this line starts after 6 spaces",
+            "line it up with `platform` on line 3: start it after 4 spaces",
+        ),
+        (
+            "defaults:\n    every: 5m\n  jitter: 1m\n" + ONE_TARGET,
+            3,
+            "wrong indentation: this line starts after 2 spaces",
+            "line it up with `every` on line 2: start it after 4 spaces",
+        ),
+        (
+            ONE_TARGET + " - name: b\n",
+            5,
+            "wrong indentation: this line starts after 1 space",
+            "line it up with the `- ` item on line 2: start it after 2 spaces",
+        ),
+        (
+            "operator: me\n  " + ONE_TARGET,
+            2,
+            "wrong indentation: this line starts after 2 spaces",
+            "line it up with `operator` on line 1: start it after no spaces",
+        ),
+        (
+            "targets:\n  - name: a\n\tplatform: telegram\n",
+            3,
+            "there is a tab character on this line",
+            "replace the tab with spaces",
+        ),
+        (
+            'targets:\n  - name: "a\n    platform: telegram\n    url: https://t.me/s/a\n',
+            2,
+            'the quote " opened on this line is never closed',
+            'closing " on the same line',
+        ),
+        (
+            'targets:\n  - name: "a\n    platform: telegram\n  - name: "b"\n',
+            2,
+            'the quote " opened on this line is never closed',
+            'closing " on the same line',
+        ),
+        (
+            ONE_TARGET + "    tags: [ivory, cambodia\n    every: 5m\n",
+            5,
+            "the `[` opened on this line is not closed with `]`",
+            "close it with `]` on the same line",
+        ),
+        (
+            "targets:\n  - name: a\n    every:15m\n    url: https://t.me/s/a\n",
+            3,
+            "there is no space after the colon",
+            "write `every: 15m`",
+        ),
+        (
+            "targets:\n  -name: a\n    url: https://t.me/s/a\n",
+            2,
+            "a list item needs a space after the `-`",
+            "write `- name: a`",
+        ),
+        (
+            ONE_TARGET + "    selectors:\n      id: @data-id\n",
+            6,
+            "a value cannot start with `@`",
+            'id: "@data-id"',
+        ),
+    ],
+    ids=[
+        "key-indented-more",
+        "key-indented-less",
+        "item-indented-less",
+        "top-level-indented",
+        "tab",
+        "unclosed-quote",
+        "unclosed-quote-closed-later",
+        "unclosed-bracket",
+        "no-space-after-colon",
+        "no-space-after-dash",
+        "at-sign",
+    ],
+)
+def test_common_yaml_mistakes_in_plain_words(text: str, line: int, message: str, fix: str) -> None:
+    (problem,) = problems_in(text)
+    assert problem.line == line
+    assert message in problem.message
+    assert fix in problem.fix
+    assert "<block" not in str(problem) and "token" not in str(problem)
 
 
 def test_unknown_keys_are_reported_with_the_closest_allowed_key() -> None:
@@ -373,3 +468,67 @@ def test_pages_at_once_is_set_in_the_watchlist_and_checked(tmp_path):
     message = str(caught.value)
     assert "line 1" in message and "40 pages at once is out of range" in message
     assert "write a number from 1 to 16" in message
+
+
+@pytest.mark.parametrize("key", ["every", "jitter", "full_every", "timeout"])
+@pytest.mark.parametrize("where", ["target", "defaults"])
+def test_a_bare_number_is_not_a_length_of_time(key: str, where: str) -> None:
+    # `every: 10` could be seconds or minutes: asking costs one edit, guessing could get an
+    # account banned or a deletion missed.
+    if where == "target":
+        text = ONE_TARGET + f"    {key}: 10\n"
+    else:
+        text = f"defaults:\n  {key}: 10\n" + ONE_TARGET
+    (problem,) = problems_in(text)
+    assert problem.line == (5 if where == "target" else 2)
+    assert "`10` has no unit" in problem.message
+    assert "write 10s or 10m" in problem.fix
+
+
+def test_zero_needs_no_unit_and_defaults_with_units_reach_every_target() -> None:
+    text = "defaults:\n  every: 10m\n  full_every: 0\n  jitter: 0\n" + ONE_TARGET
+    (target,) = parse_watchlist(text).targets
+    assert (target.every, target.full_every, target.jitter) == (600.0, 0.0, 0.0)
+
+
+# -- warnings: the file works, but probably not as meant -----------------------------------
+@pytest.mark.parametrize(
+    ("url", "preview"),
+    [
+        ("https://t.me/ivory_dealer", "https://t.me/s/ivory_dealer"),
+        ("http://t.me/ivory_dealer/", "https://t.me/s/ivory_dealer"),
+        ("https://telegram.me/IvoryDealer", "https://t.me/s/IvoryDealer"),
+        ("https://t.me/ivory_dealer/123", "https://t.me/s/ivory_dealer"),  # one post's link
+        ("https://t.me/s/ivory_dealer", None),  # already the preview
+        ("https://t.me/+AbCdEfGhIjK12345", None),  # private invite links have no preview
+        ("https://t.me/joinchat/AbCdEfGhIjK12345", None),
+        ("https://t.me/c/1234567890", None),  # a private group's own address
+        ("https://t.me/c/1234567890/55", None),
+        ("https://t.me/addstickers/somepack", None),
+        ("https://t.me/", None),
+        ("https://example.org/ivory_dealer", None),
+    ],
+)
+def test_telegram_preview_url_only_for_a_public_channel_name(url: str, preview: str | None):
+    assert telegram_preview_url(url) == preview
+
+
+def test_warnings_for_a_plain_telegram_address_and_facebook_without_session(tmp_path):
+    path = tmp_path / "watchlist.yaml"
+    path.write_text(
+        "targets:\n"
+        "  - name: tg\n    platform: telegram\n    url: https://t.me/ivory_dealer\n"
+        "  - name: fb\n    platform: facebook\n    url: https://www.facebook.com/somepage\n"
+        "  - name: fb-ok\n    platform: facebook\n    url: https://www.facebook.com/other\n"
+        "    session: puppet\n"
+        "  - name: private\n    platform: telegram\n    url: https://t.me/+AbCdEf123\n"
+    )
+    checked = check_watchlist(path)
+    assert len(checked.watchlist.targets) == 4
+    telegram, facebook = checked.warnings
+    assert (telegram.line, telegram.where) == (4, "target tg: url")
+    assert "url: https://t.me/s/ivory_dealer" in telegram.fix
+    assert (facebook.line, facebook.where) == (6, "target fb: session")
+    assert "needs a logged-in session" in facebook.message
+    assert "watcher session login" in facebook.fix and "session:" in facebook.fix
+    assert load_watchlist(path) == checked.watchlist

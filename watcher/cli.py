@@ -23,7 +23,7 @@ from watcher.pipeline import STORE_BUG, run_capture
 from watcher.scheduler import read_schedule_file
 from watcher.store.db import OutboxRow, Store
 from watcher.timeutil import format_duration, parse_iso, to_iso
-from watcher.watchlist import Watchlist, load_watchlist
+from watcher.watchlist import Watchlist, check_watchlist, load_watchlist
 
 log = logging.getLogger("watcher")
 
@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     demo = sub.add_parser("demo", parents=[common], help="watch the bundled demo site")
     demo.add_argument("--seconds", type=float, default=60.0, help="how long to watch (default 60)")
+    demo.add_argument(
+        "--port", type=_port, default=None, help="the demo site's port (default 8765)"
+    )
+    demo.add_argument(
+        "--site-only",
+        action="store_true",
+        help="only serve the demo site until Ctrl-C, to try check, run and probe against it",
+    )
     for module in command_modules():
         module.add_commands(sub, common)
     return parser
@@ -124,11 +132,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """``watcher validate``: exit 1 and list every problem, or say the file is fine."""
     try:
-        watchlist = load_watchlist(args.watchlist)
+        checked = check_watchlist(args.watchlist)
     except WatchlistError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"{args.watchlist}: ok, {len(watchlist.targets)} target(s)")
+    # Warnings do not fail the check: the file works, but probably not as meant.
+    warned = f", {len(checked.warnings)} warning(s)" if checked.warnings else ""
+    print(f"{args.watchlist}: ok, {len(checked.watchlist.targets)} target(s){warned}")
+    for warning in checked.warnings:
+        print(f"  warning: {warning}")
     return 0
 
 
@@ -262,9 +274,15 @@ def _delivery(row: OutboxRow) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``watcher demo``: run the bundled demo site and watch it, printing alerts."""
-    from watcher.demo.runner import run_demo
+    from watcher.demo.runner import main as demo_main
 
-    return asyncio.run(run_demo(args))
+    return demo_main(args)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: write a number such as 8799")
+    return int(text)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:

@@ -8,8 +8,10 @@ repair rather than one round per mistake.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import types
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
@@ -71,10 +73,29 @@ def _invalid(message: str, fix: str) -> PydanticCustomError:
 def _seconds(value: Any) -> float:
     if value is None or value == "":
         raise _invalid("no length of time is given", DURATION_FIX)
+    number = _bare_number(value)
+    # `every: 10` could mean seconds or minutes; guessing wrong captures 60 times too often
+    # (a ban) or too rarely (a missed deletion). 0 is 0 in any unit; below 0 the range
+    # checks explain.
+    if number is not None and number > 0:
+        shown = f"{number:g}"
+        fix = f"write {shown}s or {shown}m; " if number == int(number) else ""
+        raise _invalid(f"`{shown}` has no unit (seconds? minutes?)", fix + DURATION_FIX)
     try:
         return parse_duration(value)
     except ValueError:
         raise _invalid(f"`{value}` is not a length of time", DURATION_FIX) from None
+
+
+def _bare_number(value: Any) -> float | None:
+    """``value`` as a number when it is one written without a unit (10, 2.5, "10")."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value if isinstance(value, int | float) else str(value).strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _at_least(minimum: float) -> AfterValidator:
@@ -324,14 +345,17 @@ class Watchlist(_Model):
     def _merge_defaults(cls, data: Any) -> Any:
         if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
             return data
+        written = _none_as_empty(data.get("defaults", {}))
         try:
-            defaults = Defaults.model_validate(_none_as_empty(data.get("defaults", {})))
+            Defaults.model_validate(written)
         except ValidationError:
             # Reported once under `defaults`; targets keep the built-in values meanwhile
             # so a bad default is not repeated as a problem in every target.
             return data
-        base = defaults.model_dump()
-        targets = [{**base, **t} if isinstance(t, dict) else t for t in data["targets"]]
+        # The values as written, not `defaults.model_dump()`: those are seconds as bare
+        # numbers, which a target's own check refuses (a unit is required). Keys left out
+        # of `defaults` take the same built-in values in Target.
+        targets = [{**written, **t} if isinstance(t, dict) else t for t in data["targets"]]
         return {**data, "targets": targets}
 
     @field_validator("targets")
@@ -372,8 +396,21 @@ _TARGETS_FIX = (
 
 
 # -- loading -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckedWatchlist:
+    """A watchlist that loaded, with what is allowed but probably not meant (``warnings``)."""
+
+    watchlist: Watchlist
+    warnings: tuple[WatchlistProblem, ...] = ()
+
+
 def load_watchlist(path: str | Path) -> Watchlist:
     """Read and check a watchlist file; WatchlistError lists every problem found."""
+    return check_watchlist(path).watchlist
+
+
+def check_watchlist(path: str | Path) -> CheckedWatchlist:
+    """:func:`load_watchlist` with the warnings (``watcher validate`` prints them)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -389,16 +426,21 @@ def load_watchlist(path: str | Path) -> Watchlist:
             f"the file cannot be read ({exc.strerror})",
             "check the path and its permissions",
         ) from None
-    watchlist = parse_watchlist(text, str(path))
-    return watchlist.model_copy(update={"path": str(file.resolve())})
+    checked = _check_text(text, str(path))
+    watchlist = checked.watchlist.model_copy(update={"path": str(file.resolve())})
+    return CheckedWatchlist(watchlist, checked.warnings)
 
 
 def parse_watchlist(text: str, path: str = "<watchlist>") -> Watchlist:
     """Check watchlist text; WatchlistError (naming ``path``) lists every problem found."""
+    return _check_text(text, path).watchlist
+
+
+def _check_text(text: str, path: str) -> CheckedWatchlist:
     try:
         data, lines = _read_yaml(text)
     except yaml.YAMLError as exc:
-        raise WatchlistError(path, [_yaml_problem(exc)]) from None
+        raise WatchlistError(path, [_yaml_problem(exc, text)]) from None
     problems = _shape_problems(data, lines)
     if problems:
         raise WatchlistError(path, problems)
@@ -410,7 +452,7 @@ def parse_watchlist(text: str, path: str = "<watchlist>") -> Watchlist:
     problems += _cross_target_problems(data, lines)
     if problems or watchlist is None:
         raise WatchlistError(path, sorted(problems, key=lambda p: (p.line or 0, p.where)))
-    return watchlist
+    return CheckedWatchlist(watchlist, tuple(_warnings(watchlist, data, lines)))
 
 
 def _file_error(path: str, message: str, fix: str) -> WatchlistError:
@@ -476,18 +518,275 @@ def _read_yaml(text: str) -> tuple[Any, _Lines]:
         loader.dispose()
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> WatchlistProblem:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> WatchlistProblem:
+    """The YAML parser's complaint in plain words, on the line where the mistake is.
+
+    The parser speaks of tokens (``expected <block end>, but found '<block mapping start>'``)
+    and often points past the mistake (an unclosed quote is noticed at the end of the file),
+    so the common mistakes are recognised here and named with their own line.
+    """
+    mark = getattr(exc, "problem_mark", None)
+    opened = getattr(exc, "context_mark", None)
+    context = getattr(exc, "context", None) or ""
     detail = getattr(exc, "problem", None) or str(exc)
-    fix = YAML_FIX
+    rows = text.splitlines()
+    line = (mark or opened).line + 1 if (mark or opened) is not None else None
+
+    def problem(at: int | None, message: str, fix: str) -> WatchlistProblem:
+        return WatchlistProblem(at, "", message, fix)
+
     if "another document" in detail:
-        fix = "keep the whole watchlist in one document: remove the extra `---` line"
-    elif "'\\t'" in detail:
-        fix = "replace the tab characters with spaces; " + YAML_FIX
-    elif "cannot start any token" in detail:
-        fix = 'put the value in double quotes, e.g. id: "@data-id"; ' + YAML_FIX
-    line = mark.line + 1 if mark is not None else None
-    return WatchlistProblem(line, "", f"this is not valid YAML: {detail}", fix)
+        return problem(
+            line,
+            "a second document starts here (a `---` line)",
+            "keep the whole watchlist in one document: remove the extra `---` line",
+        )
+    if "'\\t'" in detail and mark is not None:
+        return problem(
+            line,
+            f"there is a tab character on this line (at column {mark.column + 1})",
+            "YAML accepts only spaces: replace the tab with spaces, lining the key up with "
+            "the keys above it",
+        )
+    if "quoted scalar" in context and opened is not None:
+        quote = _char_at(rows, opened) or '"'
+        if "end of stream" in detail or "end of document" in detail:
+            return problem(
+                opened.line + 1,
+                f"the quote {quote} opened on this line is never closed",
+                f"end the value with a closing {quote} on the same line",
+            )
+        return problem(
+            line,
+            f"this quoted value cannot be read ({detail})",
+            "a backslash \\ inside double quotes starts an escape: use single quotes "
+            "around text with backslashes",
+        )
+    if context.startswith("while parsing a flow") and opened is not None:
+        bracket = _char_at(rows, opened) or "["
+        closing = {"[": "]", "{": "}"}.get(bracket, "]")
+        return problem(
+            opened.line + 1,
+            f"the `{bracket}` opened on this line is not closed with `{closing}`",
+            f"close it with `{closing}` on the same line, a comma between items, e.g. "
+            + ("tags: [ivory, cambodia]" if closing == "]" else "{name: a, platform: telegram}"),
+        )
+    if "simple key" in context and opened is not None and opened.line < len(rows):
+        row = rows[opened.line].strip()
+        if re.match(r"^(- )*[\w.-]+:\S", row):
+            key, value = row.removeprefix("- ").split(":", 1)
+            return problem(
+                opened.line + 1,
+                "there is no space after the colon",
+                f"write `{key}: {value}` (a space after the `:`)",
+            )
+        return problem(
+            opened.line + 1,
+            "this line has no `key: value` colon",
+            "write it as `key: value`, or make it part of the line above by lining it up",
+        )
+    if "expected <block end>" in detail and mark is not None:
+        if "<scalar>" in detail and _after_closing_quote(rows, mark):
+            quote = rows[mark.line][: mark.column].rstrip()[-1]
+            unclosed = _unclosed_quote_line(rows, mark.line, quote)
+            if unclosed is not None:
+                return problem(
+                    unclosed + 1,
+                    f"the quote {quote} opened on this line is never closed",
+                    f"end the value with a closing {quote} on the same line",
+                )
+            return problem(
+                line,
+                "there is more text after the closing quote",
+                'put the whole value inside the quotes, e.g. name: "a b c"',
+            )
+        return _indentation_problem(rows, mark.line, YAML_FIX)
+    if "mapping values are not allowed" in detail and mark is not None:
+        if _indented_past_the_line_above(rows, mark.line):
+            return _indentation_problem(rows, mark.line, YAML_FIX)
+        return problem(
+            line,
+            "this line has a second `: ` after the key's own",
+            'put the value in double quotes, e.g. text: "price: 20 USD"',
+        )
+    if "expected '<document start>'" in detail and mark is not None:
+        return _indentation_problem(rows, mark.line, YAML_FIX)
+    # `*`, `&`, `!`, `|`, `>` start YAML's own constructs (aliases, anchors, tags, blocks).
+    special = ("an anchor", "an alias", "a tag", "a block scalar")
+    if any(f"while scanning {what}" in context for what in special) and opened is not None:
+        mark, line = opened, opened.line + 1
+        detail = "cannot start any token"
+    if "cannot start any token" in detail:
+        shown = _char_at(rows, mark) if mark is not None else None
+        return problem(
+            line,
+            f"a value cannot start with `{shown}`"
+            if shown
+            else f"this is not valid YAML: {detail}",
+            'put the value in double quotes, e.g. id: "@data-id"',
+        )
+    return problem(line, f"this is not valid YAML: {detail}", YAML_FIX)
+
+
+def _char_at(rows: list[str], mark: Any) -> str | None:
+    if mark is None or not 0 <= mark.line < len(rows) or mark.column >= len(rows[mark.line]):
+        return None
+    return rows[mark.line][mark.column]
+
+
+def _indent(row: str) -> int:
+    return len(row) - len(row.lstrip(" "))
+
+
+def _key_column(row: str) -> int:
+    """Where the key of a line starts: after its indentation and any `- ` item marks."""
+    column = _indent(row)
+    while row[column:].startswith("- "):
+        column += 2 + _indent(row[column + 2 :])
+    return column
+
+
+def _content_rows_before(rows: list[str], index: int) -> list[tuple[int, str]]:
+    """(0-based line, text) of the lines above ``index`` that hold YAML (not blank or comment)."""
+    return [
+        (i, rows[i])
+        for i in range(min(index, len(rows)) - 1, -1, -1)
+        if rows[i].strip() and not rows[i].lstrip().startswith("#")
+    ]
+
+
+def _indented_past_the_line_above(rows: list[str], index: int) -> bool:
+    above = _content_rows_before(rows, index)
+    return bool(above) and index < len(rows) and _indent(rows[index]) > _key_column(above[0][1])
+
+
+def _unclosed_quote_line(rows: list[str], index: int, quote: str) -> int | None:
+    """The nearest line above ``index`` with an odd number of ``quote``: an unclosed one.
+
+    A quote left open swallows the lines after it up to the next quote, so the parser only
+    complains lines later, where that next quote "closes" it.
+    """
+    for i, row in _content_rows_before(rows, index):
+        if row.count(quote) % 2:
+            return i
+    return None
+
+
+def _after_closing_quote(rows: list[str], mark: Any) -> bool:
+    before = rows[mark.line][: mark.column].rstrip() if mark.line < len(rows) else ""
+    return before.endswith(('"', "'"))
+
+
+def _indentation_problem(rows: list[str], index: int, fallback_fix: str) -> WatchlistProblem:
+    """A line whose indentation does not fit, with the line it most likely belongs with."""
+    if index >= len(rows):
+        return WatchlistProblem(index + 1, "", "the indentation is wrong here", fallback_fix)
+    row = rows[index]
+    above = _content_rows_before(rows, index)
+    if above and re.match(r"^-[^\s-]", above[0][1].lstrip(" ")):
+        # `-name: a` is a key called "-name", so the next line seems mis-indented.
+        shown = above[0][1].strip()
+        return WatchlistProblem(
+            above[0][0] + 1,
+            "",
+            "a list item needs a space after the `-`",
+            f"write `- {shown[1:]}`",
+        )
+    is_item = row.lstrip(" ").startswith("- ")
+    here = _indent(row)
+    # Columns where keys (or `- ` items) already start above: the line belongs at one of them.
+    columns: dict[int, int] = {}
+    for i, text in above:
+        column = _indent(text) if is_item else _key_column(text)
+        if is_item and not text.lstrip(" ").startswith("- "):
+            continue
+        columns.setdefault(column, i)
+    what = "`- ` item" if is_item else "key"
+    message = (
+        f"wrong indentation: this line starts after {_spaces(here)}, where no {what} above starts"
+    )
+    if not columns:
+        return WatchlistProblem(index + 1, "", message, fallback_fix)
+    # Nearest column; on a tie the deeper one, which belongs to the nearer block.
+    column = min(columns, key=lambda c: (abs(c - here), -c))
+    model = rows[columns[column]]
+    shown = "the `- ` item" if is_item else f"`{model[column:].split(':')[0].strip()[:30]}`"
+    return WatchlistProblem(
+        index + 1,
+        "",
+        message,
+        f"line it up with {shown} on line {columns[column] + 1}: start it after "
+        f"{_spaces(column)} (spaces, not tabs)",
+    )
+
+
+def _spaces(count: int) -> str:
+    return "no spaces" if count == 0 else f"{count} space{'s' if count != 1 else ''}"
+
+
+# -- warnings: allowed, but probably not what was meant ----------------------------------
+_TELEGRAM_HOSTS = frozenset({"t.me", "www.t.me", "telegram.me", "www.telegram.me"})
+_TELEGRAM_USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+# First parts of t.me addresses that are not a public channel's name: the preview itself
+# (/s/), private chats and invite links (/+CODE, /joinchat/CODE, /c/ID) and Telegram's own
+# link kinds. None of them has a /s/ preview.
+_TELEGRAM_NOT_A_NAME = frozenset(
+    {
+        "s", "c", "joinchat", "addstickers", "addemoji", "addlist", "addtheme", "bg", "boost",
+        "confirmphone", "contact", "invoice", "iv", "login", "m", "proxy", "setlanguage",
+        "share", "socks",
+    }
+)  # fmt: skip
+
+
+def telegram_preview_url(url: str) -> str | None:
+    """``https://t.me/s/<name>`` for a public channel's plain address (t.me/<name>), else None.
+
+    Only the /s/ preview can be read without logging in; the plain page shows a "View in
+    Telegram" card with no posts. Private groups and invite links have no preview at all.
+    """
+    parts = urlsplit(url)
+    if (parts.hostname or "").lower() not in _TELEGRAM_HOSTS:
+        return None
+    segments = [s for s in parts.path.split("/") if s]
+    if not 1 <= len(segments) <= 2:
+        return None
+    name = segments[0]
+    if name.lower() in _TELEGRAM_NOT_A_NAME or not _TELEGRAM_USERNAME.match(name):
+        return None
+    if len(segments) == 2 and not segments[1].isdigit():  # t.me/<name>/<post number>
+        return None
+    return f"https://t.me/s/{name}"
+
+
+def _warnings(watchlist: Watchlist, data: dict[str, Any], lines: _Lines) -> list[WatchlistProblem]:
+    warnings = []
+    for index, target in enumerate(watchlist.targets):
+        loc: Loc = ("targets", index)
+        preview = telegram_preview_url(target.url)
+        if preview is not None:
+            warnings.append(
+                WatchlistProblem(
+                    lines.line((*loc, "url")),
+                    _where((*loc, "url"), data),
+                    f"`{target.url}` is the channel's app page, which shows no posts without "
+                    "logging in",
+                    f"use its public preview: url: {preview}",
+                )
+            )
+        if target.platform == "facebook" and not target.session:
+            warnings.append(
+                WatchlistProblem(
+                    lines.line((*loc, "platform")),
+                    _where((*loc, "session"), data),
+                    "a facebook target needs a logged-in session; without one Facebook shows "
+                    "a login wall and every capture is recorded as blocked",
+                    "create one with `watcher session login fb-puppet-1 --url "
+                    "https://www.facebook.com/` (or `watcher session import fb-puppet-1 "
+                    "cookies.json`), then add `session: fb-puppet-1` to this target",
+                )
+            )
+    return warnings
 
 
 # -- problems pydantic cannot see ----------------------------------------------------------

@@ -23,7 +23,7 @@ selectors:
 
 def hostile_target(name: str, url: str, timeout: float = 8, extra: str = "") -> str:
     """YAML for a generic listing target with a short time budget (hostile pages must be cut)."""
-    body = f"platform: generic\nurl: {url}\nevery: 5s\njitter: 0s\ntimeout: {timeout:g}\n"
+    body = f"platform: generic\nurl: {url}\nevery: 5s\njitter: 0s\ntimeout: {timeout:g}s\n"
     body += SHOP_SELECTORS + extra
     return f"  - name: {name}\n" + textwrap.indent(body, "    ")
 

@@ -19,6 +19,9 @@ CHANNEL = "ivory_dealer_kh"
 CHANNEL_TITLE = "Antique Carvings KH"
 SHOP = "lucky_charms_store"
 SHOP_TITLE = "Lucky Charms Store"
+# The pages the demo serves: a watchlist target on the demo site's host reading one of
+# these is a demo target (see watcher.demo.runner).
+DEMO_PATHS = (f"/s/{CHANNEL}", f"/shop/{SHOP}")
 REPOST_STYLE = {"scale": 0.6, "quality": 70, "crop": 0.04, "watermark": "lucky"}
 
 _START = datetime(2026, 11, 20, 2, 15, 0, tzinfo=UTC)
