@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,43 @@ def test_demo_runs_to_the_end_without_a_traceback(tmp_path):
     assert "(baseline)" in out and "(demo site:" in out
     assert f"database: {tmp_path}" in out
     assert "Traceback" not in out + result.stderr and "ERROR" not in result.stderr
+
+
+def test_export_asks_what_to_export_and_names_the_bundle_by_it(site, tmp_path):
+    # A generic listing whose id came from the page: it must not steer the bundle's file name.
+    hostile_id = "../../x\u202egpj.exe"
+    site.route(
+        "/shop/odd",
+        f'<div class="listing" data-id="{hostile_id}"><p class="desc">tusk</p></div>',
+    )
+    (tmp_path / "watchlist.yaml").write_text(
+        "targets:\n"
+        + shop_target("odd", f"{site.base_url}/shop/odd")
+        + shop_target("second", f"{site.base_url}/shop/odd")
+    )
+    assert watcher("check", "odd", cwd=tmp_path).returncode == 0
+    out = tmp_path / "out"
+
+    unasked = watcher("export", "--out", "out", cwd=tmp_path)
+    assert unasked.returncode == 1
+    assert "--target" in unasked.stderr and "--all" in unasked.stderr
+    assert not out.exists() or not list(out.iterdir())
+
+    unknown = watcher("export", "--target", "nosuch", "--out", "out", cwd=tmp_path)
+    assert unknown.returncode == 1
+    assert "no target named nosuch; known: odd, second" in unknown.stderr
+    assert "{" not in unknown.stderr  # no Python dict
+
+    nothing = watcher("export", "--post", "nope", "--out", "out", cwd=tmp_path)
+    assert nothing.returncode == 1 and "no capture matches post nope" in nothing.stderr
+
+    everything = watcher("export", "--all", "--out", "out", cwd=tmp_path)
+    assert everything.returncode == 0, everything.stderr
+    by_post = watcher("export", "--post", hostile_id, "--out", "out", cwd=tmp_path)
+    assert by_post.returncode == 0, by_post.stderr
+    names = sorted(p.name for p in out.iterdir())
+    date = r"\d{8}T\d{6}Z"
+    assert len(names) == 2
+    assert re.fullmatch(rf"watcher-evidence-all-{date}\.zip", names[0]), names
+    assert re.fullmatch(rf"watcher-evidence-post-x_gpj_exe-{date}\.zip", names[1]), names
+    assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob("*.exe"))

@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--capture", dest="capture_id", type=int, help="one capture by number")
     export.add_argument("--since", help="from this UTC time, e.g. 2026-11-01T00:00:00Z")
     export.add_argument("--until", help="up to this UTC time")
+    export.add_argument(
+        "--all", action="store_true", help="every capture in the archive (can be very large)"
+    )
     export.add_argument("--out", default=".", help="folder for the bundle (default: here)")
     export.add_argument(
         "--max-mb", type=int, default=1900, help="split bundles larger than this (default 1900)"
@@ -270,6 +273,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         post_id=args.post_id,
         capture_id=args.capture_id,
     )
+    # Everything is rarely what a case needs and can be gigabytes: it has to be asked for.
+    if args.all and selection.describe():
+        raise WatcherError(
+            f"--all exports every capture; drop it to export only {selection.in_words()}"
+        )
+    if not args.all and not selection.describe():
+        raise WatcherError(
+            "say what to export: --target NAME, --tag TAG, --post POST_ID, --capture NUMBER "
+            "and/or --since/--until TIME; or --all for every capture in the archive"
+        )
     watchlist = load_watchlist(args.watchlist)
     app = App.open(watchlist, _data_dir(args))
     try:
