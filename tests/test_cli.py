@@ -178,3 +178,35 @@ def test_export_asks_what_to_export_and_names_the_bundle_by_it(site, tmp_path):
     assert re.fullmatch(rf"watcher-evidence-all-{date}\.zip", names[0]), names
     assert re.fullmatch(rf"watcher-evidence-post-x_gpj_exe-{date}\.zip", names[1]), names
     assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob("*.exe"))
+
+
+def test_alerts_say_why_a_capture_failed_and_limit_counts_from_zero(site, tmp_path):
+    site.route("/s/gone", "gone", status=410)
+    (tmp_path / "watchlist.yaml").write_text(
+        "targets:\n" + channel_target("gone", f"{site.base_url}/s/gone")
+    )
+    assert watcher("check", cwd=tmp_path).returncode == 2
+    shown = watcher("alerts", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "capture_failed gone" in shown.stdout
+    why = [line for line in shown.stdout.splitlines() if "why:" in line]
+    assert len(why) == 1 and "410" in why[0]
+
+    none = watcher("alerts", "--limit", "0", cwd=tmp_path)
+    assert none.returncode == 0 and "capture_failed" not in none.stdout
+    negative = watcher("alerts", "--limit", "-3", cwd=tmp_path)
+    assert negative.returncode == 2 and "0 or more" in negative.stderr
+
+
+def test_verify_a_folder_says_to_give_the_zip(tmp_path):
+    (tmp_path / "unzipped").mkdir()
+    (tmp_path / "unzipped" / "manifest.json").write_text("{}")
+    result = watcher("verify", "unzipped", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "NOT VERIFIED: unzipped: a folder, not a bundle" in result.stdout
+    assert ".zip" in result.stdout and "Errno" not in result.stdout + result.stderr
+    (tmp_path / "bundles").mkdir()
+    (tmp_path / "bundles" / "watcher-evidence-all-20261101T000000Z.zip").write_bytes(b"")
+    pointed = watcher("verify", "bundles", cwd=tmp_path)
+    assert pointed.returncode == 1
+    assert "watcher verify bundles/watcher-evidence-all-20261101T000000Z.zip" in pointed.stdout

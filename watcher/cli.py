@@ -17,7 +17,7 @@ from watcher import __version__
 from watcher.alert.console import format_summary
 from watcher.app import App, resolve_data_dir
 from watcher.errors import WatcherError, WatchlistError
-from watcher.models import CaptureSummary, Event
+from watcher.models import CaptureSummary, Event, EventKind
 from watcher.pipeline import run_capture
 from watcher.scheduler import read_schedule_file
 from watcher.store.db import OutboxRow, Store
@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", parents=[common], help="targets with their last capture")
     sub.add_parser("run", parents=[common], help="watch every target until stopped (the daemon)")
     alerts = sub.add_parser("alerts", parents=[common], help="recent events and their delivery")
-    alerts.add_argument("--limit", type=int, default=20, help="how many events (default 20)")
+    alerts.add_argument(
+        "--limit", type=_not_negative, default=20, help="how many events (default 20)"
+    )
     export = sub.add_parser("export", parents=[common], help="build an evidence bundle (zip)")
     export.add_argument("--target", help="one target's captures")
     export.add_argument("--tag", help="captures of every target with this tag (a case tag)")
@@ -218,12 +220,14 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     """``watcher alerts``: the most recent events, oldest first, with their delivery per chat."""
     store = Store(_data_dir(args) / "watcher.db")
     try:
-        events = _recent_events(store, max(args.limit, 1))
+        events = _recent_events(store, args.limit) if args.limit else []
         if not events:
-            print("no events yet")
+            print("no events yet" if args.limit else "no events shown (--limit 0)")
         for event in events:
             post = f" post {event.post_id}" if event.post_id else ""
             print(f"#{event.id} {event.created_at or '-'} {event.kind} {event.target}{post}")
+            if event.kind == EventKind.CAPTURE_FAILED:
+                print(f"    why: {_failure_reason(store, event)}")
             for row in store.outbox_for_event(event.id) if event.id is not None else []:
                 print(f"    {_delivery(row)}")
     finally:
@@ -239,6 +243,28 @@ def _recent_events(store: Store, limit: int) -> list[Event]:
         recent.extend(page)
         after = page[-1].id or after
     return list(recent)
+
+
+def _failure_reason(store: Store, event: Event) -> str:
+    """Why a capture failed: as the event recorded it, else as its capture row did."""
+    reason, message = event.details.get("reason"), event.details.get("message")
+    if not message and event.capture_id is not None:
+        row = store.capture(event.capture_id)
+        reason, message = (row.reason, row.message) if row else (reason, message)
+    if reason and message and not message.startswith(reason):
+        return f"{reason}: {message}"
+    return message or reason or "not recorded"
+
+
+def _not_negative(value: str) -> int:
+    # argparse prints this after "argument --limit:" and exits 2, as for any bad option.
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a count: give 0 or more, e.g. 20")
+    return number
 
 
 def _delivery(row: OutboxRow) -> str:
@@ -301,6 +327,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     all_ok = True
     for name in args.bundles:
+        if Path(name).is_dir():
+            print(f"NOT VERIFIED: {name}: {_folder_not_bundle(Path(name))}")
+            all_ok = False
+            continue
         report = verify_bundle(Path(name))
         for finding in report.findings:
             if not finding.ok or args.debug:
@@ -312,6 +342,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if all_ok:
         print("Compare the signing key id with the one your team published.")
     return 0 if all_ok else 1
+
+
+def _folder_not_bundle(folder: Path) -> str:
+    """Why a folder cannot be verified, and which file to give instead."""
+    # The manifest's hashes and signature vouch for the zip as exported; files unzipped
+    # from it could have been changed, added or left out in between.
+    zips = sorted(p.name for p in folder.glob("*.zip"))
+    if zips:
+        return (
+            f"a folder, not a bundle; it holds {len(zips)} bundle(s): "
+            f"watcher verify {folder / zips[0]}"
+        )
+    return (
+        "a folder, not a bundle; pass the .zip file `watcher export` wrote, not its unzipped files"
+    )
 
 
 def _utc_arg(value: str | None, flag: str) -> str | None:
