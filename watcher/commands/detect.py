@@ -9,6 +9,7 @@ Both only read the data folder; neither needs a browser.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from watcher.app import DB_NAME, resolve_data_dir
@@ -17,6 +18,7 @@ from watcher.detect.known import load_known_images, match_known
 from watcher.errors import WatcherError
 from watcher.store.db import Store
 from watcher.store.links import (
+    MAX_EXAMPLES,
     ContactLink,
     PhotoLink,
     SimilarImage,
@@ -50,6 +52,11 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         "links", parents=[common], help="accounts linked by shared photos or contacts"
     )
     links.add_argument("target", nargs="?", metavar="TARGET", help="only links of this target")
+    links.add_argument(
+        "--all",
+        action="store_true",
+        help=f"every shared photo of each pair (default: the first {MAX_EXAMPLES})",
+    )
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
@@ -109,7 +116,9 @@ def cmd_links(args: argparse.Namespace) -> int:
     """``watcher links [TARGET]``: linked accounts and the evidence for each link."""
     store = _open_store(args)
     try:
-        photos = photo_links(store, args.target)
+        if args.target:
+            _check_target(args, store, args.target)
+        photos = photo_links(store, args.target, None if args.all else MAX_EXAMPLES)
         contacts = shared_contacts(store, args.target)
     finally:
         store.close()
@@ -133,7 +142,7 @@ def _photo_block(link: PhotoLink) -> str:
         for a, b, d in link.examples
     ]
     if link.count > len(link.examples):
-        lines.append(f"    ... and {link.count - len(link.examples)} more")
+        lines.append(f"    ... and {link.count - len(link.examples)} more (--all lists them)")
     return "\n".join(lines)
 
 
@@ -142,6 +151,21 @@ def _contact_block(link: ContactLink) -> str:
     lines = [f"  {link.kind} {link.value}{written}: {', '.join(link.targets)}"]
     lines += [f"    {target} post {post} first seen {at}" for target, post, at in link.posts]
     return "\n".join(lines)
+
+
+def _check_target(args: argparse.Namespace, store: Store, name: str) -> None:
+    """WatcherError naming the known targets when ``name`` is none of them.
+
+    Known: every target the archive has captured (some may have left the watchlist since)
+    and those in the watchlist, when it can be read (links need only the archive).
+    """
+    known = store.target_names()
+    with contextlib.suppress(WatcherError):
+        if Path(args.watchlist).is_file():
+            known += [t.name for t in load_watchlist(args.watchlist).targets]
+    if name not in known:
+        names = ", ".join(sorted(set(known))) or "none yet"
+        raise WatcherError(f"no target named {name}; known: {names}")
 
 
 def _open_store(args: argparse.Namespace) -> Store:
