@@ -210,3 +210,26 @@ def test_verify_a_folder_says_to_give_the_zip(tmp_path):
     pointed = watcher("verify", "bundles", cwd=tmp_path)
     assert pointed.returncode == 1
     assert "watcher verify bundles/watcher-evidence-all-20261101T000000Z.zip" in pointed.stdout
+
+
+def test_probe_target_reads_its_recipe_from_the_watchlist(site, tmp_path):
+    site.shop("store")
+    site.add_post("store", "carved bangle", author="Mr Lee")
+    (tmp_path / "watchlist.yaml").write_text(
+        "targets:\n" + shop_target("store", f"{site.base_url}/shop/store")
+    )
+    probed = watcher("probe", "--target", "store", cwd=tmp_path)
+    assert probed.returncode == 0, probed.stderr
+    assert "1 post(s)" in probed.stdout and "'carved bangle'" in probed.stdout
+
+    # --selector patches the target's recipe: the text now comes from the seller's name.
+    patched = watcher("probe", "--target", "store", "--selector", "text=.seller", cwd=tmp_path)
+    assert patched.returncode == 0, patched.stderr
+    assert "'Mr Lee'" in patched.stdout and "carved bangle" not in patched.stdout
+
+    unknown = watcher("probe", "--target", "stor", cwd=tmp_path)
+    assert unknown.returncode == 1 and "no target named stor; known: store" in unknown.stderr
+    bad_name = watcher("probe", "--target", "store", "--selector", "txt=.x", cwd=tmp_path)
+    assert bad_name.returncode == 1 and "unknown name 'txt'" in bad_name.stderr
+    nothing = watcher("probe", cwd=tmp_path)
+    assert nothing.returncode == 1 and "--target NAME" in nothing.stderr
