@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import channel_target, shop_target
+from watcher.cli import build_parser
 
 
 def watcher(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -233,3 +235,27 @@ def test_probe_target_reads_its_recipe_from_the_watchlist(site, tmp_path):
     assert bad_name.returncode == 1 and "unknown name 'txt'" in bad_name.stderr
     nothing = watcher("probe", cwd=tmp_path)
     assert nothing.returncode == 1 and "--target NAME" in nothing.stderr
+
+
+def _command_paths(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """Every command line that has a help page: (), ("check",), ("session", "import"), ..."""
+    yield path
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _command_paths(child, (*path, name))
+
+
+def test_every_help_page_has_a_description_and_an_example_in_plain_words(tmp_path):
+    paths = list(_command_paths(build_parser()))
+    assert ("probe",) in paths and ("session", "import") in paths and len(paths) > 15
+    rest_markup = re.compile(r"``|:[a-z]+:`")
+    for path in paths:
+        result = watcher(*path, "--help", cwd=tmp_path)
+        page = result.stdout
+        assert result.returncode == 0, (path, result.stderr)
+        assert re.search(r"^Examples?:$", page, re.MULTILINE), f"no example in {path} --help"
+        assert re.search(rf"^  watcher {' '.join(path)}\b", page, re.MULTILINE), path
+        description = page.split("\n\n")[1]  # after the usage block
+        assert description and not description.startswith(("positional", "options")), path
+        assert not rest_markup.search(page), f"reST markup in {path} --help"

@@ -1,4 +1,4 @@
-"""The ``watcher`` command line. Errors print as one plain message (a traceback with --debug)."""
+"""The watcher command line. Errors print as one plain message (a traceback with --debug)."""
 
 from __future__ import annotations
 
@@ -76,7 +76,68 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=60.0, help="how long to watch (default 60)")
     for module in command_modules():
         module.add_commands(sub, common)
+    _add_help_texts(parser, sub)
     return parser
+
+
+# `watcher --help` and `watcher COMMAND --help`: what it is for in one line, then an example
+# to copy. Investigators read these, so plain words only (no reST from the docstrings).
+# Commands in watcher/commands/ give theirs where they add their parser.
+HELP_TEXTS: dict[str, tuple[str, str]] = {
+    "watcher": (
+        "Watch the accounts in your watchlist, alert on changes, keep evidence of each.",
+        "Examples:\n"
+        "  watcher validate                       check watchlist.yaml\n"
+        "  watcher check                          capture every target once\n"
+        "  watcher run                            watch until stopped\n"
+        "  watcher export --target ivory-dealer-kh\n"
+        "\n"
+        "Every command has its own help: watcher COMMAND --help",
+    ),
+    "validate": (
+        "Check the watchlist and list every problem with its line and how to fix it.",
+        "Example:\n  watcher validate --watchlist cases/watchlist.yaml",
+    ),
+    "check": (
+        "Capture the named targets (all when none are named) once, store and compare.",
+        "Examples:\n  watcher check\n  watcher check ivory-dealer-kh --json",
+    ),
+    "status": (
+        "Each target's last capture, outcome and posts, and alerts waiting to be sent.",
+        "Example:\n  watcher status",
+    ),
+    "run": (
+        "Watch every target on its schedule and alert the team, until stopped (Ctrl-C).",
+        "Example:\n  watcher run --watchlist /etc/watcher/watchlist.yaml",
+    ),
+    "alerts": (
+        "Recent events (and why a capture failed) with their delivery to each chat.",
+        "Examples:\n  watcher alerts\n  watcher alerts --limit 100",
+    ),
+    "export": (
+        "Build a signed evidence bundle (zip) of the chosen captures for a case file.",
+        "Examples:\n"
+        "  watcher export --target ivory-dealer-kh --since 2026-11-01T00:00:00Z\n"
+        "  watcher export --tag case-17 --out /media/usb\n"
+        "  watcher export --all                  every capture (can be very large)",
+    ),
+    "verify": (
+        "Check an evidence bundle byte by byte: hashes, signature, custody chain.",
+        "Example:\n  watcher verify watcher-evidence-ivory-dealer-kh-20261101T120000Z.zip",
+    ),
+    "demo": (
+        "Watch the bundled demo site for a while and print its alerts.",
+        "Example:\n  watcher demo --seconds 30",
+    ),
+}
+
+
+def _add_help_texts(parser: argparse.ArgumentParser, sub: argparse._SubParsersAction) -> None:
+    for name, target in (("watcher", parser), *sub.choices.items()):
+        if name in HELP_TEXTS:
+            target.description, target.epilog = HELP_TEXTS[name]
+            # Keeps the examples' line breaks (the default formatter would join them).
+            target.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 # Commands that live beside their subject: each module has `add_commands(sub, common)`

@@ -37,7 +37,13 @@ MAX_IMAGE_BYTES = 100_000_000
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add ``watcher similar`` and ``watcher links`` to the command line."""
     similar = sub.add_parser(
-        "similar", parents=[common], help="archived images closest to a photo, with their posts"
+        "similar",
+        parents=[common],
+        help="archived images closest to a photo, with their posts",
+        description="The archived photos (and reference photos) closest to a photo you have, "
+        "with their posts.",
+        epilog="Examples:\n  watcher similar bangle.jpg\n  watcher similar bangle.jpg --limit 3",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     similar.add_argument("image", metavar="IMAGE", help="a local image file (jpg, png, webp)")
     similar.add_argument("--limit", type=int, default=10, help="how many images (default 10)")
@@ -49,7 +55,13 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         f"{SAME_PHOTO_DISTANCE} or less is the same photo)",
     )
     links = sub.add_parser(
-        "links", parents=[common], help="accounts linked by shared photos or contacts"
+        "links",
+        parents=[common],
+        help="accounts linked by shared photos or contacts",
+        description="Accounts linked by shared photos or shared contacts, with the posts "
+        "that link them.",
+        epilog="Examples:\n  watcher links\n  watcher links ivory-dealer-kh --all",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     links.add_argument("target", nargs="?", metavar="TARGET", help="only links of this target")
     links.add_argument(

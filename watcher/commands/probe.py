@@ -60,7 +60,15 @@ class ProbeResult:
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add ``watcher probe`` to the command line."""
     probe = sub.add_parser(
-        "probe", parents=[common], help="show what an adapter extracts from a page (no storing)"
+        "probe",
+        parents=[common],
+        help="show what an adapter extracts from a page (no storing)",
+        description="Open a page and show the posts watcher reads from it, and any block; "
+        "nothing is stored.",
+        epilog="Examples:\n"
+        "  watcher probe https://t.me/s/somechannel --platform telegram\n"
+        "  watcher probe --target lucky-charms-store --selector text=.description",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     probe.add_argument(
         "url", metavar="URL", nargs="?", help="the page to open (default: the --target's URL)"
