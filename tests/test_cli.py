@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import signal
@@ -12,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.conftest import channel_target, shop_target
+from watcher.cli import build_parser
 
 
 def watcher(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -276,3 +278,122 @@ def test_demo_captures_only_demo_targets_and_names_one_in_its_hint(site, tmp_pat
     assert out.rstrip().endswith("--target my-demo-channel")
     assert site.requests == []
     assert "Traceback" not in out + result.stderr
+
+
+def test_export_asks_what_to_export_and_names_the_bundle_by_it(site, tmp_path):
+    # A generic listing whose id came from the page: it must not steer the bundle's file name.
+    hostile_id = "../../x\u202egpj.exe"
+    site.route(
+        "/shop/odd",
+        f'<div class="listing" data-id="{hostile_id}"><p class="desc">tusk</p></div>',
+    )
+    (tmp_path / "watchlist.yaml").write_text(
+        "targets:\n"
+        + shop_target("odd", f"{site.base_url}/shop/odd")
+        + shop_target("second", f"{site.base_url}/shop/odd")
+    )
+    assert watcher("check", "odd", cwd=tmp_path).returncode == 0
+    out = tmp_path / "out"
+
+    unasked = watcher("export", "--out", "out", cwd=tmp_path)
+    assert unasked.returncode == 1
+    assert "--target" in unasked.stderr and "--all" in unasked.stderr
+    assert not out.exists() or not list(out.iterdir())
+
+    unknown = watcher("export", "--target", "nosuch", "--out", "out", cwd=tmp_path)
+    assert unknown.returncode == 1
+    assert "no target named nosuch; known: odd, second" in unknown.stderr
+    assert "{" not in unknown.stderr  # no Python dict
+
+    nothing = watcher("export", "--post", "nope", "--out", "out", cwd=tmp_path)
+    assert nothing.returncode == 1 and "no capture matches post nope" in nothing.stderr
+
+    everything = watcher("export", "--all", "--out", "out", cwd=tmp_path)
+    assert everything.returncode == 0, everything.stderr
+    by_post = watcher("export", "--post", hostile_id, "--out", "out", cwd=tmp_path)
+    assert by_post.returncode == 0, by_post.stderr
+    names = sorted(p.name for p in out.iterdir())
+    date = r"\d{8}T\d{6}Z"
+    assert len(names) == 2
+    assert re.fullmatch(rf"watcher-evidence-all-{date}\.zip", names[0]), names
+    assert re.fullmatch(rf"watcher-evidence-post-x_gpj_exe-{date}\.zip", names[1]), names
+    assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob("*.exe"))
+
+
+def test_alerts_say_why_a_capture_failed_and_limit_counts_from_zero(site, tmp_path):
+    site.route("/s/gone", "gone", status=410)
+    (tmp_path / "watchlist.yaml").write_text(
+        "targets:\n" + channel_target("gone", f"{site.base_url}/s/gone")
+    )
+    assert watcher("check", cwd=tmp_path).returncode == 2
+    shown = watcher("alerts", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "capture_failed gone" in shown.stdout
+    why = [line for line in shown.stdout.splitlines() if "why:" in line]
+    assert len(why) == 1 and "410" in why[0]
+
+    none = watcher("alerts", "--limit", "0", cwd=tmp_path)
+    assert none.returncode == 0 and "capture_failed" not in none.stdout
+    negative = watcher("alerts", "--limit", "-3", cwd=tmp_path)
+    assert negative.returncode == 2 and "0 or more" in negative.stderr
+
+
+def test_verify_a_folder_says_to_give_the_zip(tmp_path):
+    (tmp_path / "unzipped").mkdir()
+    (tmp_path / "unzipped" / "manifest.json").write_text("{}")
+    result = watcher("verify", "unzipped", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "NOT VERIFIED: unzipped: a folder, not a bundle" in result.stdout
+    assert ".zip" in result.stdout and "Errno" not in result.stdout + result.stderr
+    (tmp_path / "bundles").mkdir()
+    (tmp_path / "bundles" / "watcher-evidence-all-20261101T000000Z.zip").write_bytes(b"")
+    pointed = watcher("verify", "bundles", cwd=tmp_path)
+    assert pointed.returncode == 1
+    assert "watcher verify bundles/watcher-evidence-all-20261101T000000Z.zip" in pointed.stdout
+
+
+def test_probe_target_reads_its_recipe_from_the_watchlist(site, tmp_path):
+    site.shop("store")
+    site.add_post("store", "carved bangle", author="Mr Lee")
+    (tmp_path / "watchlist.yaml").write_text(
+        "targets:\n" + shop_target("store", f"{site.base_url}/shop/store")
+    )
+    probed = watcher("probe", "--target", "store", cwd=tmp_path)
+    assert probed.returncode == 0, probed.stderr
+    assert "1 post(s)" in probed.stdout and "'carved bangle'" in probed.stdout
+
+    # --selector patches the target's recipe: the text now comes from the seller's name.
+    patched = watcher("probe", "--target", "store", "--selector", "text=.seller", cwd=tmp_path)
+    assert patched.returncode == 0, patched.stderr
+    assert "'Mr Lee'" in patched.stdout and "carved bangle" not in patched.stdout
+
+    unknown = watcher("probe", "--target", "stor", cwd=tmp_path)
+    assert unknown.returncode == 1 and "no target named stor; known: store" in unknown.stderr
+    bad_name = watcher("probe", "--target", "store", "--selector", "txt=.x", cwd=tmp_path)
+    assert bad_name.returncode == 1 and "unknown name 'txt'" in bad_name.stderr
+    nothing = watcher("probe", cwd=tmp_path)
+    assert nothing.returncode == 1 and "--target NAME" in nothing.stderr
+
+
+def _command_paths(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """Every command line that has a help page: (), ("check",), ("session", "import"), ..."""
+    yield path
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _command_paths(child, (*path, name))
+
+
+def test_every_help_page_has_a_description_and_an_example_in_plain_words(tmp_path):
+    paths = list(_command_paths(build_parser()))
+    assert ("probe",) in paths and ("session", "import") in paths and len(paths) > 15
+    rest_markup = re.compile(r"``|:[a-z]+:`")
+    for path in paths:
+        result = watcher(*path, "--help", cwd=tmp_path)
+        page = result.stdout
+        assert result.returncode == 0, (path, result.stderr)
+        assert re.search(r"^Examples?:$", page, re.MULTILINE), f"no example in {path} --help"
+        assert re.search(rf"^  watcher {' '.join(path)}\b", page, re.MULTILINE), path
+        description = page.split("\n\n")[1]  # after the usage block
+        assert description and not description.startswith(("positional", "options")), path
+        assert not rest_markup.search(page), f"reST markup in {path} --help"

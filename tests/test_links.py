@@ -230,6 +230,7 @@ def test_similar_command_errors_are_plain_messages(tmp_path: Path):
     bad = watcher("similar", "x.jpg", "--data", str(tmp_path / "data"), cwd=tmp_path)
     assert bad.returncode == 1
     assert "not a readable image" in bad.stderr and "Traceback" not in bad.stderr
+    assert "no picture format" in bad.stderr and "BytesIO" not in bad.stderr
     (tmp_path / "y.jpg").write_bytes(encode(make_photo(1)))
     empty = watcher("similar", "y.jpg", "--data", str(tmp_path / "nodata"), cwd=tmp_path)
     assert empty.returncode == 1 and "no archive" in empty.stderr
@@ -248,6 +249,25 @@ def test_links_command_shows_each_link_with_its_evidence(tmp_path: Path, archive
     assert "telegram ivory_kh: dealer, shop" in out
     only = watcher("links", "bystander", "--data", data, cwd=tmp_path)
     assert only.returncode == 0 and "no linked accounts involving bystander" in only.stdout
+
+
+def test_links_command_unknown_target_and_all_shared_photos(tmp_path: Path, archive):
+    for n in range(7):
+        archive.post("dealer", str(n), "", (encode(make_photo(100 + n)),))
+        archive.post("copycat", f"c{n}", "", (variant(100 + n, **REPOST),))
+    archive.store.close()
+    data = str(tmp_path / "data")
+    unknown = watcher("links", "delaer", "--data", data, cwd=tmp_path)
+    assert unknown.returncode == 1
+    assert "no target named delaer; known: copycat, dealer" in unknown.stderr
+
+    some = watcher("links", "dealer", "--data", data, cwd=tmp_path)
+    assert some.returncode == 0, some.stderr
+    assert "copycat <-> dealer: 7 reposted photo(s)" in some.stdout
+    assert some.stdout.count(" ~ dealer post ") == 5 and "2 more (--all" in some.stdout
+    every = watcher("links", "--all", "--data", data, cwd=tmp_path)
+    assert every.returncode == 0, every.stderr
+    assert every.stdout.count(" ~ dealer post ") == 7 and "more" not in every.stdout
 
 
 def test_contact_seen_before_names_the_first_other_target(archive: Archive):

@@ -56,6 +56,9 @@ def test_a_store_refusal_is_reported_as_a_bug_and_shown_red(site, tmp_path):
     plain = watcher("status", cwd=tmp_path, env={"NO_COLOR": "1", "FORCE_COLOR": "1"})
     assert "\033[" not in plain.stdout and "a bug, not the site" in plain.stdout
 
+    alerts = watcher("alerts", cwd=tmp_path)
+    assert "bug in watcher" in alerts.stdout
+
 
 def test_a_full_disk_is_not_called_a_bug():
     from watcher.store.db import _is_bug

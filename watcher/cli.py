@@ -1,4 +1,4 @@
-"""The ``watcher`` command line. Errors print as one plain message (a traceback with --debug)."""
+"""The watcher command line. Errors print as one plain message (a traceback with --debug)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from watcher import __version__
 from watcher.alert.console import format_summary
 from watcher.app import App, resolve_data_dir
 from watcher.errors import WatcherError, WatchlistError
-from watcher.models import CaptureSummary, Event
+from watcher.models import CaptureSummary, Event, EventKind
 from watcher.pipeline import STORE_BUG, run_capture
 from watcher.scheduler import read_schedule_file
 from watcher.store.db import OutboxRow, Store
@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", parents=[common], help="targets with their last capture")
     sub.add_parser("run", parents=[common], help="watch every target until stopped (the daemon)")
     alerts = sub.add_parser("alerts", parents=[common], help="recent events and their delivery")
-    alerts.add_argument("--limit", type=int, default=20, help="how many events (default 20)")
+    alerts.add_argument(
+        "--limit", type=_not_negative, default=20, help="how many events (default 20)"
+    )
     export = sub.add_parser("export", parents=[common], help="build an evidence bundle (zip)")
     export.add_argument("--target", help="one target's captures")
     export.add_argument("--tag", help="captures of every target with this tag (a case tag)")
@@ -61,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--capture", dest="capture_id", type=int, help="one capture by number")
     export.add_argument("--since", help="from this UTC time, e.g. 2026-11-01T00:00:00Z")
     export.add_argument("--until", help="up to this UTC time")
+    export.add_argument(
+        "--all", action="store_true", help="every capture in the archive (can be very large)"
+    )
     export.add_argument("--out", default=".", help="folder for the bundle (default: here)")
     export.add_argument(
         "--max-mb", type=int, default=1900, help="split bundles larger than this (default 1900)"
@@ -80,7 +85,68 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for module in command_modules():
         module.add_commands(sub, common)
+    _add_help_texts(parser, sub)
     return parser
+
+
+# `watcher --help` and `watcher COMMAND --help`: what it is for in one line, then an example
+# to copy. Investigators read these, so plain words only (no reST from the docstrings).
+# Commands in watcher/commands/ give theirs where they add their parser.
+HELP_TEXTS: dict[str, tuple[str, str]] = {
+    "watcher": (
+        "Watch the accounts in your watchlist, alert on changes, keep evidence of each.",
+        "Examples:\n"
+        "  watcher validate                       check watchlist.yaml\n"
+        "  watcher check                          capture every target once\n"
+        "  watcher run                            watch until stopped\n"
+        "  watcher export --target ivory-dealer-kh\n"
+        "\n"
+        "Every command has its own help: watcher COMMAND --help",
+    ),
+    "validate": (
+        "Check the watchlist and list every problem with its line and how to fix it.",
+        "Example:\n  watcher validate --watchlist cases/watchlist.yaml",
+    ),
+    "check": (
+        "Capture the named targets (all when none are named) once, store and compare.",
+        "Examples:\n  watcher check\n  watcher check ivory-dealer-kh --json",
+    ),
+    "status": (
+        "Each target's last capture, outcome and posts, and alerts waiting to be sent.",
+        "Example:\n  watcher status",
+    ),
+    "run": (
+        "Watch every target on its schedule and alert the team, until stopped (Ctrl-C).",
+        "Example:\n  watcher run --watchlist /etc/watcher/watchlist.yaml",
+    ),
+    "alerts": (
+        "Recent events (and why a capture failed) with their delivery to each chat.",
+        "Examples:\n  watcher alerts\n  watcher alerts --limit 100",
+    ),
+    "export": (
+        "Build a signed evidence bundle (zip) of the chosen captures for a case file.",
+        "Examples:\n"
+        "  watcher export --target ivory-dealer-kh --since 2026-11-01T00:00:00Z\n"
+        "  watcher export --tag case-17 --out /media/usb\n"
+        "  watcher export --all                  every capture (can be very large)",
+    ),
+    "verify": (
+        "Check an evidence bundle byte by byte: hashes, signature, custody chain.",
+        "Example:\n  watcher verify watcher-evidence-ivory-dealer-kh-20261101T120000Z.zip",
+    ),
+    "demo": (
+        "Watch the bundled demo site for a while and print its alerts.",
+        "Example:\n  watcher demo --seconds 30",
+    ),
+}
+
+
+def _add_help_texts(parser: argparse.ArgumentParser, sub: argparse._SubParsersAction) -> None:
+    for name, target in (("watcher", parser), *sub.choices.items()):
+        if name in HELP_TEXTS:
+            target.description, target.epilog = HELP_TEXTS[name]
+            # Keeps the examples' line breaks (the default formatter would join them).
+            target.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 # Commands that live beside their subject: each module has `add_commands(sub, common)`
@@ -191,9 +257,13 @@ def cmd_status(args: argparse.Namespace) -> int:
                 line = f"{line:<87}  {_schedule_columns(schedule.get(target.name))}"
             if st.failure_streak and st.last_reason == STORE_BUG:
                 # A target the store refuses is blind: it must not read like a flaky site.
-                line = _red(line) + "\n" + _red(
-                    f"  {st.name}: watcher cannot store its captures (a bug, not the site); "
-                    f"report it with the output of 'watcher check {st.name} --debug'"
+                line = (
+                    _red(line)
+                    + "\n"
+                    + _red(
+                        f"  {st.name}: watcher cannot store its captures (a bug, not the site); "
+                        f"report it with the output of 'watcher check {st.name} --debug'"
+                    )
                 )
             print(line)
         _print_alert_backlog(store)
@@ -240,12 +310,14 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     """``watcher alerts``: the most recent events, oldest first, with their delivery per chat."""
     store = Store(_data_dir(args) / "watcher.db")
     try:
-        events = _recent_events(store, max(args.limit, 1))
+        events = _recent_events(store, args.limit) if args.limit else []
         if not events:
-            print("no events yet")
+            print("no events yet" if args.limit else "no events shown (--limit 0)")
         for event in events:
             post = f" post {event.post_id}" if event.post_id else ""
             print(f"#{event.id} {event.created_at or '-'} {event.kind} {event.target}{post}")
+            if event.kind == EventKind.CAPTURE_FAILED:
+                print(f"    why: {_failure_reason(store, event)}")
             for row in store.outbox_for_event(event.id) if event.id is not None else []:
                 print(f"    {_delivery(row)}")
     finally:
@@ -261,6 +333,28 @@ def _recent_events(store: Store, limit: int) -> list[Event]:
         recent.extend(page)
         after = page[-1].id or after
     return list(recent)
+
+
+def _failure_reason(store: Store, event: Event) -> str:
+    """Why a capture failed: as the event recorded it, else as its capture row did."""
+    reason, message = event.details.get("reason"), event.details.get("message")
+    if not message and event.capture_id is not None:
+        row = store.capture(event.capture_id)
+        reason, message = (row.reason, row.message) if row else (reason, message)
+    if reason and message and not message.startswith(reason):
+        return f"{reason}: {message}"
+    return message or reason or "not recorded"
+
+
+def _not_negative(value: str) -> int:
+    # argparse prints this after "argument --limit:" and exits 2, as for any bad option.
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a count: give 0 or more, e.g. 20")
+    return number
 
 
 def _delivery(row: OutboxRow) -> str:
@@ -301,6 +395,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         post_id=args.post_id,
         capture_id=args.capture_id,
     )
+    # Everything is rarely what a case needs and can be gigabytes: it has to be asked for.
+    if args.all and selection.describe():
+        raise WatcherError(
+            f"--all exports every capture; drop it to export only {selection.in_words()}"
+        )
+    if not args.all and not selection.describe():
+        raise WatcherError(
+            "say what to export: --target NAME, --tag TAG, --post POST_ID, --capture NUMBER "
+            "and/or --since/--until TIME; or --all for every capture in the archive"
+        )
     watchlist = load_watchlist(args.watchlist)
     app = App.open(watchlist, _data_dir(args))
     try:
@@ -319,6 +423,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     all_ok = True
     for name in args.bundles:
+        if Path(name).is_dir():
+            print(f"NOT VERIFIED: {name}: {_folder_not_bundle(Path(name))}")
+            all_ok = False
+            continue
         report = verify_bundle(Path(name))
         for finding in report.findings:
             if not finding.ok or args.debug:
@@ -330,6 +438,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if all_ok:
         print("Compare the signing key id with the one your team published.")
     return 0 if all_ok else 1
+
+
+def _folder_not_bundle(folder: Path) -> str:
+    """Why a folder cannot be verified, and which file to give instead."""
+    # The manifest's hashes and signature vouch for the zip as exported; files unzipped
+    # from it could have been changed, added or left out in between.
+    zips = sorted(p.name for p in folder.glob("*.zip"))
+    if zips:
+        return (
+            f"a folder, not a bundle; it holds {len(zips)} bundle(s): "
+            f"watcher verify {folder / zips[0]}"
+        )
+    return (
+        "a folder, not a bundle; pass the .zip file `watcher export` wrote, not its unzipped files"
+    )
 
 
 def _utc_arg(value: str | None, flag: str) -> str | None:

@@ -9,6 +9,7 @@ Both only read the data folder; neither needs a browser.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from watcher.app import DB_NAME, resolve_data_dir
@@ -17,6 +18,7 @@ from watcher.detect.known import load_known_images, match_known
 from watcher.errors import WatcherError
 from watcher.store.db import Store
 from watcher.store.links import (
+    MAX_EXAMPLES,
     ContactLink,
     PhotoLink,
     SimilarImage,
@@ -35,7 +37,13 @@ MAX_IMAGE_BYTES = 100_000_000
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add ``watcher similar`` and ``watcher links`` to the command line."""
     similar = sub.add_parser(
-        "similar", parents=[common], help="archived images closest to a photo, with their posts"
+        "similar",
+        parents=[common],
+        help="archived images closest to a photo, with their posts",
+        description="The archived photos (and reference photos) closest to a photo you have, "
+        "with their posts.",
+        epilog="Examples:\n  watcher similar bangle.jpg\n  watcher similar bangle.jpg --limit 3",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     similar.add_argument("image", metavar="IMAGE", help="a local image file (jpg, png, webp)")
     similar.add_argument("--limit", type=int, default=10, help="how many images (default 10)")
@@ -47,9 +55,20 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         f"{SAME_PHOTO_DISTANCE} or less is the same photo)",
     )
     links = sub.add_parser(
-        "links", parents=[common], help="accounts linked by shared photos or contacts"
+        "links",
+        parents=[common],
+        help="accounts linked by shared photos or contacts",
+        description="Accounts linked by shared photos or shared contacts, with the posts "
+        "that link them.",
+        epilog="Examples:\n  watcher links\n  watcher links ivory-dealer-kh --all",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     links.add_argument("target", nargs="?", metavar="TARGET", help="only links of this target")
+    links.add_argument(
+        "--all",
+        action="store_true",
+        help=f"every shared photo of each pair (default: the first {MAX_EXAMPLES})",
+    )
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
@@ -109,7 +128,9 @@ def cmd_links(args: argparse.Namespace) -> int:
     """``watcher links [TARGET]``: linked accounts and the evidence for each link."""
     store = _open_store(args)
     try:
-        photos = photo_links(store, args.target)
+        if args.target:
+            _check_target(args, store, args.target)
+        photos = photo_links(store, args.target, None if args.all else MAX_EXAMPLES)
         contacts = shared_contacts(store, args.target)
     finally:
         store.close()
@@ -133,7 +154,7 @@ def _photo_block(link: PhotoLink) -> str:
         for a, b, d in link.examples
     ]
     if link.count > len(link.examples):
-        lines.append(f"    ... and {link.count - len(link.examples)} more")
+        lines.append(f"    ... and {link.count - len(link.examples)} more (--all lists them)")
     return "\n".join(lines)
 
 
@@ -142,6 +163,21 @@ def _contact_block(link: ContactLink) -> str:
     lines = [f"  {link.kind} {link.value}{written}: {', '.join(link.targets)}"]
     lines += [f"    {target} post {post} first seen {at}" for target, post, at in link.posts]
     return "\n".join(lines)
+
+
+def _check_target(args: argparse.Namespace, store: Store, name: str) -> None:
+    """WatcherError naming the known targets when ``name`` is none of them.
+
+    Known: every target the archive has captured (some may have left the watchlist since)
+    and those in the watchlist, when it can be read (links need only the archive).
+    """
+    known = store.target_names()
+    with contextlib.suppress(WatcherError):
+        if Path(args.watchlist).is_file():
+            known += [t.name for t in load_watchlist(args.watchlist).targets]
+    if name not in known:
+        names = ", ".join(sorted(set(known))) or "none yet"
+        raise WatcherError(f"no target named {name}; known: {names}")
 
 
 def _open_store(args: argparse.Namespace) -> Store:

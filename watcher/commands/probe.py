@@ -17,7 +17,7 @@ import argparse
 import asyncio
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from watcher.capture.recipe import RECIPE_FIELDS, Selector
 from watcher.capture.sessions import Session, SessionStore
 from watcher.errors import WatcherError
 from watcher.models import Post
+from watcher.watchlist import load_watchlist
 
 TEXT_CHARS = 100
 
@@ -59,10 +60,25 @@ class ProbeResult:
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add ``watcher probe`` to the command line."""
     probe = sub.add_parser(
-        "probe", parents=[common], help="show what an adapter extracts from a page (no storing)"
+        "probe",
+        parents=[common],
+        help="show what an adapter extracts from a page (no storing)",
+        description="Open a page and show the posts watcher reads from it, and any block; "
+        "nothing is stored.",
+        epilog="Examples:\n"
+        "  watcher probe https://t.me/s/somechannel --platform telegram\n"
+        "  watcher probe --target lucky-charms-store --selector text=.description",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    probe.add_argument("url", metavar="URL", help="the page to open")
-    probe.add_argument("--platform", required=True, help=f"one of: {', '.join(known_platforms())}")
+    probe.add_argument(
+        "url", metavar="URL", nargs="?", help="the page to open (default: the --target's URL)"
+    )
+    probe.add_argument(
+        "--target",
+        metavar="NAME",
+        help="start from this watchlist target: its URL, platform, selectors, pages, session",
+    )
+    probe.add_argument("--platform", help=f"one of: {', '.join(known_platforms())}")
     probe.add_argument(
         "--selector",
         action="append",
@@ -70,27 +86,81 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         metavar="NAME=CSS",
         help=f"patch the recipe, e.g. text=.desc (names: {', '.join(RECIPE_FIELDS)})",
     )
-    probe.add_argument("--pages", type=int, default=1, help="pages to read (default 1)")
-    probe.add_argument("--scroll", type=int, default=0, help="screens to scroll down")
+    # No defaults here: an option not given keeps the --target's value (see `_settings`).
+    probe.add_argument("--pages", type=int, help="pages to read (default 1)")
+    probe.add_argument("--scroll", type=int, help="screens to scroll down")
     probe.add_argument("--next-page", help="selector of the next-page link")
     probe.add_argument("--load-more", help="selector of the load-more button")
     probe.add_argument("--session", help="open the page logged in as this session")
-    probe.add_argument("--timeout", type=float, default=45.0, help="seconds (default 45)")
+    probe.add_argument("--timeout", type=float, help="seconds (default 45)")
     probe.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """What to open and how to read it: a watchlist target's settings, options on top."""
+
+    url: str
+    platform: str
+    selectors: dict[str, str]
+    pages: int = 1
+    scroll: int = 0
+    next_page: str | None = None
+    load_more: str | None = None
+    session: str | None = None
+    timeout: float = 45.0
+
+
+def _settings(args: argparse.Namespace) -> ProbeSettings:
+    """The --target's settings (if any) with every option given on the command line on top."""
+    patch = parse_selectors(args.selector)
+    if args.target:
+        target = load_watchlist(args.watchlist).target(args.target)
+        base = ProbeSettings(
+            target.url,
+            target.platform,
+            dict(target.selectors),
+            target.pages,
+            target.scroll,
+            target.next_page,
+            target.load_more,
+            target.session,
+            target.timeout,
+        )
+    elif not args.url or not args.platform:
+        raise WatcherError(
+            "say what to probe: a URL with --platform (e.g. watcher probe "
+            "https://t.me/s/somechannel --platform telegram), or --target NAME from the watchlist"
+        )
+    else:
+        base = ProbeSettings(args.url, args.platform, {})
+    given = {
+        "url": args.url,
+        "platform": args.platform,
+        "pages": args.pages,
+        "scroll": args.scroll,
+        "next_page": args.next_page,
+        "load_more": args.load_more,
+        "session": args.session,
+        "timeout": args.timeout,
+    }
+    chosen = replace(base, **{k: v for k, v in given.items() if v is not None})
+    return replace(chosen, selectors={**chosen.selectors, **patch})
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
     """``watcher probe``: open the page, print what the adapter reads and any block."""
-    adapter = adapter_for(_platform(args.platform), parse_selectors(args.selector))
+    settings = _settings(args)
+    adapter = adapter_for(_platform(settings.platform), settings.selectors)
     request = PageRequest(
-        url=args.url,
-        pages=max(1, args.pages),
-        timeout_s=args.timeout,
-        next_page=args.next_page,
-        load_more=args.load_more,
-        scroll=max(0, args.scroll),
+        url=settings.url,
+        pages=max(1, settings.pages),
+        timeout_s=settings.timeout,
+        next_page=settings.next_page,
+        load_more=settings.load_more,
+        scroll=max(0, settings.scroll),
     )
-    result = asyncio.run(probe(request, adapter, _session(args)))
+    result = asyncio.run(probe(request, adapter, _session(args, settings.session)))
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
     else:
@@ -155,12 +225,12 @@ def _platform(name: str) -> str:
     return name
 
 
-def _session(args: argparse.Namespace) -> Session | None:
+def _session(args: argparse.Namespace, name: str | None) -> Session | None:
     """The named session (cookies and browser profile), or None for an anonymous probe."""
-    if not args.session:
+    if not name:
         return None
     store = SessionStore(resolve_data_dir(Path(args.watchlist), args.data))
-    return store.load(args.session)
+    return store.load(name)
 
 
 COMMANDS = {"probe": cmd_probe}

@@ -54,12 +54,26 @@ _VERSION = re.compile(r"(\d+\.\d+\.\d+\.\d+)")
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add ``watcher session ...`` to the command line."""
     session = sub.add_parser(
-        "session", parents=[common], help="sock-puppet account sessions (import, login, check)"
+        "session",
+        parents=[common],
+        help="sock-puppet account sessions (import, login, check)",
+        description="The sock-puppet logins captures use: import, log in by hand, list, check.",
+        epilog="Examples:\n"
+        "  watcher session import fb-puppet-1 cookies.json\n"
+        "  watcher session list\n"
+        "\n"
+        "Each action has its own help: watcher session ACTION --help",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = session.add_subparsers(dest="session_command", required=True, metavar="ACTION")
 
     imp = actions.add_parser(
-        "import", parents=[common], help="create a session from exported cookies"
+        "import",
+        parents=[common],
+        help="create a session from exported cookies",
+        description="Create (or update) a session from cookies exported from a browser.",
+        epilog="Example:\n  watcher session import fb-puppet-1 cookies.txt",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     imp.add_argument("name", metavar="NAME", help="session name (letters, digits, _ . -)")
     imp.add_argument("file", metavar="FILE", help="cookies: JSON export or Netscape cookies.txt")
@@ -68,15 +82,34 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     imp.add_argument("--timezone", default=DEFAULT_TIMEZONE, help=f"default {DEFAULT_TIMEZONE}")
 
     login = actions.add_parser(
-        "login", parents=[common], help="log in by hand in a browser window and keep the session"
+        "login",
+        parents=[common],
+        help="log in by hand in a browser window and keep the session",
+        description="Log in by hand in a browser window, press Enter, and keep the session.",
+        epilog="Example:\n  watcher session login fb-puppet-1 --url https://www.facebook.com/login",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     login.add_argument("name", metavar="NAME")
     login.add_argument("--url", required=True, help="the platform's login page")
 
-    actions.add_parser("list", parents=[common], help="every session, without cookie values")
+    actions.add_parser(
+        "list",
+        parents=[common],
+        help="every session, without cookie values",
+        description="Every stored session: cookie count, domains, first expiry (no values).",
+        epilog="Example:\n  watcher session list",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
     check = actions.add_parser(
-        "check", parents=[common], help="does the session still open the platform logged in?"
+        "check",
+        parents=[common],
+        help="does the session still open the platform logged in?",
+        description="Check that a session still opens the platform logged in.",
+        epilog="Example:\n"
+        "  watcher session check fb-puppet-1 --url https://www.facebook.com/groups/123 "
+        "--platform facebook",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("name", metavar="NAME")
     check.add_argument("--url", required=True, help="a page only a logged-in account sees")

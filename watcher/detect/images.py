@@ -76,7 +76,12 @@ def perceptual_hashes(data: bytes) -> ImageHashes:
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(f"image too large to decode ({exc})") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except UnidentifiedImageError as exc:
+        # Pillow's own message names its in-memory buffer (<_io.BytesIO object at 0x...>).
+        raise ImageDecodeError(
+            "not a readable image (its bytes are in no picture format watcher knows)"
+        ) from exc
+    except (OSError, SyntaxError) as exc:
         raise ImageDecodeError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
     return ImageHashes(
         phash=_as_int(imagehash.phash(image)),

@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -83,6 +84,12 @@ class Selection:
         """The filters that were set."""
         return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
 
+    def in_words(self) -> str:
+        """The filters as a person reads them: ``target dealer, since 2026-11-01T00:00:00Z``."""
+        words = {"post_id": "post", "capture_id": "capture"}
+        parts = [f"{words.get(k, k)} {v}" for k, v in self.describe().items()]
+        return ", ".join(parts) or "everything"
+
 
 @dataclass(slots=True)
 class _Part:
@@ -101,11 +108,11 @@ def export_bundle(
     _refuse_evidence_folder(app, out_dir)
     capture_ids = _select(app, selection)
     if not capture_ids:
-        raise WatcherError(f"nothing to export: no capture matches {selection.describe()}")
+        raise WatcherError(f"nothing to export: no capture matches {selection.in_words()}")
     parts = _split(app, capture_ids, max_bytes)
     custody = app.custody.entries()
     stamp_files = _timestamp_head(app, custody)
-    stamp = utc_now().replace(":", "").replace("-", "").split(".")[0]
+    stamp = utc_now().replace(":", "").replace("-", "").split(".")[0] + "Z"
     label = _label(selection)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(out_dir)
@@ -174,7 +181,7 @@ def _bundle_name(label: str, stamp: str, number: int, count: int, taken: int = 1
     # A second export in the same second gets "-2" (and so on), never an earlier one's name.
     again = f"-{taken}" if taken > 1 else ""
     part = f"-part{number}of{count}" if count > 1 else ""
-    return f"watcher-{label}-{stamp}{again}{part}.zip"
+    return f"watcher-evidence-{label}-{stamp}{again}{part}.zip"
 
 
 def _publish(out_dir: Path, written: list[_Partial], label: str, stamp: str) -> list[Path]:
@@ -266,6 +273,13 @@ def _timestamp_head(app: App, custody: list) -> dict[str, bytes]:
 def _select(app: App, selection: Selection) -> list[int]:
     # A target may have left the watchlist since: its captures are still evidence.
     targets = [selection.target] if selection.target else None
+    if selection.target:
+        known = dict.fromkeys([t.name for t in app.watchlist.targets] + app.store.target_names())
+        if selection.target not in known:
+            raise WatcherError(
+                f"nothing to export: no target named {selection.target}; "
+                f"known: {', '.join(known) or 'none yet'}"
+            )
     if selection.tag:
         tagged = [t.name for t in app.watchlist.targets if selection.tag in t.tags]
         if not tagged:
@@ -388,12 +402,28 @@ def _public_keys(app: App, custody: list) -> dict[str, str]:
 
 
 def _label(selection: Selection) -> str:
-    raw = (
-        selection.target
-        or selection.tag
-        or (f"capture{selection.capture_id}" if selection.capture_id else "selection")
-    )
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)[:40]
+    """What the bundle holds, for its file name: the target, tag, post or capture, or "all".
+
+    Tags and post ids come from users and from pages, so only ASCII letters, digits, ``-`` and
+    ``_`` survive, and only 40 of them: nothing in a name can climb folders, hide the file or
+    spoof its extension.
+    """
+    if selection.target:
+        raw = selection.target
+    elif selection.tag:
+        raw = f"tag-{selection.tag}"
+    elif selection.post_id:
+        raw = f"post-{selection.post_id}"
+    elif selection.capture_id is not None:
+        raw = f"capture-{selection.capture_id}"
+    elif selection.since or selection.until:
+        ends = [(w, t) for w, t in (("since", selection.since), ("until", selection.until)) if t]
+        raw = "-".join(f"{word}-{moment.split('T')[0].replace('-', '')}" for word, moment in ends)
+    else:
+        raw = "all"
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", raw)
+    safe = re.sub(r"[-_]{2,}", lambda run: run.group(0)[0], safe)
+    return safe[:40].strip("_-") or "selection"
 
 
 def _json(value: object) -> bytes:

@@ -188,6 +188,12 @@ class Store:
         )
 
     @translated
+    def target_names(self) -> list[str]:
+        """Every target ever recorded, in name order (targets since dropped from the watchlist
+        included: their captures are still evidence)."""
+        return [row[0] for row in self.db.execute("SELECT name FROM targets ORDER BY name")]
+
+    @translated
     def insert_capture(self, row: CaptureRow) -> int:
         """Store a capture record; returns its id."""
         values = {k: getattr(row, k) for k in CaptureRow.__slots__ if k != "id"}

@@ -164,10 +164,13 @@ def shared_contacts(store: Store, target: str | None = None) -> list[ContactLink
 
 
 @translated
-def photo_links(store: Store, target: str | None = None) -> list[PhotoLink]:
+def photo_links(
+    store: Store, target: str | None = None, examples: int | None = MAX_EXAMPLES
+) -> list[PhotoLink]:
     """Pairs of targets that posted the same photo, from ``image_seen_before`` events.
 
-    Targets in a pair are in name order; the most-linked pairs first.
+    Targets in a pair are in name order; the most-linked pairs first. Each link carries its
+    first ``examples`` pairs of posts (every one when None).
     """
     rows = _sql(
         store,
@@ -186,10 +189,7 @@ def photo_links(store: Store, target: str | None = None) -> list[PhotoLink]:
         posts = (first.get("post_id"), repost_post)
         post_a, post_b = posts if a == first_target else posts[::-1]
         pairs[(a, b)].append((str(post_a), str(post_b), int(details.get("distance", 0))))
-    links = [
-        PhotoLink(a, b, len(examples), examples[:MAX_EXAMPLES])
-        for (a, b), examples in pairs.items()
-    ]
+    links = [PhotoLink(a, b, len(found), found[:examples]) for (a, b), found in pairs.items()]
     return sorted(links, key=lambda link: (-link.count, link.target_a, link.target_b))
 
 
