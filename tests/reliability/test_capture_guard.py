@@ -8,7 +8,12 @@ request would show up on the fixture site under ``/internal``.
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import logging
+import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +25,7 @@ from watcher.capture.netguard import refusal
 from watcher.demo.images import variant
 from watcher.models import CaptureStatus
 from watcher.pipeline import run_capture
+from watcher.secrets import register_secret
 from watcher.watchlist import load_watchlist
 
 SHOP = "shop.example.test"  # stands for a public shop
@@ -162,3 +168,91 @@ async def test_images_and_redirects_into_the_team_network_are_refused(
         )
     finally:
         await app.close()
+
+
+# -- the bot token in the browser's and driver's environment, and in debug logs -------------
+TOKEN = "555777:AAHsecretTOKENvalue-_xyz0123456789"
+
+
+def _environ(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/environ").read_bytes()
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, frontier = [], [root]
+    while frontier:
+        pid = frontier.pop()
+        found += children.get(pid, [])
+        frontier += children.get(pid, [])
+    return found
+
+
+async def test_browser_and_driver_never_hold_the_bot_token(monkeypatch):
+    monkeypatch.setenv("WATCHER_TELEGRAM_TOKEN", TOKEN)
+    monkeypatch.setenv("SOME_API_KEY", "k-0123456789abcdef")
+    monkeypatch.setenv("HARMLESS_SETTING", "kept")
+    browser = Browser(max_concurrent=1)
+    await browser.start()
+    try:
+        pids = _descendants(os.getpid())
+        names = {pid: Path(f"/proc/{pid}/comm").read_text().strip() for pid in pids}
+        driver = [p for p, n in names.items() if n.startswith(("node", "playwright"))]
+        chromium = [p for p, n in names.items() if "chrom" in n]
+        assert driver and chromium, names
+        read = 0
+        for pid in driver + chromium:
+            try:
+                environ = _environ(pid)
+            except OSError:  # a short-lived helper process already gone
+                continue
+            read += 1
+            assert TOKEN.encode() not in environ, names[pid]
+            assert b"k-0123456789abcdef" not in environ, names[pid]
+        assert read >= 2
+        assert b"HARMLESS_SETTING=kept" in _environ(driver[0])  # only secrets are taken out
+    finally:
+        await browser.close()
+
+
+def test_percent_encoded_token_is_redacted_from_logs(caplog):
+    register_secret(TOKEN)
+    encoded = TOKEN.replace(":", "%3A")
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("httpx").info(
+            'HTTP Request: GET https://api.telegram.org/file/bot%s/photos/1.jpg "200"', encoded
+        )
+        logging.getLogger("telegram").debug("url %s", TOKEN.replace(":", "%253a"))
+    text = caplog.text
+    assert "AAHsecretTOKENvalue" not in text and "[REDACTED]" in text
+
+
+# -- a cookie set by the page's script, sent back in a header and a body --------------------
+async def test_cookie_set_by_script_never_reaches_the_warc(site, make_app, tmp_path):
+    secret = "csrf-Zq81mVx0TnYw4LpK"
+    # Made by the script, as a server-set token would be: the page's source never holds it.
+    script = f"""<script>
+      const v = "{secret[::-1]}".split("").reverse().join("");
+      document.cookie = "csrftoken=" + v + "; path=/";
+      fetch("/api/echo", {{method: "POST", headers: {{"x-csrftoken": v}},
+                          body: "csrfmiddlewaretoken=" + v + "&q=ivory"}});
+      fetch("/api/json", {{method: "POST", body: JSON.stringify({{token: v}})}});
+    </script>"""
+    site.route("/api/echo", "ok", content_type="text/plain")
+    site.route("/api/json", "ok", content_type="text/plain")
+    site.route("/csrf", shop_page(listing("a", "ivory"), tail=script))
+    app = make_app(hostile_target("csrf", f"{site.base_url}/csrf"))
+    summary = await run_capture(app, app.watchlist.target("csrf"))
+    assert summary.status == CaptureStatus.OK
+    (sha,) = app.store.db.execute("SELECT sha256 FROM artifacts WHERE kind = 'wacz'").fetchone()
+    with zipfile.ZipFile(io.BytesIO(app.blobs.read(sha))) as wacz:
+        warc = gzip.decompress(wacz.read("archive/capture.warc.gz"))
+    assert b"POST /api/echo" in warc and b"q=ivory" in warc  # the requests are there
+    assert secret.encode() not in warc
