@@ -58,7 +58,8 @@ def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
     """One real Chromium shared by the whole test run (a fresh context per capture)."""
-    shared = Browser(max_concurrent=2)
+    # Contexts opened directly (not by a target) may reach the loopback fixture site.
+    shared = Browser(max_concurrent=2, allow_private_network=True)
     await shared.start()
     yield shared
     await shared.close()
@@ -76,15 +77,23 @@ def write_watchlist(tmp_path: Path) -> Callable[[str], Path]:
     return write
 
 
+# The fixture site is on 127.0.0.1: its targets must say they may reach a private address.
+PRIVATE_OK = "    allow_private_network: true\n"
+
+
 def channel_target(name: str, url: str, extra: str = "") -> str:
-    """YAML for a telegram target."""
-    return f"  - name: {name}\n    platform: telegram\n    url: {url}\n    every: 5s\n{extra}"
+    """YAML for a telegram target (on the loopback fixture site)."""
+    return (
+        f"  - name: {name}\n    platform: telegram\n    url: {url}\n    every: 5s\n"
+        f"{PRIVATE_OK}{extra}"
+    )
 
 
 def shop_target(name: str, url: str) -> str:
     """YAML for a generic shop target with the fixture site's selectors."""
-    return f"  - name: {name}\n    platform: generic\n    url: {url}\n    every: 5s\n" + (
-        textwrap.indent(textwrap.dedent(SHOP_SELECTORS), "    ")
+    return (
+        f"  - name: {name}\n    platform: generic\n    url: {url}\n    every: 5s\n{PRIVATE_OK}"
+        + (textwrap.indent(textwrap.dedent(SHOP_SELECTORS), "    "))
     )
 
 

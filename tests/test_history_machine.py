@@ -39,7 +39,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.conftest import SHOP_SELECTORS
+from tests.conftest import SHOP_SELECTORS, channel_target
 from watcher.app import App
 from watcher.capture.browser import Browser
 from watcher.demo.site import DemoSite
@@ -118,7 +118,7 @@ def _shown(site_posts: dict[int, SitePost]) -> list[SitePost]:
 def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
     """Run the state machine with its own loop and Chromium (hypothesis rules are sync)."""
     loop = asyncio.new_event_loop()
-    browser = Browser(max_concurrent=1)
+    browser = Browser(max_concurrent=1, allow_private_network=True)
     loop.run_until_complete(browser.start())
     site = DemoSite().start()
     counter = iter(range(10**6))
@@ -133,6 +133,7 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
             watchlist.write_text(
                 "targets:\n  - name: dealer\n    platform: generic\n"
                 f"    url: {site.base_url}{self.path}\n    every: 1m\n"
+                "    allow_private_network: true\n"
                 + textwrap.indent(textwrap.dedent(SHOP_SELECTORS), "    "),
                 encoding="utf-8",
             )
@@ -378,7 +379,7 @@ async def test_a_hidden_post_shown_again_is_restored_and_the_watch_goes_on(site,
     site.channel("ivory")
     for n in range(1, 7):
         site.add_post("ivory", f"bangle {n}", posted_at=T0 + timedelta(minutes=n))
-    app = make_app(f"  - name: ivory\n    platform: telegram\n    url: {site.base_url}/s/ivory\n")
+    app = make_app(channel_target("ivory", f"{site.base_url}/s/ivory"))
     target = app.watchlist.targets[0]
     await run_capture(app, target)
     (hidden,) = [p for p in site.posts("ivory") if p.id == 4]

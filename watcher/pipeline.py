@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from playwright.async_api import BrowserContext
+from playwright.async_api import Error as PlaywrightError
 
 from watcher import __version__
 from watcher.alert.routing import routes_for
@@ -37,7 +38,8 @@ from watcher.capture.archive import (
 from watcher.capture.blocks import REASONS as BLOCK_REASONS
 from watcher.capture.blocks import BlockContext, block_for
 from watcher.capture.environment import collection_metadata
-from watcher.capture.media import Download, download_images
+from watcher.capture.media import Download, ImageBudget, download_images
+from watcher.capture.netguard import NetworkGuard, Refusal, RefusedAddress
 from watcher.capture.page import (
     PageRequest,
     capture_details,
@@ -91,6 +93,11 @@ class Taken:
     # keep_files makes the web archive against the same value.
     previous_html: str | None = None
     mode: str = "full"  # or "check": HTML and posts only, the page as the last capture saw it
+    # Requests the network guard refused (a redirect or image into a private network).
+    refused: tuple[Refusal, ...] = ()
+    # Cookie values of the capture's browser (the session's and any the page set): secrets
+    # the web archive must not carry in request headers or bodies.
+    cookie_values: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +171,9 @@ async def check(app: App, target: Target) -> Taken | None:
     screenshot). None when the check itself failed: the full capture then finds out why."""
     session, hold = _account(app, target)
     request = PageRequest(url=target.url, timeout_s=target.timeout)
+    guard = app.check_browser.guard(target.allow_private_network)
     try:
-        async with hold, app.check_browser.context(session) as context:
+        async with hold, app.check_browser.context(session, guard) as context:
             user_agent = session.user_agent if session else app.check_browser.user_agent
             snapshot, posts = await check_page(
                 context, request, target.adapter(), user_agent, app.check_browser.version
@@ -173,7 +181,7 @@ async def check(app: App, target: Target) -> Taken | None:
     except WatcherError as exc:
         log.info("check of %s failed (%s); taking a full capture", target.name, exc)
         return None
-    return Taken(snapshot, posts, {}, mode="check")
+    return Taken(snapshot, posts, {}, mode="check", refused=_refusals(guard))
 
 
 def _account(
@@ -195,17 +203,26 @@ async def take(app: App, target: Target) -> Taken:
     previous_html = app.store.last_artifact_sha(target.name, "html")
     recorder = ResponseRecorder()
     session, hold = _account(app, target)
-    async with hold, app.browser.context(session) as context:
+    guard = app.browser.guard(target.allow_private_network)
+    async with hold, app.browser.context(session, guard) as context:
         user_agent = session.user_agent if session else app.browser.user_agent
         snapshot, posts = await _read(
-            app, target, context, recorder, user_agent, known, previous_html
+            app, target, context, recorder, user_agent, known, previous_html, guard
         )
         # Bodies must be read while the context is open.
         responses = tuple(await recorder.finish())
         urls = [url for post in posts for url in post.image_urls]
         downloads = await download_images(
-            context, urls, referer=snapshot.final_url, prefetched=_image_bodies(responses)
+            context,
+            urls,
+            referer=snapshot.final_url,
+            blobs=app.blobs,
+            guard=guard,
+            user_agent=user_agent,
+            budget=ImageBudget.from_env(),
+            prefetched=_image_bodies(responses),
         )
+        cookie_values = await _cookie_values(context, session)
         details = {}
         if target.detail:
             fresh = [p for p in posts if p.post_id not in known]
@@ -214,7 +231,34 @@ async def take(app: App, target: Target) -> Taken:
             # Only after a good capture: a logged-out state must not overwrite good cookies.
             state = await refreshed_state(context)
             await asyncio.to_thread(app.sessions.update_state, session.name, state)
-    return Taken(replace(snapshot, responses=responses), posts, downloads, details, previous_html)
+    return Taken(
+        replace(snapshot, responses=responses),
+        posts,
+        downloads,
+        details,
+        previous_html,
+        refused=_refusals(guard),
+        cookie_values=cookie_values,
+    )
+
+
+def _refusals(guard: NetworkGuard) -> tuple[Refusal, ...]:
+    # The browser asks again for what it was refused (retries, each redirect hop): once each.
+    return tuple(dict.fromkeys(guard.refused))
+
+
+async def _cookie_values(context: BrowserContext, session: Session | None) -> frozenset[str]:
+    """Every cookie value of the capture: the session's and those set while it ran."""
+    values = (
+        {c.get("value", "") for c in (session.storage_state.get("cookies") or [])}
+        if session
+        else set()
+    )
+    try:
+        values |= {c["value"] for c in await context.cookies()}
+    except PlaywrightError as exc:
+        log.warning("could not read the capture's cookies to keep them out of the archive: %s", exc)
+    return frozenset(v for v in values if v)
 
 
 def _image_bodies(responses: tuple[RecordedResponse, ...]) -> dict[str, tuple[bytes, str | None]]:
@@ -243,8 +287,12 @@ async def _read(
     user_agent: str,
     known: set[str],
     previous_html: str | None,
+    guard: NetworkGuard,
 ) -> tuple[PageSnapshot, list[Post]]:
-    """Load and extract; a block page or an empty page is a CaptureError with a screenshot."""
+    """Load and extract; a block page or an empty page is a CaptureError with a screenshot.
+
+    A page the network guard would not open (it, or a redirect, leads into a private
+    network) fails with reason ``refused`` and says where it led."""
     adapter = target.adapter()
     request = PageRequest(
         url=target.url,
@@ -261,11 +309,46 @@ async def _read(
         snapshot, posts = await load_pages(
             context, request, adapter, user_agent, app.browser.version, recorder
         )
+        await _check_landing(guard, target, snapshot.final_url)
         check_content(adapter, target, snapshot, posts, had_posts=bool(known))
     except CaptureError as exc:
+        if exc.reason == "refused":
+            raise  # no screenshot: it would show the internal page
+        for page in context.pages[:1]:  # a redirect inside, then an error page there
+            await _check_landing(guard, target, page.url)
         exc.screenshot = exc.screenshot or await error_screenshot(context)
+        # The page itself, a redirect or a meta refresh was refused: say so, not just "down".
+        if exc.reason in ("network", "timeout", "no_posts") and guard.refused:
+            first = guard.refused[0]
+            refused = RefusedAddress(first.url, first.address, first.why)
+            message = f"{exc}; {_refused_message(refused, target)}"
+            raise CaptureError("refused", message, exc.screenshot) from exc
         raise
     return snapshot, posts
+
+
+async def _check_landing(guard: NetworkGuard, target: Target, final_url: str) -> None:
+    """Refuse a page that an HTTP redirect took into a private network.
+
+    Chromium follows a navigation's redirects without passing them through the context's
+    route, so the guard sees them only here, after the fact: the capture is refused and
+    nothing of the page (not even a screenshot) is kept.
+    """
+    if not final_url.startswith(("http:", "https:")):
+        return  # about:blank, an error page: nothing was reached
+    try:
+        await guard.check_url(final_url)
+    except RefusedAddress as exc:
+        raise CaptureError("refused", _refused_message(exc, target)) from exc
+
+
+def _refused_message(exc: RefusedAddress, target: Target) -> str:
+    where = f"{exc.why} ({exc.address})" if exc.address else exc.why
+    return (
+        f"the network guard refused {exc.url}: it leads to {where}. If this page really is "
+        f"on your own network, set `allow_private_network: true` on target {target.name} "
+        "in the watchlist"
+    )
 
 
 def check_content(
@@ -316,18 +399,22 @@ def keep_files(
     files = _capture_files(taken, meta)
     html_sha = sha256_hex(snap.html_pages[0].encode("utf-8")) if snap.html_pages else None
     if taken.mode == "full" and html_sha != previous_html:
-        files.append(_File("wacz", _web_archive(snap, meta), "application/wacz", snap.final_url))
-    for url, download in taken.downloads.items():
-        if download.data is not None:
-            files.append(_File("image", download.data, download.media_type or "", url))
+        wacz = _web_archive(snap, meta, taken.cookie_values)
+        files.append(_File("wacz", wacz, "application/wacz", snap.final_url))
     shas = blobs.put_many([f.data for f in files])
     artifacts = [
         Artifact(f.kind, sha, len(f.data), f.media_type, f.source)
         for f, sha in zip(files, shas, strict=True)
     ]
+    # Images were streamed into the store as they downloaded (see media.download_images).
+    artifacts += [
+        Artifact("image", d.sha256, d.size, d.media_type or "", url)
+        for url, d in taken.downloads.items()
+        if d.sha256 is not None
+    ]
     known_images = known_images or {}
     images = {
-        url: _image_record(download, known_images.get(download.sha256 or ""))
+        url: _image_record(blobs, download, known_images.get(download.sha256 or ""))
         for url, download in taken.downloads.items()
     }
     return Kept(artifacts, images)
@@ -514,17 +601,19 @@ def _metadata(app: App, target: Target, taken: Taken, started: str) -> dict[str,
         browser_version=snap.browser_version,
         operator=app.watchlist.operator,
         session=target.session,
-    )
+    ) | ({"network_refused": [r.to_json() for r in taken.refused]} if taken.refused else {})
 
 
-def _web_archive(snap: PageSnapshot, meta: dict[str, object]) -> bytes:
+def _web_archive(
+    snap: PageSnapshot, meta: dict[str, object], cookie_values: frozenset[str] = frozenset()
+) -> bytes:
     resources = [WarcResource("urn:watcher:html", "text/html", snap.html_pages[0].encode())]
     if snap.screenshot:
         resources.append(WarcResource("urn:watcher:screenshot", "image/png", snap.screenshot))
     if snap.mhtml:
         resources.append(WarcResource("urn:watcher:mhtml", "multipart/related", snap.mhtml))
     info = {k: str(v) for k, v in meta.items() if v is not None and not isinstance(v, dict)}
-    warc = build_warc(list(snap.responses), resources, info)
+    warc = build_warc(list(snap.responses), resources, info, secret_values=cookie_values)
     return build_wacz(
         warc, "capture.warc.gz", snap.final_url, str(meta["target"]), str(meta["started_at"])
     )
@@ -652,15 +741,16 @@ def _with_shas(post: Post, images: dict[str, ImageRecord]) -> CapturedPost:
     )
 
 
-def _image_record(download: Download, known: ImageRecord | None) -> ImageRecord:
-    """The image's record: its stored hashes when the archive has these bytes, else new ones."""
-    if download.data is None or download.sha256 is None:
+def _image_record(blobs: BlobStore, download: Download, known: ImageRecord | None) -> ImageRecord:
+    """The image's record: its stored hashes when the archive has these bytes, else new ones
+    (read back from the store one image at a time)."""
+    if download.sha256 is None:
         return ImageRecord(download.url, None, 0, None, error=download.error)
     if known is not None:
         return replace(known, url=download.url, media_type=download.media_type)
-    size, sha = len(download.data), download.sha256
+    size, sha = download.size, download.sha256
     try:
-        hashes = perceptual_hashes(download.data)
+        hashes = perceptual_hashes(blobs.read(sha))
     except ImageDecodeError as exc:
         return ImageRecord(download.url, sha, size, download.media_type, error=str(exc))
     return ImageRecord(

@@ -250,6 +250,10 @@ class Target(_Model):
     scroll: Annotated[int, Field(ge=0, le=50)] = 0
     # Open each new listing's own page and keep it as evidence too.
     detail: bool = False
+    # Let the browser and image downloads reach loopback, private, link-local and metadata
+    # addresses (a page on the team's own network, the demo site). Off: a hostile page's
+    # images and redirects cannot reach the team's router or NAS. Never set by the bot's /watch.
+    allow_private_network: bool = False
 
     @field_validator("name")
     @classmethod

@@ -21,9 +21,13 @@ selectors:
 """
 
 
-def hostile_target(name: str, url: str, timeout: float = 8, extra: str = "") -> str:
-    """YAML for a generic listing target with a short time budget (hostile pages must be cut)."""
+def hostile_target(
+    name: str, url: str, timeout: float = 8, extra: str = "", private_ok: bool = True
+) -> str:
+    """YAML for a generic listing target with a short time budget (hostile pages must be cut);
+    ``private_ok``: it may reach the loopback fixture site (``allow_private_network``)."""
     body = f"platform: generic\nurl: {url}\nevery: 5s\njitter: 0s\ntimeout: {timeout:g}s\n"
+    body += "allow_private_network: true\n" if private_ok else ""
     body += SHOP_SELECTORS + extra
     return f"  - name: {name}\n" + textwrap.indent(body, "    ")
 

@@ -20,11 +20,11 @@ import re
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, Response
@@ -47,6 +47,9 @@ REDACTED = "[redacted]"
 _SECRET_REQUEST_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 _SECRET_RESPONSE_HEADERS = frozenset({"set-cookie", "set-cookie2"})
 _IGNORED_SCHEMES = ("data:", "blob:")
+# Cookie values shorter than this ("1", "en", "true") are not secrets, and replacing them
+# everywhere would deface the record.
+MIN_SECRET_CHARS = 8
 _NO_BODY_STATUSES = frozenset({204, 304})
 _WARC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.warc\.gz$")
 
@@ -416,20 +419,63 @@ def _index_entry(record: Any, offset: int, member: memoryview) -> IndexEntry:
     )
 
 
+class _Scrubber:
+    """Replaces secret values (cookie values) in request lines, headers and bodies, also
+    percent-encoded, as a page's script sends them (``x-csrftoken``, a form field)."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        forms: set[str] = set()
+        for value in values:
+            if len(value) >= MIN_SECRET_CHARS:
+                forms |= {value, quote(value, safe=""), quote_plus(value), quote(value)}
+        # Longest first: a value that contains another is replaced whole.
+        self.texts = sorted(forms, key=len, reverse=True)
+        self.raw = [form.encode("utf-8") for form in self.texts]
+
+    def text(self, text: str) -> str:
+        for form in self.texts:
+            if form in text:
+                text = text.replace(form, REDACTED)
+        return text
+
+    def body(self, data: bytes) -> bytes:
+        for form in self.raw:
+            if form in data:
+                data = data.replace(form, REDACTED.encode())
+        return data
+
+    def response(self, response: RecordedResponse) -> RecordedResponse:
+        """``response`` with secrets out of its URL and everything it sent."""
+        if not self.texts:
+            return response
+        return replace(
+            response,
+            url=self.text(response.url),
+            request_headers={k: self.text(v) for k, v in response.request_headers.items()},
+            request_body=self.body(response.request_body),
+        )
+
+
 def build_warc(
-    responses: list[RecordedResponse], resources: list[WarcResource], info: dict[str, str]
+    responses: list[RecordedResponse],
+    resources: list[WarcResource],
+    info: dict[str, str],
+    secret_values: Iterable[str] = (),
 ) -> Warc:
     """A gzipped WARC/1.1 of the capture: warcinfo, then response/request(/metadata) per
     response, then one resource record per :class:`WarcResource`.
 
     ``info`` (operator, hostname, target, capture id, started, ended, ...) goes into the
-    warcinfo record. Cookies and credentials never reach the output.
+    warcinfo record. Cookies and credentials never reach the output: cookie and login
+    headers are dropped, and ``secret_values`` (the capture's cookie values) are replaced
+    wherever a request carried them (URL, any header, body).
     """
+    scrub = _Scrubber(secret_values)
     out = io.BytesIO()
     writer = _Sha256WARCWriter(out)
     writer.write_record(_warcinfo_record(writer, info))
     for response in responses:
-        for record in _exchange_records(writer, response):
+        for record in _exchange_records(writer, scrub.response(response)):
             writer.write_record(record)
     resource_date = _warc_date(info.get("ended")) or writer.curr_warc_date()
     for resource in resources:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,9 @@ from playwright.async_api import Browser as PlaywrightBrowser
 from playwright.async_api import BrowserContext, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
+from watcher.capture.netguard import NetworkGuard
 from watcher.errors import BrowserError
+from watcher.secrets import redact
 
 if TYPE_CHECKING:
     from watcher.capture.sessions import Session
@@ -40,6 +43,55 @@ VIEWPORT = {"width": 1280, "height": 900}
 # of their own (new_context, close) are bounded by this, then the browser is given up.
 BROWSER_CALL_TIMEOUT_S = 20.0
 LOCALE = "en-US"
+# Environment variables that hold secrets (the bot token, keys, passwords): the Playwright
+# driver and Chromium never get them. A page that exploits the renderer, or a crash dump,
+# must not find the team's bot token in the process environment.
+_SECRET_NAME = re.compile(
+    r"TOKEN|SECRET|PASSW|PASSPHRASE|API_?KEY|PRIVATE_?KEY|CREDENTIAL|COOKIE|SESSION|AUTH",
+    re.IGNORECASE,
+)
+# Ours that the browser or driver need; every other WATCHER_* stays with watcher.
+_WATCHER_PASSED = frozenset({"WATCHER_CHROMIUM"})
+
+
+def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``environ`` (default: ours) without secrets: for the Playwright driver and Chromium.
+
+    Dropped: names that say they hold a secret, watcher's own settings, and any variable
+    whose value contains a secret registered for redaction (:mod:`watcher.secrets`).
+    """
+    source = os.environ if environ is None else environ
+    kept = {}
+    for name, value in source.items():
+        if _SECRET_NAME.search(name) or (
+            name.upper().startswith("WATCHER_") and name.upper() not in _WATCHER_PASSED
+        ):
+            continue
+        if redact(value) != value:
+            continue
+        kept[name] = value
+    return kept
+
+
+def filter_driver_environment() -> None:
+    """Make Playwright start its driver (node) with :func:`child_environment`.
+
+    Playwright copies ``os.environ`` for the driver in ``transport.get_driver_env`` and has
+    no option to pass another; replacing that one function is narrower than emptying
+    ``os.environ`` around the start while other tasks run. The test reading the driver's
+    ``/proc/<pid>/environ`` fails if an upgrade moves it.
+    """
+    from playwright._impl import transport
+
+    original = transport.get_driver_env
+    if getattr(original, "watcher_filtered", False):
+        return
+
+    def filtered() -> dict[str, str]:
+        return child_environment(original())
+
+    filtered.watcher_filtered = True  # type: ignore[attr-defined]
+    transport.get_driver_env = filtered
 
 
 def find_chromium() -> str | None:
@@ -63,17 +115,21 @@ def find_chromium() -> str | None:
     return None
 
 
-def launch_args(images: bool = True) -> list[str]:
+def launch_args(images: bool = True, host_rules: Mapping[str, str] | None = None) -> list[str]:
     """Chromium flags; ``--no-sandbox`` only when running as root, where the sandbox fails.
 
     Without ``images`` Chromium neither fetches nor paints any image (``<img>`` or CSS): the
-    light checks' browser, for which a page's photos are most of its cost.
+    light checks' browser, for which a page's photos are most of its cost. ``host_rules``
+    (name -> address) are resolved so by Chromium and by the network guard alike.
     """
     args = list(CHROMIUM_ARGS)
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--no-sandbox")
     if not images:
         args.append("--blink-settings=imagesEnabled=false")
+    if host_rules:
+        rules = ", ".join(f"MAP {name} {address}" for name, address in host_rules.items())
+        args.append(f"--host-resolver-rules={rules}")
     return args
 
 
@@ -91,8 +147,20 @@ class Browser:
         recycle_after: int = 200,
         images: bool = True,
         reuse_contexts: bool = False,
+        allow_private_network: bool = False,
+        host_rules: Mapping[str, str] | None = None,
+        guard_hosts: Mapping[str, str] | None = None,
     ) -> None:
         self.max_concurrent = max_concurrent
+        # The policy of contexts opened without a guard of their own (probe, session check):
+        # a capture passes its target's guard.
+        self.allow_private_network = allow_private_network
+        # Names Chromium resolves by rule (``--host-resolver-rules``), and the addresses the
+        # network guard judges them by: the same unless ``guard_hosts`` says otherwise. Tests
+        # send a name to the loopback site while the guard judges it as the 10.x address it
+        # stands for, so a guard that failed would show as a request on the fixture site.
+        self.host_rules = dict(host_rules or {})
+        self.guard_hosts = dict(self.host_rules if guard_hosts is None else guard_hosts)
         self.reuse_contexts = reuse_contexts
         self._idle: list[BrowserContext] = []  # contexts kept for reuse (``reuse_contexts``)
         self._limit = asyncio.Semaphore(max_concurrent)
@@ -120,11 +188,15 @@ class Browser:
             if self._browser is not None and self._browser.is_connected():
                 return
             if self._playwright is None:
+                filter_driver_environment()
                 self._playwright = await async_playwright().start()
             executable = self.executable or find_chromium()
             try:
                 self._browser = await self._playwright.chromium.launch(
-                    executable_path=executable, args=launch_args(self.images), headless=True
+                    executable_path=executable,
+                    args=launch_args(self.images, self.host_rules),
+                    headless=True,
+                    env=child_environment(),
                 )
             except PlaywrightError as exc:
                 raise BrowserError(_launch_failure_message(executable, exc)) from exc
@@ -151,15 +223,25 @@ class Browser:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def guard(self, allow_private: bool | None = None) -> NetworkGuard:
+        """A network guard for one capture, resolving names as this Chromium does."""
+        allowed = self.allow_private_network if allow_private is None else allow_private
+        return NetworkGuard(allow_private=allowed, hosts=self.guard_hosts)
+
     @asynccontextmanager
-    async def context(self, session: Session | None = None) -> AsyncIterator[BrowserContext]:
+    async def context(
+        self, session: Session | None = None, guard: NetworkGuard | None = None
+    ) -> AsyncIterator[BrowserContext]:
         """A browser context for one capture, within the concurrency limit.
 
         With a ``session`` the context is logged in as its account and wears the session's
         profile (user agent, locale, time zone, window); without, it is anonymous. Contexts
         are fresh, except that a browser made with ``reuse_contexts`` hands anonymous
-        captures a context an earlier one used: one blank page, no cookies.
+        captures a context an earlier one used: one blank page, no cookies. Every request
+        of the context goes through ``guard`` (default: :meth:`guard`), which aborts those
+        that lead into a private network.
         """
+        guard = guard or self.guard()
         async with self._limit:
             await self.start()
             assert self._browser is not None
@@ -169,9 +251,11 @@ class Browser:
             reusable = self.reuse_contexts and session is None
             try:
                 ctx = self._idle.pop() if reusable and self._idle else None
+                reused = ctx is not None
                 ctx = ctx or await self._new_context(session)
                 kept = False
                 try:
+                    await self._guard_context(ctx, guard, reused)
                     yield ctx
                     kept = reusable and await self._keep_for_reuse(ctx)
                 finally:
@@ -192,6 +276,18 @@ class Browser:
             )
         except PlaywrightError as exc:
             raise BrowserError(f"Chromium could not open a new tab: {exc.message}") from exc
+        except TimeoutError as exc:
+            await self._abandon()
+            raise BrowserError("Chromium did not answer; it was restarted") from exc
+
+    async def _guard_context(self, ctx: BrowserContext, guard: NetworkGuard, reused: bool) -> None:
+        try:
+            async with asyncio.timeout(BROWSER_CALL_TIMEOUT_S):
+                if reused:  # it still routes through the guard of the capture before
+                    await ctx.unroute_all(behavior="ignoreErrors")
+                await guard.install(ctx)
+        except PlaywrightError as exc:
+            raise BrowserError(f"Chromium could not guard a new tab: {exc.message}") from exc
         except TimeoutError as exc:
             await self._abandon()
             raise BrowserError("Chromium did not answer; it was restarted") from exc

@@ -28,7 +28,14 @@ from playwright.async_api import Error as PlaywrightError
 
 from watcher.app import resolve_data_dir
 from watcher.capture.adapters import adapter_for, known_platforms
-from watcher.capture.browser import Browser, context_profile, find_chromium, launch_args
+from watcher.capture.browser import (
+    Browser,
+    child_environment,
+    context_profile,
+    filter_driver_environment,
+    find_chromium,
+    launch_args,
+)
 from watcher.capture.sessions import (
     DEFAULT_LOCALE,
     DEFAULT_TIMEZONE,
@@ -299,11 +306,15 @@ def require_display() -> None:
 async def login_by_hand(store: SessionStore, name: str, url: str) -> Session:
     """Open a visible browser at ``url``; after Enter, save what the person logged in to."""
     previous = store.load(name) if store.exists(name) else None
+    filter_driver_environment()
     async with async_playwright() as playwright:
         executable = find_chromium()
         try:
             browser = await playwright.chromium.launch(
-                executable_path=executable, args=launch_args(), headless=False
+                executable_path=executable,
+                args=launch_args(),
+                headless=False,
+                env=child_environment(),
             )
         except PlaywrightError as exc:
             raise BrowserError(f"Chromium would not open a window: {exc.message}") from exc

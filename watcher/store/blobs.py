@@ -72,6 +72,43 @@ class BlobStore:
             ) from exc
         return digests
 
+    def incoming(self) -> Path:
+        """A fresh temporary file name inside the store, for a body streamed in (see
+        :meth:`adopt_many`); the caller writes it and removes it if it is not adopted."""
+        folder = self.root / ".incoming"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(_write_failure(self.root, folder, exc)) from exc
+        return folder / f"{os.getpid()}.{secrets.token_hex(8)}.tmp"
+
+    def adopt_many(self, files: list[tuple[Path, str]]) -> None:
+        """Store each written temporary file (from :meth:`incoming`) under its SHA-256.
+
+        The caller hashed the bytes as it wrote them; a file whose blob exists is dropped.
+        As in :meth:`put_many`, the data is made durable before any final name appears.
+        """
+        moves: dict[str, Path] = {}
+        try:
+            for tmp, digest in files:
+                final = self.path(digest)
+                if digest in moves or final.exists():
+                    tmp.unlink(missing_ok=True)
+                    continue
+                final.parent.mkdir(parents=True, exist_ok=True)
+                moves[digest] = tmp
+            if moves:
+                _make_durable(self.root, list(moves.values()))
+                for digest, tmp in moves.items():
+                    os.replace(tmp, self.path(digest))
+                _make_durable(self.root, [self.path(d).parent for d in moves])
+        except OSError as exc:
+            for tmp, _ in files:
+                tmp.unlink(missing_ok=True)
+            raise StoreError(
+                _write_failure(self.root, Path(exc.filename or self.root), exc)
+            ) from exc
+
     def _temp_name(self, final: Path) -> Path:
         # Unique per writer: two captures (threads) may store the same bytes at once.
         return final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
