@@ -27,18 +27,45 @@ from watcher.watchlist import Watchlist, load_watchlist
 log = logging.getLogger("watcher")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def common_options(*, defaults: bool) -> argparse.ArgumentParser:
+    """--watchlist, --data and --debug, as a parent parser.
+
+    The top-level parser takes them with their defaults; every subcommand takes a copy whose
+    defaults are SUPPRESS. argparse copies a subparser's whole namespace over the top level's,
+    so a subcommand copy with real defaults would reset `watcher --data DIR status` to the
+    default folder; with SUPPRESS it only writes what was typed after the command.
+    """
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--watchlist", default="watchlist.yaml", help="watchlist file (default ./watchlist.yaml)"
+        "--watchlist",
+        default=default("watchlist.yaml"),
+        help="watchlist file (default ./watchlist.yaml)",
     )
     common.add_argument(
-        "--data", default=None, help="data folder (default: WATCHER_DATA or data/ by the watchlist)"
+        "--data",
+        default=default(None),
+        help="data folder (default: WATCHER_DATA or data/ by the watchlist)",
     )
-    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=default(False),
+        help="show tracebacks and debug logs",
+    )
+    return common
 
-    parser = argparse.ArgumentParser(prog="watcher", parents=[common], description=__doc__)
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand; the common options go before or after it."""
+    parser = argparse.ArgumentParser(
+        prog="watcher", parents=[common_options(defaults=True)], description=__doc__
+    )
+    # Passed to every subcommand, COMMAND_MODULES' too (their `add_commands(sub, common)`).
+    common = common_options(defaults=False)
     parser.add_argument("--version", action="version", version=f"watcher {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -64,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--max-mb", type=int, default=1900, help="split bundles larger than this (default 1900)"
     )
-    verify = sub.add_parser("verify", help="check an evidence bundle, byte by byte")
+    verify = sub.add_parser(
+        "verify", parents=[common], help="check an evidence bundle, byte by byte"
+    )
     verify.add_argument("bundles", nargs="+", metavar="BUNDLE")
-    verify.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     demo = sub.add_parser("demo", parents=[common], help="watch the bundled demo site")
     demo.add_argument("--seconds", type=float, default=60.0, help="how long to watch (default 60)")
     for module in command_modules():
