@@ -77,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--full", action="store_true", help="full captures, even where a light check is due"
     )
     sub.add_parser("status", parents=[common], help="targets with their last capture")
-    sub.add_parser("run", parents=[common], help="watch every target until stopped (the daemon)")
+    run = sub.add_parser(
+        "run", parents=[common], help="watch every target until stopped (the daemon)"
+    )
+    run.add_argument(
+        "--quiet", action="store_true", help="print only the alerts, not a line per capture"
+    )
     alerts = sub.add_parser("alerts", parents=[common], help="recent events and their delivery")
     alerts.add_argument("--limit", type=int, default=20, help="how many events (default 20)")
     export = sub.add_parser("export", parents=[common], help="build an evidence bundle (zip)")
@@ -236,7 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from watcher.malloc import keep_big_buffers_out_of_the_heap
 
     keep_big_buffers_out_of_the_heap()
-    return asyncio.run(run_daemon(Path(args.watchlist), _data_dir(args)))
+    return asyncio.run(run_daemon(Path(args.watchlist), _data_dir(args), quiet=args.quiet))
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
