@@ -12,6 +12,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import channel_target, shop_target
 from watcher.cli import build_parser
 
@@ -397,3 +399,92 @@ def test_every_help_page_has_a_description_and_an_example_in_plain_words(tmp_pat
         description = page.split("\n\n")[1]  # after the usage block
         assert description and not description.startswith(("positional", "options")), path
         assert not rest_markup.search(page), f"reST markup in {path} --help"
+
+
+# --watchlist, --data and --debug go before the command or after it: both must be honoured.
+# (argparse's parents= pattern let a subcommand's defaults overwrite the values given before
+# it, so `watcher --data DIR status` read ./data.)
+def placed(where: str, options: list[str], command: list[str]) -> list[str]:
+    return [*options, *command] if where == "before" else [*command, *options]
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_watchlist_option_before_or_after_the_command(tmp_path, where):
+    # No ./watchlist.yaml: a command that ignored --watchlist fails or reads ./data.
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "other.yaml").write_text(
+        "targets:\n" + channel_target("dealer", "https://t.me/s/dealer")
+    )
+    option = ["--watchlist", "cases/other.yaml"]
+
+    validated = watcher(*placed(where, option, ["validate"]), cwd=tmp_path)
+    assert validated.returncode == 0, validated.stderr
+    assert "cases/other.yaml: ok, 1 target(s)" in validated.stdout
+
+    status = watcher(*placed(where, option, ["status"]), cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines()[1].startswith("dealer ")
+    assert f"data: {cases / 'data'}" in status.stdout
+
+    sessions = watcher(*placed(where, option, ["session", "list"]), cwd=tmp_path)
+    assert sessions.returncode == 0, sessions.stderr
+    assert f"no sessions in {cases / 'data' / 'sessions'}" in sessions.stdout
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_data_option_before_or_after_the_command(tmp_path, where):
+    (tmp_path / "watchlist.yaml").write_text(
+        "targets:\n" + channel_target("dealer", "https://t.me/s/dealer")
+    )
+    elsewhere = tmp_path / "elsewhere"
+    option = ["--data", str(elsewhere)]
+
+    status = watcher(*placed(where, option, ["status"]), cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert f"data: {elsewhere}" in status.stdout
+    assert (elsewhere / "watcher.db").exists() and not (tmp_path / "data").exists()
+
+    sessions = watcher(*placed(where, option, ["session", "list"]), cwd=tmp_path)
+    assert sessions.returncode == 0, sessions.stderr
+    assert f"no sessions in {elsewhere / 'sessions'}" in sessions.stdout
+
+    # verify reads only the bundle, but takes the common options like every command.
+    verified = watcher(*placed(where, option, ["verify", "missing.zip"]), cwd=tmp_path)
+    assert "unrecognized arguments" not in verified.stderr
+    assert "NOT VERIFIED: missing.zip" in verified.stdout
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_option_before_or_after_the_command(tmp_path, where):
+    # --debug shows the traceback behind a plain error.
+    for command in (
+        ["status", "--watchlist", "nope.yaml"],
+        ["session", "check", "nobody", "--url", "http://127.0.0.1:9/"],
+    ):
+        plain = watcher(*command, cwd=tmp_path)
+        assert plain.returncode == 1 and "Traceback" not in plain.stderr, plain.stderr
+        debug = watcher(*placed(where, ["--debug"], command), cwd=tmp_path)
+        assert debug.returncode == 1 and "Traceback" in debug.stderr, (command, debug.stderr)
+
+
+def test_debug_before_or_after_verify_lists_every_check(site, tmp_path):
+    site.channel("dealer")
+    site.add_post("dealer", "one")
+    (tmp_path / "watchlist.yaml").write_text(
+        "targets:\n" + channel_target("dealer", f"{site.base_url}/s/dealer")
+    )
+    assert watcher("check", cwd=tmp_path).returncode == 0
+    exported = watcher("export", "--target", "dealer", "--out", "bundles", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    (bundle,) = (tmp_path / "bundles").glob("*.zip")
+
+    plain = watcher("verify", str(bundle), cwd=tmp_path)
+    assert plain.returncode == 0 and "VERIFIED" in plain.stdout, plain.stdout + plain.stderr
+    assert "manifest" not in plain.stdout  # without --debug only failures are listed
+    for where in ("before", "after"):
+        debug = watcher(*placed(where, ["--debug"], ["verify", str(bundle)]), cwd=tmp_path)
+        assert debug.returncode == 0, debug.stdout + debug.stderr
+        # With it, every check that held too: the manifest's signature among them.
+        assert "manifest" in debug.stdout, (where, debug.stdout)
+        assert len(debug.stdout.splitlines()) > len(plain.stdout.splitlines()) + 5

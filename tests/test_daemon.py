@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -195,43 +196,147 @@ async def test_second_daemon_on_the_same_data_folder_is_refused(site, tmp_path):
         pass
 
 
-def test_sigterm_stops_the_process_cleanly(site, tmp_path):
-    site.channel("dealer")
-    site.add_post("dealer", "x")
-    watchlist = tmp_path / "watchlist.yaml"
-    watchlist.write_text(watchlist_text(target(site, "dealer")))
-    data = tmp_path / "data"
-    process = subprocess.Popen(
+def start_run(tmp_path: Path, data: Path, *extra: str) -> subprocess.Popen[str]:
+    """``watcher run`` as a real process, the leader of its own process group (as a shell
+    starts a command), so a test can signal the group as a terminal's Ctrl-C does."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "watcher",
             "run",
             "--watchlist",
-            str(watchlist),
+            str(tmp_path / "watchlist.yaml"),
             "--data",
             str(data),
+            *extra,
         ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
+
+
+def wait_then_stop(
+    process: subprocess.Popen[str],
+    condition: Callable[[], object],
+    stop: Callable[[], None],
+) -> tuple[str, str]:
+    """Wait until ``condition`` holds (or the process died), call ``stop``, return the
+    process's stdout and stderr once it has exited."""
     try:
-        deadline = time.monotonic() + 30
-        while captures(data, "dealer") < 1:
+        deadline = time.monotonic() + 60
+        while not condition():
             assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "no capture within 30 s"
+            assert time.monotonic() < deadline, f"timed out waiting for {condition.__name__}"
             time.sleep(0.2)
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=40)
+        stop()
+        return process.communicate(timeout=60)
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
+
+
+def assert_stopped_cleanly(process: subprocess.Popen[str], out: str, err: str) -> None:
     assert process.returncode == 0, err
-    assert "Traceback" not in err
-    assert "watching 1 target" in out and "dealer: ok, capture #1 (baseline)" in out
+    assert "watcher stopped" in out, out
+    assert "Traceback" not in err, err
+    assert "Future exception was never retrieved" not in err, err
+    assert "Connection closed" not in err, err
+
+
+def test_sigterm_stops_the_process_cleanly(site, tmp_path):
+    site.channel("dealer")
+    site.add_post("dealer", "x")
+    (tmp_path / "watchlist.yaml").write_text(watchlist_text(target(site, "dealer")))
+    data = tmp_path / "data"
+    process = start_run(tmp_path, data)
+
+    def one_capture() -> bool:
+        return captures(data, "dealer") >= 1
+
+    out, err = wait_then_stop(process, one_capture, lambda: process.send_signal(signal.SIGTERM))
+    assert_stopped_cleanly(process, out, err)
+    assert "watching 1 target" in out and "dealer ok, baseline: 1 post (capture #1, " in out
+
+
+def test_ctrl_c_stops_the_process_cleanly(site, tmp_path):
+    # A terminal's Ctrl-C signals the whole foreground process group, children too: the
+    # Playwright driver must not die of it under the daemon, least of all mid-capture.
+    for name in ("dealer", "slow"):
+        site.channel(name)
+        site.add_post(name, f"{name} post")
+    site.route("/s/slow", site.respond("/s/slow").body, delay=3.0)
+    (tmp_path / "watchlist.yaml").write_text(
+        watchlist_text(target(site, "dealer"), target(site, "slow"))
+    )
+    data = tmp_path / "data"
+    process = start_run(tmp_path, data)
+
+    def a_capture_of_slow_in_flight() -> bool:
+        asked = site.requests.count("/s/slow")
+        return captures(data, "dealer") >= 1 and asked > captures(data, "slow")
+
+    out, err = wait_then_stop(
+        process, a_capture_of_slow_in_flight, lambda: os.killpg(process.pid, signal.SIGINT)
+    )
+    assert_stopped_cleanly(process, out, err)
+    assert "watching 2 targets" in out
+    # The capture under way was let finish, not cut off by a dead browser.
+    assert captures(data, "slow") >= 1
+    statuses = read(data, "SELECT target, status, message FROM captures")
+    assert all(status == "ok" for _, status, _ in statuses), statuses
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_run_prints_a_line_per_capture_and_quiet_keeps_only_the_alerts(site, tmp_path, quiet):
+    site.channel("dealer")
+    site.add_post("dealer", "x")
+    site.channel("gone")
+    site.route("/s/gone", "down", status=503)
+    (tmp_path / "watchlist.yaml").write_text(
+        watchlist_text(target(site, "dealer"), target(site, "gone"))
+    )
+    data = tmp_path / "data"
+    process = start_run(tmp_path, data, *(["--quiet"] if quiet else []))
+    added = False
+
+    def a_new_post_then_an_unchanged_capture() -> bool:
+        nonlocal added
+        if not added and captures(data, "dealer") >= 1:
+            site.add_post("dealer", "teak bangle, inbox for price")
+            added = True
+        dealer = captures(data, "dealer")
+        return "new_post" in event_kinds(data) and dealer >= 3 and captures(data, "gone") >= 2
+
+    out, err = wait_then_stop(
+        process,
+        a_new_post_then_an_unchanged_capture,
+        lambda: os.killpg(process.pid, signal.SIGINT),
+    )
+    assert_stopped_cleanly(process, out, err)
+    # The alerts print either way.
+    assert "[NEW POST] dealer post dealer/2" in out and "teak bangle" in out
+    # Once: a target that keeps failing alerts when it starts failing, not at every capture.
+    assert out.count("[CAPTURE FAILED] gone") == 1, out
+    lines = out.splitlines()
+    progress = [line for line in lines if re.match(r"(dealer|gone) (ok|failed)\b", line)]
+    if quiet:
+        assert progress == [], out
+        return
+    seconds = r"\(capture #\d+, \d+\.\d s\)$"
+    assert any(re.match(r"dealer ok, baseline: 1 post " + seconds, line) for line in lines), out
+    assert any(re.match(r"dealer ok, 1 new post " + seconds, line) for line in lines), out
+    assert any(re.match(r"dealer ok, no change " + seconds, line) for line in lines), out
+    failed = [line for line in lines if line.startswith("gone failed: ")]
+    assert (
+        len(failed) >= 2
+        and "503" in failed[0]
+        and re.search(r"\(capture #\d+, \d+\.\d s\)$", failed[0])
+    )
 
 
 async def test_browser_is_relaunched_after_recycle_after_contexts(site, tmp_path):

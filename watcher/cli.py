@@ -28,18 +28,45 @@ from watcher.watchlist import Watchlist, check_watchlist, load_watchlist
 log = logging.getLogger("watcher")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def common_options(*, defaults: bool) -> argparse.ArgumentParser:
+    """--watchlist, --data and --debug, as a parent parser.
+
+    The top-level parser takes them with their defaults; every subcommand takes a copy whose
+    defaults are SUPPRESS. argparse copies a subparser's whole namespace over the top level's,
+    so a subcommand copy with real defaults would reset `watcher --data DIR status` to the
+    default folder; with SUPPRESS it only writes what was typed after the command.
+    """
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--watchlist", default="watchlist.yaml", help="watchlist file (default ./watchlist.yaml)"
+        "--watchlist",
+        default=default("watchlist.yaml"),
+        help="watchlist file (default ./watchlist.yaml)",
     )
     common.add_argument(
-        "--data", default=None, help="data folder (default: WATCHER_DATA or data/ by the watchlist)"
+        "--data",
+        default=default(None),
+        help="data folder (default: WATCHER_DATA or data/ by the watchlist)",
     )
-    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=default(False),
+        help="show tracebacks and debug logs",
+    )
+    return common
 
-    parser = argparse.ArgumentParser(prog="watcher", parents=[common], description=__doc__)
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand; the common options go before or after it."""
+    parser = argparse.ArgumentParser(
+        prog="watcher", parents=[common_options(defaults=True)], description=__doc__
+    )
+    # Passed to every subcommand, COMMAND_MODULES' too (their `add_commands(sub, common)`).
+    common = common_options(defaults=False)
     parser.add_argument("--version", action="version", version=f"watcher {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -51,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--full", action="store_true", help="full captures, even where a light check is due"
     )
     sub.add_parser("status", parents=[common], help="targets with their last capture")
-    sub.add_parser("run", parents=[common], help="watch every target until stopped (the daemon)")
+    run = sub.add_parser(
+        "run", parents=[common], help="watch every target until stopped (the daemon)"
+    )
+    run.add_argument(
+        "--quiet", action="store_true", help="print only the alerts, not a line per capture"
+    )
     alerts = sub.add_parser("alerts", parents=[common], help="recent events and their delivery")
     alerts.add_argument(
         "--limit", type=_not_negative, default=20, help="how many events (default 20)"
@@ -70,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--max-mb", type=int, default=1900, help="split bundles larger than this (default 1900)"
     )
-    verify = sub.add_parser("verify", help="check an evidence bundle, byte by byte")
+    verify = sub.add_parser(
+        "verify", parents=[common], help="check an evidence bundle, byte by byte"
+    )
     verify.add_argument("bundles", nargs="+", metavar="BUNDLE")
-    verify.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     demo = sub.add_parser("demo", parents=[common], help="watch the bundled demo site")
     demo.add_argument("--seconds", type=float, default=60.0, help="how long to watch (default 60)")
     demo.add_argument(
@@ -303,7 +336,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from watcher.malloc import keep_big_buffers_out_of_the_heap
 
     keep_big_buffers_out_of_the_heap()
-    return asyncio.run(run_daemon(Path(args.watchlist), _data_dir(args)))
+    return asyncio.run(run_daemon(Path(args.watchlist), _data_dir(args), quiet=args.quiet))
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC
 from pathlib import Path
@@ -31,7 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
-from watcher.alert.console import ConsoleSink, events_to_show, format_summary
+from watcher.alert.console import ConsoleSink, events_to_show, format_progress
 from watcher.alert.outbox import OutboxSender, build_sinks
 from watcher.alert.telegram import load_token
 from watcher.app import App
@@ -72,10 +73,14 @@ async def run_daemon(
     data_dir: Path,
     *,
     console: bool = True,
+    quiet: bool = False,
     stop: asyncio.Event | None = None,
     telegram_base_url: str | None = None,
 ) -> int:
     """Watch every target until ``stop`` is set (or SIGTERM/SIGINT when no ``stop`` is given).
+
+    With ``console`` it prints a line per capture (not when ``quiet``), every alert, and
+    what happens to watcher itself (start, reloads, Telegram, stop).
 
     Returns 0 after a clean shutdown. Raises WatcherError when the data folder is in use by
     another watcher, the watchlist is invalid at start, or Telegram refuses the token (but
@@ -90,7 +95,7 @@ async def run_daemon(
         app = App.open(watchlist, data_dir)
         try:
             async with telegram_application(watchlist, token, api_url) as application:
-                daemon = Daemon(app, Path(watchlist_path), console)
+                daemon = Daemon(app, Path(watchlist_path), console, quiet)
                 print(describe_start(watchlist, data_dir, token), flush=True)
                 async with _bot(application, daemon, watchlist):
                     with _signals_set(stop, enabled=owns_signals):
@@ -98,6 +103,8 @@ async def run_daemon(
         finally:
             remove_schedule_file(data_dir)
             await app.close()
+    if console:
+        print(f"watcher stopped; data in {data_dir}", flush=True)
     return 0
 
 
@@ -117,12 +124,13 @@ def describe_start(watchlist: Watchlist, data_dir: Path, token: str | None) -> s
 class Daemon:
     """The running schedule: capture jobs, backoff, live reload, shutdown."""
 
-    def __init__(self, app: App, watchlist_path: Path, console: bool) -> None:
+    def __init__(self, app: App, watchlist_path: Path, console: bool, quiet: bool = False) -> None:
         self.app = app
         # The only scheduler in the process (the bot's Application has no JobQueue), so
         # capture jobs run on time whether or not Telegram answers.
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.console = ConsoleSink() if console else None
+        self.progress = console and not quiet  # a line per capture, not only the alerts
         self.watchlist_file = WatchlistFile(watchlist_path)
         self.intervals: dict[str, float] = {}
         self.streaks: dict[str, int] = {}
@@ -148,6 +156,12 @@ class Daemon:
             self.scheduler.start()
             self.write_schedule()
             await stop.wait()
+            if self.console is not None and self.running:
+                print(
+                    f"stopping: letting {len(self.running)} running capture(s) finish "
+                    f"(at most {DRAIN_TIMEOUT_S:g} s)",
+                    flush=True,
+                )
         finally:
             await self.shutdown(sender_stop, sender_task)
 
@@ -217,8 +231,9 @@ class Daemon:
 
     async def capture_and_report(self, target: Target) -> CaptureSummary:
         """Capture, show the events, wake the sender, adjust the interval and schedule file."""
+        started = time.monotonic()
         summary = await run_capture(self.app, target)
-        self.show(summary)
+        self.show(summary, time.monotonic() - started)
         if self.sender is not None:
             self.sender.wake()
         self.adjust_interval(target)
@@ -232,14 +247,17 @@ class Daemon:
             log.info("%d alert(s) waiting for Telegram are due now", waiting)
             self.sender.wake()
 
-    def show(self, summary: CaptureSummary) -> None:
-        """Print the capture's events (and baselines and failures) on the console."""
+    def show(self, summary: CaptureSummary, seconds: float) -> None:
+        """Print the capture's line (unless quiet) and its alerts on the console."""
         if self.console is None:
             return
-        if summary.baseline or summary.status != "ok":
-            print(format_summary(summary), flush=True)
+        if self.progress:
+            print(format_progress(summary, seconds), flush=True)
         for event in events_to_show(summary.events):
-            self.console.show(event)
+            # Unstored: a failure after the first of a streak, which is not alerted again
+            # (the capture's line already says it failed).
+            if event.id is not None:
+                self.console.show(event)
 
     def adjust_interval(self, target: Target) -> None:
         """Back off a failing target; back to its normal interval after a success."""

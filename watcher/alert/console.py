@@ -91,6 +91,44 @@ def format_summary(summary: CaptureSummary) -> str:
     )
 
 
+# What a capture found, as `watcher run`'s progress line counts it: (one, many).
+_FOUND = (
+    (EventKind.NEW_POST, "new post", "new posts"),
+    (EventKind.EDITED_POST, "edited post", "edited posts"),
+    (EventKind.DELETED_POST, "deleted post", "deleted posts"),
+    (EventKind.IMAGE_SEEN_BEFORE, "photo seen before", "photos seen before"),
+    (EventKind.KNOWN_IMAGE, "reference photo match", "reference photo matches"),
+    (EventKind.CONTACT_SEEN_BEFORE, "contact seen before", "contacts seen before"),
+    (EventKind.KEYWORD, "post with keywords", "posts with keywords"),
+)
+
+
+def format_progress(summary: CaptureSummary, seconds: float) -> str:
+    """One line per capture for ``watcher run``, so a person sees it working, e.g.
+    ``dealer ok, 2 new posts (capture #7, 3.4 s)`` or ``shop failed: HTTP 503 (0.8 s)``."""
+    where = f"capture #{summary.capture_id}, " if summary.capture_id is not None else ""
+    if summary.mode == "check" and summary.status == "ok":
+        where = f"check #{summary.capture_id}, "
+    tail = f"({where}{seconds:.1f} s)"
+    if summary.status != "ok":
+        message = _first_message(summary).removeprefix("- ") or summary.reason or "unknown"
+        return f"{summary.target} {summary.status}: {_excerpt(message, 200)} {tail}"
+    if summary.baseline:
+        return f"{summary.target} ok, baseline: {_plural(summary.post_count, 'post')} {tail}"
+    found = [
+        f"{n} {one if n == 1 else many}" for kind, one, many in _FOUND if (n := summary.count(kind))
+    ]
+    recovered = [e for e in summary.events if e.kind == EventKind.CAPTURE_RECOVERED]
+    if recovered:
+        failures = recovered[0].details.get("failures")
+        found.insert(0, f"recovered after {failures} failure(s)")
+    return f"{summary.target} ok, {', '.join(found) or 'no change'} {tail}"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def events_to_show(events: tuple[Event, ...] | list[Event]) -> list[Event]:
     """The events worth a line: a keyword event is left out where its post's own new or
     edited event is there too, since that line already says why (one alert per post)."""

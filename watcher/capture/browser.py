@@ -192,11 +192,17 @@ class Browser:
                 self._playwright = await async_playwright().start()
             executable = self.executable or find_chromium()
             try:
+                # A terminal's Ctrl-C reaches Playwright's driver too (it shares watcher's
+                # process group); by default it then closes Chromium and exits under the
+                # running captures ("Connection closed while reading from the driver").
+                # Without that, only watcher acts on it and closes things in order, as on
+                # SIGTERM. Chromium itself is started in a process group of its own.
                 self._browser = await self._playwright.chromium.launch(
                     executable_path=executable,
                     args=launch_args(self.images, self.host_rules),
                     headless=True,
                     env=child_environment(),
+                    handle_sigint=False,
                 )
             except PlaywrightError as exc:
                 raise BrowserError(_launch_failure_message(executable, exc)) from exc
