@@ -188,7 +188,9 @@ class OutboxSender:
         event = batch[0].event
         target = next((t for t in self.app.watchlist.targets if t.name == event.target), None)
         shot = self.app.store.screenshot_of(event.capture_id) if event.capture_id else None
-        message = render_alert(event, target.platform if target else None, shot)
+        message = render_alert(
+            event, target.platform if target else None, shot, now=datetime.now(UTC)
+        )
         return await sink.send(chat, message)
 
     def _retry_later(self, row: OutboxRow, exc: TransientAlertError) -> None:
