@@ -366,3 +366,24 @@ def test_console_marks_an_edit_like_a_word_diff():
     printed = format_event(event, RENDERED_AT)
     assert "edited: Price [-1200-] {+900+} USD, inbox {+now+}" in printed
     assert "was:" not in printed
+
+
+def test_photo_checks_follow_telegrams_rules():
+    from io import BytesIO
+
+    from PIL import Image
+
+    from watcher.alert.photos import BAD_SHAPE, NOT_AN_IMAGE, photo_problem
+    from watcher.demo.images import variant
+
+    def png(width: int, height: int) -> bytes:
+        out = BytesIO()
+        Image.new("RGB", (width, height)).save(out, "PNG")
+        return out.getvalue()
+
+    jpeg = variant(3)
+    assert photo_problem(jpeg) is None and photo_problem(png(20, 400)) is None
+    assert photo_problem(jpeg[: len(jpeg) // 2]) == NOT_AN_IMAGE  # truncated: pixels missing
+    assert photo_problem(b"<html>a page, not a photo</html>") == NOT_AN_IMAGE
+    assert photo_problem(png(1, 400)) == BAD_SHAPE  # ratio over 20
+    assert photo_problem(png(9000, 1001)) == BAD_SHAPE  # width + height over 10,000
