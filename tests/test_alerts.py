@@ -387,3 +387,10 @@ def test_photo_checks_follow_telegrams_rules():
     assert photo_problem(b"<html>a page, not a photo</html>") == NOT_AN_IMAGE
     assert photo_problem(png(1, 400)) == BAD_SHAPE  # ratio over 20
     assert photo_problem(png(9000, 1001)) == BAD_SHAPE  # width + height over 10,000
+
+
+def test_an_edit_that_only_rewraps_the_text_shows_the_text_and_the_photo_change():
+    event = edited_event("Price 900\nUSD", "Price 900 USD", images_added=["b" * 64])
+    message = render_alert(event, "telegram", None, now=RENDERED_AT)
+    assert "Edited:" not in message.html  # whitespace is not a change
+    assert "Price 900 USD" in message.html and "<b>Photos:</b> 1 added, 0 removed" in message.html

@@ -162,7 +162,7 @@ def _body(event: Event, excerpt: int, now: datetime | None) -> list[str]:
         return [f"Capturing again after {d.get('failures')} failed attempt(s)."]
     lines = []
     edit = _edit_lines(d) if event.kind == EventKind.EDITED_POST else []
-    if edit and d.get("text_changed"):
+    if edit and edit[0].startswith("<b>Edited:"):
         lines += edit  # the change is the news: the whole new text would bury it
     else:
         text = _highlighted(d.get("text", ""), d.get("keywords", []), excerpt)
