@@ -6,10 +6,12 @@ import itertools
 import json
 import logging
 import os
+from datetime import UTC, datetime
 
 import pytest
 
 from tests.conftest import alerts_yaml, channel_target
+from watcher.alert.console import format_event
 from watcher.alert.outbox import DIGEST_ABOVE, PER_MINUTE, OutboxSender, build_sinks
 from watcher.alert.render import render_alert
 from watcher.alert.telegram import load_token, read_secret_file
@@ -304,3 +306,91 @@ def test_render_bolds_matched_keywords_and_says_why():
     message = render_alert(event, "telegram", None)
     assert "Bán &lt;vòng&gt; <b>ngà voi</b> &amp; <b>象牙</b>" in message.html
     assert "<b>Why:</b> ivory (ngà voi, 象牙)" in message.html
+
+
+RENDERED_AT = datetime(2026, 11, 22, 6, 30, tzinfo=UTC)
+
+
+def edited_event(before: str, after: str, **extra) -> Event:
+    details = {
+        "text": after,
+        "previous_text": before,
+        "text_changed": True,
+        "posted_at": "2026-11-22T03:01:00.000Z",
+        "permalink": "https://t.me/d/3",
+        **extra,
+    }
+    return Event(EventKind.EDITED_POST, "dealer", "d/3", details, capture_id=9)
+
+
+def test_an_edit_shows_what_changed_word_by_word():
+    padding = " ".join(f"word{n}" for n in range(60))  # a long unchanged stretch
+    before = f"Carved <ivory> bangle. Price 1200 USD. {padding} Delivery to Hanoi."
+    after = f"Carved <ivory> bangle. Price 900 USD. {padding} Delivery to Phnom Penh."
+    message = render_alert(edited_event(before, after), "telegram", None, now=RENDERED_AT)
+
+    (line,) = [x for x in message.html.split("\n") if x.startswith("<b>Edited:</b>")]
+    assert "Price <s>1200</s> <u>900</u> USD." in line
+    assert "Delivery to <s>Hanoi.</s> <u>Phnom Penh.</u>" in line
+    assert "&lt;ivory&gt;" in line  # the post's text stays escaped inside the marks
+    assert "…" in line and "word30" not in line  # the unchanged middle is elided
+    assert "word0" in line and "word59" in line  # with a little context on each side
+    # Not the old text and the new one after each other.
+    assert "Before:" not in message.html and message.html.count("Carved") <= 1
+    assert "Edited:" in message.caption and "<s>1200</s>" in message.caption
+
+
+def test_alert_times_are_written_for_people():
+    message = render_alert(edited_event("a b", "a c"), "telegram", None, now=RENDERED_AT)
+    assert "Posted: 22 Nov 2026, 03:01 UTC (3 h ago)" in message.html
+    assert "2026-11-22T03:01" not in message.html
+    deleted = Event(
+        EventKind.DELETED_POST,
+        "dealer",
+        "d/4",
+        {
+            "text": "tusk",
+            "first_seen_at": "2026-11-01T10:00:00.000Z",
+            "last_seen_at": "2026-11-22T05:00:00.000Z",
+        },
+    )
+    shown = render_alert(deleted, None, None, now=RENDERED_AT).html
+    assert "First seen 1 Nov 2026, 10:00 UTC (20 days ago)" in shown
+    assert "last seen 22 Nov 2026, 05:00 UTC (1 h ago)" in shown
+    printed = format_event(deleted, RENDERED_AT)
+    assert "last seen 22 Nov 2026, 05:00 UTC (1 h ago)" in printed and "T05:00" not in printed
+
+
+def test_console_marks_an_edit_like_a_word_diff():
+    event = edited_event("Price 1200 USD, inbox", "Price 900 USD, inbox now")
+    printed = format_event(event, RENDERED_AT)
+    assert "edited: Price [-1200-] {+900+} USD, inbox {+now+}" in printed
+    assert "was:" not in printed
+
+
+def test_photo_checks_follow_telegrams_rules():
+    from io import BytesIO
+
+    from PIL import Image
+
+    from watcher.alert.photos import BAD_SHAPE, NOT_AN_IMAGE, photo_problem
+    from watcher.demo.images import variant
+
+    def png(width: int, height: int) -> bytes:
+        out = BytesIO()
+        Image.new("RGB", (width, height)).save(out, "PNG")
+        return out.getvalue()
+
+    jpeg = variant(3)
+    assert photo_problem(jpeg) is None and photo_problem(png(20, 400)) is None
+    assert photo_problem(jpeg[: len(jpeg) // 2]) == NOT_AN_IMAGE  # truncated: pixels missing
+    assert photo_problem(b"<html>a page, not a photo</html>") == NOT_AN_IMAGE
+    assert photo_problem(png(1, 400)) == BAD_SHAPE  # ratio over 20
+    assert photo_problem(png(9000, 1001)) == BAD_SHAPE  # width + height over 10,000
+
+
+def test_an_edit_that_only_rewraps_the_text_shows_the_text_and_the_photo_change():
+    event = edited_event("Price 900\nUSD", "Price 900 USD", images_added=["b" * 64])
+    message = render_alert(event, "telegram", None, now=RENDERED_AT)
+    assert "Edited:" not in message.html  # whitespace is not a change
+    assert "Price 900 USD" in message.html and "<b>Photos:</b> 1 added, 0 removed" in message.html

@@ -477,3 +477,26 @@ async def test_no_bot_command_changes_the_evidence(site, make_app, fake_telegram
     allowed = {"target_paused", "target_resumed", "exported"}
     added = evidence_state.assert_only_appended(data, before, allowed=allowed)
     assert [entry["action"] for entry in added] == ["target_paused", "target_resumed", "exported"]
+
+
+async def test_a_stranger_flooding_the_bot_is_counted_not_logged_line_by_line(
+    site, make_app, fake_telegram, caplog
+):
+    caplog.set_level(logging.WARNING)
+    app = await channel_app(site, make_app)
+
+    def counted() -> int:
+        rows = search.recent_requests(app.store, limit=1000)
+        return sum(int(r["args"]) for r in rows if r["command"] == search.COUNTED)
+
+    async with running_bot(app, fake_telegram):
+        for n in range(200):
+            fake_telegram.push_message(f"hello {n}", STRANGER, STRANGER)
+        await until(lambda: counted() == 200 - search.REFUSALS_LOGGED, timeout=60)
+
+    rows = [r for r in search.recent_requests(app.store, limit=1000) if r["user_id"] == STRANGER]
+    assert len(rows) == search.REFUSALS_LOGGED + 1  # bounded, whatever the stranger sends
+    (summary,) = [r for r in rows if r["command"] == search.COUNTED]
+    assert summary["result"] == "refused" and summary["args"] == "180"
+    assert "180 more refused requests" in summary["detail"]
+    assert caplog.text.count("refused text from user 999") == search.REFUSALS_LOGGED

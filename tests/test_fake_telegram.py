@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import hashlib
+import io
 import json
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import telegram
+from PIL import Image
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.request import HTTPXRequest
 
@@ -21,7 +23,24 @@ except ModuleNotFoundError:
 
 GROUP_ID = -1001234
 USER_ID = 4242
-PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4 + b"\r\n\r\n--tail\r"
+
+
+def _png(width: int = 8, height: int = 6) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 10, 10)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _noise_png() -> bytes:
+    out = io.BytesIO()
+    noise = b"".join(hashlib.sha256(n.to_bytes(2, "big")).digest() for n in range(384))
+    Image.frombytes("RGB", (64, 64), noise).save(out, "PNG")  # noise: does not compress
+    return out.getvalue()
+
+
+# A real image (the fake refuses photos that do not decode, as Telegram does), followed by every
+# byte value and multipart look-alikes, which a PNG decoder ignores after its end chunk.
+PNG_BYTES = _png() + bytes(range(256)) * 4 + b"\r\n\r\n--tail\r"
 
 
 @pytest.fixture
@@ -247,3 +266,63 @@ async def test_server_never_prints_the_token(
 
     captured = capfd.readouterr()
     assert fake.token not in captured.out + captured.err
+
+
+# -- what Telegram refuses, the fake refuses ------------------------------------------------
+@pytest.mark.parametrize(
+    ("html", "error"),
+    [
+        ("<b>bold", 'Can\'t find end tag corresponding to start tag "b"'),
+        ("ivory <b", "Unclosed start tag at byte offset 6"),
+        ("a <br> b", 'Unsupported start tag "br" at byte offset 2'),
+        ("<b>x</i>", 'Unmatched end tag at byte offset 4, expected "</b>", found "</i>"'),
+        ("x</b>", "Unexpected end tag at byte offset 1"),
+        ("<span>x</span>", 'Tag "span" must have class "tg-spoiler"'),
+    ],
+)
+async def test_html_telegram_cannot_parse_is_refused(
+    bot: telegram.Bot, fake: FakeTelegram, html: str, error: str
+) -> None:
+    with pytest.raises(BadRequest) as refused:
+        await bot.send_message(GROUP_ID, html, parse_mode="HTML")
+    said = refused.value.message.lower()  # PTB drops "Bad Request: " and capitalises
+    assert "can't parse entities" in said and error.lower() in said
+    assert fake.sent_messages(GROUP_ID) == []
+
+
+async def test_limits_count_visible_text_in_utf16(bot: telegram.Bot, fake: FakeTelegram) -> None:
+    # 4,096 visible characters pass however long the HTML is; one more is refused.
+    padded = "<b>" + "&amp;" * 4000 + "</b>" + "&lt;" * 96
+    assert (await bot.send_message(GROUP_ID, padded, parse_mode="HTML")).message_id
+    with pytest.raises(BadRequest, match=r"(?i)message is too long"):
+        await bot.send_message(GROUP_ID, padded + "x", parse_mode="HTML")
+    # An emoji outside the BMP counts two: 512 of them fill a caption exactly.
+    await bot.send_photo(GROUP_ID, PNG_BYTES, caption="🐘" * 512)
+    with pytest.raises(BadRequest, match=r"(?i)caption is too long"):
+        await bot.send_photo(GROUP_ID, PNG_BYTES, caption="🐘" * 512 + "x")
+    with pytest.raises(BadRequest, match=r"(?i)caption is too long"):
+        await bot.send_document(GROUP_ID, b"doc", caption="x" * 1025)
+    # Entities Telegram does not know are left as text; only its own are decoded.
+    sent = await bot.send_message(GROUP_ID, "a &nbsp; &amp; &#128024; &", parse_mode="HTML")
+    assert sent.text == "a &nbsp; &amp; &#128024; &"  # the fake echoes what it was sent
+
+
+@pytest.mark.parametrize(
+    ("photo", "error"),
+    [
+        (b"<html>not a photo</html>", "IMAGE_PROCESS_FAILED"),
+        (_noise_png()[:2000], "IMAGE_PROCESS_FAILED"),  # a header, half the pixels
+        (_png(1, 400), "PHOTO_INVALID_DIMENSIONS"),
+        (_png(9000, 1100), "PHOTO_INVALID_DIMENSIONS"),
+    ],
+)
+async def test_photos_telegram_cannot_take_are_refused(
+    bot: telegram.Bot, fake: FakeTelegram, photo: bytes, error: str
+) -> None:
+    with pytest.raises(BadRequest, match=f"(?i){error}"):
+        await bot.send_photo(GROUP_ID, photo)
+    media = [telegram.InputMediaPhoto(PNG_BYTES), telegram.InputMediaPhoto(photo)]
+    with pytest.raises(BadRequest, match=f"(?i){error}"):
+        await bot.send_media_group(GROUP_ID, media)
+    assert fake.sent_messages(GROUP_ID) == []  # a group is refused whole
+    assert (await bot.send_document(GROUP_ID, photo)).document  # as a file it goes

@@ -9,6 +9,7 @@ import pytest
 
 from watcher.timeutil import (
     format_duration,
+    human_time,
     normalise_page_time,
     parse_duration,
     parse_iso,
@@ -126,3 +127,30 @@ def test_to_iso_requires_aware_datetime():
 
 def test_utc_now_format():
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", utc_now())
+
+
+NOW = datetime(2026, 11, 22, 6, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        ("2026-11-22T03:01:00.000Z", "22 Nov 2026, 03:01 UTC (3 h ago)"),
+        ("2026-11-22T06:29:40.000Z", "22 Nov 2026, 06:29 UTC (just now)"),
+        ("2026-11-22T06:05:00.000Z", "22 Nov 2026, 06:05 UTC (25 min ago)"),
+        ("2026-11-20T06:00:00.000Z", "20 Nov 2026, 06:00 UTC (2 days ago)"),
+        ("2026-11-21T07:00:00.000Z", "21 Nov 2026, 07:00 UTC (23 h ago)"),
+        ("2026-09-01T00:00:00.000Z", "1 Sep 2026, 00:00 UTC"),  # old: the date says enough
+        ("2026-11-23T00:00:00.000Z", "23 Nov 2026, 00:00 UTC"),  # future: no "ago"
+        ("2026-11-22T10:01:00+07:00", "22 Nov 2026, 03:01 UTC (3 h ago)"),  # shown in UTC
+    ],
+)
+def test_human_time(stored, expected):
+    assert human_time(stored, NOW) == expected
+
+
+def test_human_time_without_now_or_readable_input():
+    assert human_time("2026-11-22T03:01:00.000Z") == "22 Nov 2026, 03:01 UTC"
+    assert human_time(datetime(2026, 1, 5, 9, 7, tzinfo=UTC)) == "5 Jan 2026, 09:07 UTC"
+    assert human_time("yesterday evening", NOW) == "yesterday evening"  # the page's own words
+    assert human_time(None, NOW) == "?" and human_time("", NOW) == "?"

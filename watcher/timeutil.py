@@ -70,3 +70,40 @@ def format_duration(seconds: float) -> str:
     if seconds or not parts:
         parts.append(f"{seconds}s")
     return "".join(parts)
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def human_time(moment: str | datetime | None, now: datetime | None = None) -> str:
+    """A stored time as a person reads it: ``22 Nov 2026, 03:01 UTC``, with ``(3 h ago)``
+    when ``now`` is given and the time is in the last 30 days. Pure: the caller passes
+    ``now`` (the moment the alert is rendered), so the same event renders the same way.
+
+    Unreadable text is returned as it came (a page's own time string is still evidence);
+    None or empty is ``?``.
+    """
+    if moment is None or moment == "":
+        return "?"
+    when = moment.astimezone(UTC) if isinstance(moment, datetime) else parse_iso(moment)
+    if when is None:
+        return str(moment)
+    # Month names from a table, not strftime's %b: the machine's locale must not change alerts.
+    text = f"{when.day} {_MONTHS[when.month - 1]} {when.year}, {when:%H:%M} UTC"
+    ago = _ago(when, now) if now is not None else None
+    return f"{text} ({ago})" if ago else text
+
+
+def _ago(when: datetime, now: datetime) -> str | None:
+    seconds = (now - when).total_seconds()
+    if seconds < -60:
+        return None  # in the future: a clock or a page is off; the date says enough
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 48 * 3600:
+        return f"{int(seconds // 3600)} h ago"
+    if seconds < 30 * 86400:
+        return f"{int(seconds // 86400)} days ago"
+    return None  # older than a month: the date alone reads better

@@ -8,7 +8,11 @@ format, so an unmodified ``telegram.Bot`` can talk to it::
         bot = Bot(fake.token, base_url=f"{fake.base_url}/bot",
                   base_file_url=f"{fake.base_url}/file/bot")
 
-Every request is recorded in :attr:`FakeTelegram.calls`. Failures (HTTP errors, rate limits,
+Every request is recorded in :attr:`FakeTelegram.calls`. Like Telegram, the fake refuses with
+400 what Telegram refuses: HTML that does not parse under Telegram's rules (only its tags,
+every tag closed), a text over 4,096 or a caption over 1,024 characters of visible text after
+parsing (UTF-16 code units), a photo that does not decode or has impossible proportions
+(width + height over 10,000, one side over 20 times the other). Failures (HTTP errors, rate limits,
 permanent per-chat errors, a server that is down) can be injected, and incoming updates can be
 queued for ``getUpdates``. The server never logs anything, so the bot token never ends up in
 test output.
@@ -45,6 +49,31 @@ BOT_FIRST_NAME = "Watcher Test Bot"
 #: Upper bound for a ``getUpdates`` long poll, whatever ``timeout`` the client asks for.
 MAX_POLL_SECONDS = 1.0
 MEDIA_GROUP_MIN, MEDIA_GROUP_MAX = 2, 10
+TEXT_LIMIT, CAPTION_LIMIT = 4096, 1024  # visible characters after parsing, in UTF-16 units
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
+PHOTO_MAX_SIDES, PHOTO_MAX_RATIO = 10_000, 20
+#: The tags Telegram's HTML parse mode accepts (tdlib ``parse_html``); anything else is a 400.
+HTML_TAGS = frozenset(
+    {
+        "a",
+        "b",
+        "strong",
+        "i",
+        "em",
+        "s",
+        "strike",
+        "del",
+        "u",
+        "ins",
+        "tg-spoiler",
+        "tg-emoji",
+        "span",
+        "pre",
+        "code",
+        "blockquote",
+    }
+)
+_NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 
 _API_PATH = re.compile(r"^/bot(?P<token>[^/]+)/(?P<method>[A-Za-z]+)/?$")
 _FILE_PATH = re.compile(r"^/file/bot(?P<token>[^/]+)/(?P<path>.+)$")
@@ -223,6 +252,160 @@ def _parse_multipart(body: bytes, boundary: str) -> tuple[dict[str, str], dict[s
             mime = headers.get_content_type() if "content-type" in headers else ""
             files[name] = _Upload(name, filename, mime or "application/octet-stream", content)
     return fields, files
+
+
+# --------------------------------------------------------------------------- Telegram's checks
+
+
+def _entities_error(reason: str) -> ApiError:
+    return ApiError(400, f"Bad Request: can't parse entities: {reason}")
+
+
+def parse_html(text: str) -> str:
+    """The visible text of ``text`` in Telegram's HTML parse mode, or ApiError as Telegram
+    answers it. Follows tdlib's ``parse_html``: only Telegram's tags, each closed in order;
+    ``&lt; &gt; &amp; &quot;`` and numeric entities are decoded, any other ``&`` is text."""
+    out: list[str] = []
+    stack: list[str] = []
+    i, size = 0, len(text)
+
+    def offset(index: int) -> int:
+        return len(text[:index].encode("utf-8"))
+
+    while i < size:
+        char = text[i]
+        if char == "&":
+            decoded, length = _html_entity(text, i)
+            if decoded is not None:
+                out.append(decoded)
+                i += length
+                continue
+        if char != "<":
+            out.append(char)
+            i += 1
+            continue
+        begin = i
+        i += 1
+        if i < size and text[i] == "/":
+            if not stack:
+                raise _entities_error(f"Unexpected end tag at byte offset {offset(begin)}")
+            i += 1
+            start = i
+            while i < size and not text[i].isspace() and text[i] != ">":
+                i += 1
+            name = text[start:i].lower()
+            while i < size and text[i].isspace():
+                i += 1
+            if i >= size or text[i] != ">":
+                raise _entities_error(f"Unclosed end tag at byte offset {offset(begin)}")
+            expected = stack.pop()
+            if name and name != expected:
+                raise _entities_error(
+                    f'Unmatched end tag at byte offset {offset(begin)}, expected "</{expected}>", '
+                    f'found "</{name}>"'
+                )
+            i += 1
+            continue
+        start = i
+        while i < size and not text[i].isspace() and text[i] != ">":
+            i += 1
+        if i >= size:
+            raise _entities_error(f"Unclosed start tag at byte offset {offset(begin)}")
+        name = text[start:i].lower()
+        if name not in HTML_TAGS:
+            raise _entities_error(f'Unsupported start tag "{name}" at byte offset {offset(begin)}')
+        close = _tag_end(text, i)
+        if close is None:
+            raise _entities_error(f"Unclosed start tag at byte offset {offset(begin)}")
+        attributes = dict(
+            (k.lower(), v if v is not None else w)
+            for k, v, w in re.findall(r'([^\s=]+)\s*=\s*(?:"([^"]*)"|\'([^\']*)\')', text[i:close])
+        )
+        if name == "span" and attributes.get("class") != "tg-spoiler":
+            raise _entities_error('Tag "span" must have class "tg-spoiler"')
+        stack.append(name)
+        i = close + 1
+    if stack:
+        raise _entities_error(f'Can\'t find end tag corresponding to start tag "{stack[-1]}"')
+    return "".join(out)
+
+
+def _tag_end(text: str, i: int) -> int | None:
+    """Index of the ``>`` ending a start tag whose attributes begin at ``i`` (quotes respected)."""
+    quote = None
+    for index in range(i, len(text)):
+        char = text[index]
+        if quote:
+            if char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char == ">":
+            return index
+    return None
+
+
+def _html_entity(text: str, i: int) -> tuple[str | None, int]:
+    """The character of the entity at ``text[i]`` (``&...;``) and its length, or (None, 0)."""
+    match = re.match(r"&(#[0-9]{1,8}|#[xX][0-9a-fA-F]{1,7}|[A-Za-z]{1,10});", text[i : i + 16])
+    if not match:
+        return None, 0
+    body = match.group(1)
+    if body.startswith(("#x", "#X")):
+        code = int(body[2:], 16)
+    elif body.startswith("#"):
+        code = int(body[1:])
+    else:
+        named = _NAMED_ENTITIES.get(body)
+        return (named, len(match.group(0))) if named else (None, 0)
+    if not 0 < code <= 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+        return None, 0
+    return chr(code), len(match.group(0))
+
+
+def utf16_length(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def visible_text(fields: dict[str, Any], name: str) -> str:
+    """``fields[name]`` as the chat would show it (parsed per ``parse_mode``), or ApiError."""
+    raw = str(fields.get(name) or "")
+    mode = str(fields.get("parse_mode") or "").lower()
+    if mode == "html":
+        return parse_html(raw)
+    if mode:
+        raise ApiError(400, f"Bad Request: unsupported parse_mode {fields.get('parse_mode')}")
+    return raw
+
+
+def check_caption(fields: dict[str, Any]) -> None:
+    """A caption longer than Telegram allows (after parsing) is refused."""
+    if utf16_length(visible_text(fields, "caption").strip()) > CAPTION_LIMIT:
+        raise ApiError(400, "Bad Request: message caption is too long")
+
+
+def check_text(fields: dict[str, Any]) -> None:
+    """A message text that is empty or too long after parsing is refused."""
+    shown = visible_text(fields, "text").strip()
+    if not shown:
+        raise ApiError(400, "Bad Request: message text is empty")
+    if utf16_length(shown) > TEXT_LIMIT:
+        raise ApiError(400, "Bad Request: message is too long")
+
+
+def check_photo(data: bytes) -> None:
+    """Telegram's rules for a photo: at most 10 MB, an image that decodes, width + height at
+    most 10,000 and neither side over 20 times the other."""
+    if len(data) > PHOTO_MAX_BYTES:
+        raise ApiError(400, "Bad Request: file is too big")
+    width, height = _image_size(data, decode=True)
+    if not width or not height:
+        raise ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
+    if width + height > PHOTO_MAX_SIDES or max(width, height) > PHOTO_MAX_RATIO * min(
+        width, height
+    ):
+        raise ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
 
 
 # --------------------------------------------------------------------------- HTTP plumbing
@@ -711,19 +894,20 @@ class FakeTelegram:
 
     def _send_message(self, fields: dict[str, str], uploads: dict[str, _Upload]) -> JSONDict:
         chat_id = _require_chat_id(fields)
-        text = fields.get("text", "")
-        if not text.strip():
-            raise ApiError(400, "Bad Request: message text is empty")
-        return self._bot_message(chat_id, {"text": text}, fields)
+        check_text(fields)
+        return self._bot_message(chat_id, {"text": fields.get("text", "")}, fields)
 
     def _send_photo(self, fields: dict[str, str], uploads: dict[str, _Upload]) -> JSONDict:
         chat_id = _require_chat_id(fields)
         stored = self._resolve_file(fields.get("photo"), uploads, "photo", "photos")
+        check_photo(stored.data)
+        check_caption(fields)
         return self._bot_message(chat_id, self._captioned("photo", stored, fields), fields)
 
     def _send_document(self, fields: dict[str, str], uploads: dict[str, _Upload]) -> JSONDict:
         chat_id = _require_chat_id(fields)
         stored = self._resolve_file(fields.get("document"), uploads, "document", "documents")
+        check_caption(fields)
         return self._bot_message(chat_id, self._captioned("document", stored, fields), fields)
 
     def _captioned(self, kind: str, stored: _StoredFile, item: dict[str, Any]) -> JSONDict:
@@ -738,10 +922,16 @@ class FakeTelegram:
         if not isinstance(media, list) or not MEDIA_GROUP_MIN <= len(media) <= MEDIA_GROUP_MAX:
             raise ApiError(400, "Bad Request: wrong number of media specified")
         group_id = f"FAKE-GROUP-{next(self._media_group_counter)}"
-        messages = []
-        for item in media:
+        resolved = []
+        for item in media:  # all checked before any is sent: Telegram sends a group whole
             kind = item.get("type", "document")
             stored = self._resolve_file(item.get("media"), uploads, "media", f"{kind}s")
+            if kind == "photo":
+                check_photo(stored.data)
+            check_caption(item)
+            resolved.append((item, kind, stored))
+        messages = []
+        for item, kind, stored in resolved:
             content = {**self._captioned(kind, stored, item), "media_group_id": group_id}
             messages.append(self._new_message(chat_id, self._bot_user(), content))
         return messages
@@ -772,8 +962,7 @@ class FakeTelegram:
 
     def _edit_message_text(self, fields: dict[str, str], uploads: dict[str, _Upload]) -> Any:
         message = self._edited_message(fields)
-        if not fields.get("text", "").strip():
-            raise ApiError(400, "Bad Request: message text is empty")
+        check_text(fields)
         return self._apply_edit(message, {"text": fields["text"]}, fields)
 
     def _edit_message_reply_markup(
@@ -831,14 +1020,17 @@ class FakeTelegram:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
 
 
-def _image_size(data: bytes) -> tuple[int, int]:
-    """Pixel size of an image via Pillow when it can be decoded, else ``(0, 0)``."""
+def _image_size(data: bytes, decode: bool = False) -> tuple[int, int]:
+    """Pixel size of an image via Pillow when it can be read (with ``decode``: decoded in
+    full, as Telegram does before it takes a photo), else ``(0, 0)``."""
     try:
         from io import BytesIO
 
         from PIL import Image
 
         with Image.open(BytesIO(data)) as image:
+            if decode:
+                image.load()
             return image.size
-    except Exception:
+    except Exception:  # any unreadable upload is "not an image", as Telegram sees it
         return 0, 0

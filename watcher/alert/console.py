@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from typing import TextIO
 
+from watcher.alert.textdiff import changed, word_diff
 from watcher.models import CaptureSummary, Event, EventKind
+from watcher.timeutil import human_time
 
 _LABELS = {
     EventKind.NEW_POST: "NEW POST",
@@ -22,8 +25,8 @@ _LABELS = {
 }
 
 
-def format_event(event: Event) -> str:
-    """One or two lines describing ``event`` for a person."""
+def format_event(event: Event, now: datetime | None = None) -> str:
+    """One or two lines describing ``event`` for a person (times relative to ``now``)."""
     label = _LABELS.get(event.kind, str(event.kind).upper())
     head = f"[{label}] {event.target}"
     if event.post_id:
@@ -33,7 +36,7 @@ def format_event(event: Event) -> str:
         first = d.get("first_seen", {})
         body = (
             f"photo first seen on {first.get('target')} post {first.get('post_id')} "
-            f"({first.get('seen_at')}), distance {d.get('distance')}"
+            f"({human_time(first.get('seen_at'), now)}), distance {d.get('distance')}"
         )
     elif event.kind == EventKind.CONTACT_SEEN_BEFORE:
         first = d.get("first_seen", {})
@@ -41,16 +44,16 @@ def format_event(event: Event) -> str:
     elif event.kind == EventKind.KNOWN_IMAGE:
         body = f"matches reference photo {d.get('reference')} (distance {d.get('distance')})"
     elif event.kind == EventKind.DELETED_POST:
-        body = f"last seen {d.get('last_seen_at')}: {_excerpt(d.get('text', ''))}"
+        last = human_time(d.get("last_seen_at"), now)
+        body = f"last seen {last}: {_excerpt(d.get('text', ''))}"
     elif event.kind == EventKind.RESTORED_POST:
         body = (
-            f"hidden from {d.get('last_seen_at')} (last seen) to {event.created_at}, "
-            f"found deleted {d.get('deleted_at')}: {_excerpt(d.get('text', ''))}"
+            f"hidden from {human_time(d.get('last_seen_at'), now)} (last seen) to "
+            f"{human_time(event.created_at, now)}, found deleted "
+            f"{human_time(d.get('deleted_at'), now)}: {_excerpt(d.get('text', ''))}"
         )
     elif event.kind == EventKind.EDITED_POST:
-        body = (
-            f"was: {_excerpt(d.get('previous_text', ''))}\n    now: {_excerpt(d.get('text', ''))}"
-        )
+        body = _edit(d)
     elif event.kind in (EventKind.CAPTURE_FAILED, EventKind.WATCHLIST_INVALID):
         body = d.get("message", "")
     elif event.kind == EventKind.CAPTURE_RECOVERED:
@@ -152,7 +155,18 @@ class ConsoleSink:
 
     def show(self, event: Event) -> None:
         """Print one event."""
-        print(format_event(event), file=self.stream, flush=True)
+        print(format_event(event, datetime.now(UTC)), file=self.stream, flush=True)
+
+
+def _edit(d: dict) -> str:
+    # Word-level, marked the way `git diff --word-diff` does: [-removed-]{+added+}.
+    segments = word_diff(d.get("previous_text", ""), d.get("text", ""))
+    if not d.get("text_changed") or not changed(segments):
+        added, removed = len(d.get("images_added", [])), len(d.get("images_removed", []))
+        return f"photos: {added} added, {removed} removed; text: {_excerpt(d.get('text', ''))}"
+    marks = {"del": "[-{}-]", "ins": "{{+{}+}}"}
+    shown = " ".join(marks[s.op].format(s.text) if s.op in marks else s.text for s in segments)
+    return "edited: " + _excerpt(shown, 400)
 
 
 def _excerpt(text: str, limit: int = 160) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from watcher.alert.render import AlertMessage, render_alert, render_digest
+from watcher.alert.render import AlertMessage, photo_shas, render_alert, render_digest
 from watcher.alert.routing import ALWAYS
 from watcher.alert.telegram import TelegramSink, make_bot
 from watcher.app import App
@@ -45,6 +45,10 @@ class Sink(Protocol):
     async def send(self, chat_id: str, message: AlertMessage) -> list[int]: ...
 
     async def send_text(self, chat_id: str, html: str) -> list[int]: ...
+
+    def unattachable(self, shas: tuple[str, ...]) -> dict[str, str]:
+        """The stored photos this sink cannot attach, each with why (may block: a thread)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -188,7 +192,11 @@ class OutboxSender:
         event = batch[0].event
         target = next((t for t in self.app.watchlist.targets if t.name == event.target), None)
         shot = self.app.store.screenshot_of(event.capture_id) if event.capture_id else None
-        message = render_alert(event, target.platform if target else None, shot)
+        # Photos the sink cannot take are left out up front (and the alert says so), rather
+        # than letting one bad photo get the whole alert refused. Decoding blocks: a thread.
+        skipped = await asyncio.to_thread(sink.unattachable, photo_shas(event))
+        platform = target.platform if target else None
+        message = render_alert(event, platform, shot, now=datetime.now(UTC), unattached=skipped)
         return await sink.send(chat, message)
 
     def _retry_later(self, row: OutboxRow, exc: TransientAlertError) -> None:

@@ -1,12 +1,24 @@
-"""What an alert says: Telegram HTML text and the stored files to attach. Pure."""
+"""What an alert says: Telegram HTML text and the stored files to attach. Pure.
+
+Telegram refuses a whole message for one unbalanced tag or for one character over its limit,
+and counts that limit on the visible text after parsing, in UTF-16 code units. So every cut
+here is made by :func:`fit_html`, which measures the way Telegram does and closes what it
+opened; the header and the evidence line are never what gets cut.
+"""
 
 from __future__ import annotations
 
 import html
 import re
+import unicodedata
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
+from watcher.alert.textdiff import changed, word_diff
 from watcher.models import Event, EventKind
+from watcher.timeutil import human_time
 
 TEXT_LIMIT = 4096  # Telegram's limit for one message
 CAPTION_LIMIT = 1024  # and for a photo's caption
@@ -47,19 +59,40 @@ class AlertMessage:
         return bool(self.photo_shas or self.screenshot_sha)
 
 
-def render_alert(event: Event, platform: str | None, screenshot_sha: str | None) -> AlertMessage:
-    """Text and attachments for one event."""
-    lines = [f"<b>{_TITLES.get(event.kind, str(event.kind))}</b> · <b>{_e(event.target)}</b>"]
+def render_alert(
+    event: Event,
+    platform: str | None,
+    screenshot_sha: str | None,
+    now: datetime | None = None,
+    unattached: Mapping[str, str] | None = None,
+) -> AlertMessage:
+    """Text and attachments for one event.
+
+    ``now`` is when the alert goes out (times then say "3 h ago"); ``unattached`` maps the
+    SHA-256 of each photo that must not be attached to why (``not a valid image``): it is
+    left out and the alert says so.
+    """
+    head = f"<b>{_TITLES.get(event.kind, str(event.kind))}</b> · <b>{_e(event.target)}</b>"
     if platform:
-        lines[0] += f" ({_e(platform)})"
-    evidence = []
+        head += f" ({_e(platform)})"
+    skipped = unattached or {}
+    photos = tuple(s for s in photo_shas(event) if s not in skipped)
+    tail = [_unattached_note(event, skipped)] if skipped else []
     if event.capture_id:
-        evidence.append(f"Evidence: capture #{event.capture_id} (/evidence {event.capture_id})")
-    photos = _photos(event)
+        tail.append(f"Evidence: capture #{event.capture_id} (/evidence {event.capture_id})")
     shot = screenshot_sha if not photos and event.kind in _POST_KINDS else None
-    full = _fit("\n".join([*lines, *_body(event, EXCERPT), *evidence]), TEXT_LIMIT)
-    short = _fit("\n".join([*lines, *_body(event, 300), *evidence]), CAPTION_LIMIT)
+    full = _compose(head, _body(event, EXCERPT, now), tail, TEXT_LIMIT)
+    short = _compose(head, _body(event, 300, now), tail, CAPTION_LIMIT)
     return AlertMessage(full, short, photos, shot, alert_buttons(event))
+
+
+def plain_text(message_html: str, limit: int = TEXT_LIMIT) -> str:
+    """The alert as plain text (tags dropped, entities decoded), within ``limit`` as Telegram
+    counts it: the last resort when Telegram refuses the formatted alert."""
+    text = html.unescape(re.sub(r"<[^>]*>", "", message_html))
+    if _utf16_len(text) <= limit:
+        return text
+    return _cut_text(text, limit - 1) + "…"
 
 
 def alert_buttons(event: Event) -> tuple[tuple[str, str], ...]:
@@ -85,7 +118,7 @@ def render_digest(events: list[Event]) -> str:
         if event.capture_id:
             item += f" #{event.capture_id}"
         lines.append(item + (f"\n  {_e(text)}" if text else ""))
-    return _fit("\n".join(lines), TEXT_LIMIT)
+    return fit_html("\n".join(lines), TEXT_LIMIT)
 
 
 _POST_KINDS = {
@@ -96,8 +129,12 @@ _POST_KINDS = {
 }
 
 
-def _body(event: Event, excerpt: int) -> list[str]:
+def _body(event: Event, excerpt: int, now: datetime | None) -> list[str]:
     d = event.details
+
+    def when(value: object) -> str:
+        return _e(human_time(value if isinstance(value, str) else None, now))
+
     if event.kind == EventKind.IMAGE_SEEN_BEFORE:
         first = d.get("first_seen", {})
         where = _e(first.get("target", "?"))
@@ -107,7 +144,7 @@ def _body(event: Event, excerpt: int) -> list[str]:
         return [
             f"Post {_e(event.post_id or '?')} shows a photo first seen on <b>{where}</b>"
             f" post {post}"
-            f" at {_e(first.get('seen_at', '?'))} (distance {d.get('distance')}).",
+            f" on {when(first.get('seen_at'))} (distance {d.get('distance')}).",
             *_post_link(d),
         ]
     if event.kind == EventKind.CONTACT_SEEN_BEFORE:
@@ -117,7 +154,7 @@ def _body(event: Event, excerpt: int) -> list[str]:
         where = f"<b>{_e(first.get('target', '?'))}</b> post {_e(first.get('post_id', '?'))}"
         return [
             f"Post {_e(event.post_id or '?')} gives {contact}, first seen on {where}"
-            f" ({_e(first.get('seen_at', '?'))}). Also on: {others}.",
+            f" ({when(first.get('seen_at'))}). Also on: {others}.",
         ]
     if event.kind == EventKind.KNOWN_IMAGE:
         return [
@@ -130,28 +167,55 @@ def _body(event: Event, excerpt: int) -> list[str]:
     if event.kind == EventKind.CAPTURE_RECOVERED:
         return [f"Capturing again after {d.get('failures')} failed attempt(s)."]
     lines = []
-    if event.kind == EventKind.EDITED_POST and d.get("text_changed"):
-        lines.append(f"<i>Before:</i> {_e(_excerpt(d.get('previous_text', ''), excerpt // 3))}")
-    lines.append(
-        _highlighted(d.get("text", ""), d.get("keywords", []), excerpt) or "<i>(no text)</i>"
-    )
+    edit = _edit_lines(d) if event.kind == EventKind.EDITED_POST else []
+    if edit and edit[0].startswith("<b>Edited:"):
+        lines += edit  # the change is the news: the whole new text would bury it
+    else:
+        text = _highlighted(d.get("text", ""), d.get("keywords", []), excerpt)
+        lines += [text or "<i>(no text)</i>", *edit]
     if d.get("keywords"):
         lines.append(f"<b>Why:</b> {_why(d['keywords'])}")
     if d.get("posted_at"):
-        lines.append(f"Posted: {_e(d['posted_at'])}")
+        lines.append(f"Posted: {when(d['posted_at'])}")
     if event.kind == EventKind.DELETED_POST:
         lines.append(
-            f"First seen {_e(d.get('first_seen_at', '?'))}, last seen "
-            f"{_e(d.get('last_seen_at', '?'))}. Attached: the last stored copy."
+            f"First seen {when(d.get('first_seen_at'))}, last seen "
+            f"{when(d.get('last_seen_at'))}. Attached: the last stored copy."
         )
     if event.kind == EventKind.RESTORED_POST:
         changed = " Its text or photos changed while hidden (see the edit alert)."
         lines.append(
-            f"Hidden from {_e(d.get('last_seen_at', '?'))} (last seen) to "
-            f"{_e(event.created_at or '?')}; found deleted {_e(d.get('deleted_at', '?'))}."
+            f"Hidden from {when(d.get('last_seen_at'))} (last seen) to "
+            f"{when(event.created_at)}; found deleted {when(d.get('deleted_at'))}."
             + (changed if d.get("changed_while_hidden") else "")
         )
     return lines + _post_link(d)
+
+
+def _edit_lines(d: dict) -> list[str]:
+    """What an edit changed: removed words struck, added words underlined, a little context."""
+    lines = []
+    if d.get("text_changed"):
+        segments = word_diff(d.get("previous_text", ""), d.get("text", ""))
+        if changed(segments):
+            marks = {"del": ("<s>", "</s>"), "ins": ("<u>", "</u>")}
+            shown = [
+                f"{marks[s.op][0]}{_e(s.text)}{marks[s.op][1]}" if s.op in marks else _e(s.text)
+                for s in segments
+            ]
+            lines.append("<b>Edited:</b> " + " ".join(shown))
+    added, removed = len(d.get("images_added", [])), len(d.get("images_removed", []))
+    if added or removed:
+        lines.append(f"<b>Photos:</b> {added} added, {removed} removed")
+    return lines
+
+
+def _unattached_note(event: Event, skipped: Mapping[str, str]) -> str:
+    # Counted per reason, only over this event's photos: "1 photo not attached (not a valid
+    # image)". The photo stays in the evidence; only Telegram would not take it.
+    reasons = Counter(skipped[s] for s in photo_shas(event) if s in skipped)
+    parts = [f"{n} photo{'s' if n > 1 else ''} not attached ({_e(r)})" for r, n in reasons.items()]
+    return "<i>" + "; ".join(parts) + "</i>"
 
 
 def _highlighted(text: str, keywords: list[dict], limit: int) -> str:
@@ -184,7 +248,8 @@ def _post_link(details: dict) -> list[str]:
     return [f'<a href="{_e(link)}">Open post</a>'] if link else []
 
 
-def _photos(event: Event) -> tuple[str, ...]:
+def photo_shas(event: Event) -> tuple[str, ...]:
+    """The stored photos (SHA-256) an alert for ``event`` would attach, at most one group."""
     d = event.details
     if event.kind == EventKind.IMAGE_SEEN_BEFORE:
         shas = [d.get("image_sha256"), d.get("first_seen", {}).get("image_sha256")]
@@ -200,16 +265,92 @@ def _excerpt(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _fit(text: str, limit: int) -> str:
-    # Cutting HTML could split a tag or an entity: cut at a line break that leaves them whole,
-    # or else fall back to plain text.
-    if len(text) <= limit:
-        return text
-    cut = text.rfind("\n", 0, limit - 2)
-    if cut > limit // 2:
-        return text[:cut] + "\n…"
-    plain = html.unescape(re.sub(r"<[^>]+>", "", text))
-    return _e(plain[: limit // 6]) + "…"
+def _compose(head: str, body: list[str], tail: list[str], limit: int) -> str:
+    # The header and the evidence line must survive any cut: only the body gives way.
+    budget = limit - visible_length("\n".join([head, "", *tail]))  # "" stands for the body
+    parts = [head, fit_html("\n".join(body), max(budget, 0)), *tail]
+    return fit_html("\n".join(parts), limit)
+
+
+# One token of our HTML: a tag, an entity, or a run of text.
+_TOKEN = re.compile(r"<[^>]*>|&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z]+);|[^<&]+|[<&]")
+
+
+def visible_length(markup: str) -> int:
+    """Characters Telegram counts in ``markup``: text after entity parsing, in UTF-16 units."""
+    total = 0
+    for token in _TOKEN.findall(markup):
+        if token.startswith("<") and len(token) > 1:
+            continue
+        total += _utf16_len(html.unescape(token))
+    return total
+
+
+def fit_html(markup: str, limit: int) -> str:
+    """``markup`` cut to at most ``limit`` visible UTF-16 units, ending in "…" when cut.
+
+    Cuts fall between tokens or inside a run of text (never inside a tag or an entity, nor
+    between a letter and its combining marks), and every tag still open is closed, so the
+    result parses wherever ``markup`` did.
+    """
+    if visible_length(markup) <= limit:
+        return markup
+    if limit < 1:
+        return ""
+    budget = limit - 1  # room for the "…"
+    out: list[str] = []
+    open_tags: list[str] = []
+    for token in _TOKEN.findall(markup):
+        if token.startswith("<") and len(token) > 1:
+            name = re.match(r"</?\s*([A-Za-z0-9-]*)", token)
+            tag = name.group(1).lower() if name else ""
+            if token.startswith("</"):
+                if open_tags:
+                    open_tags.pop()
+            elif not token.endswith("/>"):
+                open_tags.append(tag)
+            out.append(token)
+            continue
+        text = html.unescape(token)
+        size = _utf16_len(text)
+        if size <= budget:
+            out.append(token)
+            budget -= size
+            continue
+        if not token.startswith("&"):  # an entity is one character: whole or not at all
+            out.append(html.escape(_cut_text(text, budget), quote=False))
+        break
+    closing = "".join(f"</{tag}>" for tag in reversed(open_tags))
+    return "".join(out).rstrip() + "…" + closing
+
+
+def _cut_text(text: str, budget: int) -> str:
+    """The longest start of ``text`` within ``budget`` UTF-16 units that does not split a
+    character from the marks that follow it, preferring a word break near the end."""
+    used, end = 0, 0
+    for index, char in enumerate(text):
+        used += _utf16_len(char)
+        if used > budget:
+            break
+        end = index + 1
+    while 0 < end < len(text) and (_joins(text[end]) or text[end - 1] == "\u200d"):
+        end -= 1  # the next character belongs to the one before (or a joiner would dangle)
+    space = text.rfind(" ", 0, end)
+    if end < len(text) and space > end - 24 and space > 0:
+        end = space
+    return text[:end]
+
+
+def _joins(char: str) -> bool:
+    # Combining marks, joiners, variation selectors and skin tones attach to what precedes them.
+    return (
+        unicodedata.category(char) in ("Mn", "Me", "Mc", "Cf")
+        or "\U0001f3fb" <= char <= "\U0001f3ff"
+    )
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _e(value: object) -> str:

@@ -8,6 +8,7 @@ can read, and never logged. PTB's exceptions are translated here, once, into
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import stat
 from collections.abc import Iterator
@@ -26,14 +27,16 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
-from watcher.alert.render import AlertMessage
+from watcher.alert.photos import photo_problem
+from watcher.alert.render import TEXT_LIMIT, AlertMessage, plain_text
 from watcher.errors import PermanentAlertError, TransientAlertError, WatcherError
 from watcher.secrets import register_secret
 from watcher.store.blobs import BlobStore
 from watcher.watchlist import TelegramAlerts
 
+log = logging.getLogger(__name__)
+
 TOKEN_ENV = "WATCHER_TELEGRAM_TOKEN"
-PHOTO_LIMIT = 10 * 1024 * 1024  # Telegram refuses larger photos; they stay in the evidence
 _PERMANENT_HINTS = ("chat not found", "bot was kicked", "not enough rights", "bot is not a member")
 
 
@@ -88,49 +91,80 @@ class TelegramSink:
         self.bot = bot
         self.blobs = blobs
 
+    def unattachable(self, shas: tuple[str, ...]) -> dict[str, str]:
+        """The photos among ``shas`` Telegram would refuse, each with why (blocking: decodes)."""
+        problems = {sha: photo_problem(self.blobs.read(sha)) for sha in shas}
+        return {sha: why for sha, why in problems.items() if why}
+
     async def send(self, chat_id: str, message: AlertMessage) -> list[int]:
-        """Send one alert; returns the Telegram message ids."""
-        photos = [
-            data for sha in message.photo_shas if len(data := self.blobs.read(sha)) <= PHOTO_LIMIT
-        ]
+        """Send one alert; returns the Telegram message ids.
+
+        If Telegram refuses its content (a tag, a length, a photo), it is sent once more as
+        plain text without attachments: an alert is never lost to what a dealer posted.
+        """
         with translated_errors(chat_id):
-            markup = alert_keyboard(message)
-            if len(photos) > 1:
-                # Telegram allows no buttons under a media group; the caption names /evidence.
-                media = [
-                    InputMediaPhoto(
-                        p, caption=message.caption if i == 0 else None, parse_mode=ParseMode.HTML
-                    )
-                    for i, p in enumerate(photos)
-                ]
-                sent = await self.bot.send_media_group(chat_id, media)
-                return [m.message_id for m in sent]
-            if photos:
-                one = await self.bot.send_photo(
-                    chat_id,
-                    photos[0],
-                    caption=message.caption,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
-                )
-                return [one.message_id]
-            if message.screenshot_sha:
-                shot = InputFile(self.blobs.read(message.screenshot_sha), filename="page.png")
-                doc = await self.bot.send_document(
-                    chat_id,
-                    shot,
-                    caption=message.caption,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
-                )
-                return [doc.message_id]
-            return [await self._text(chat_id, message.html, markup)]
+            try:
+                return await self._send_formatted(chat_id, message)
+            except BadRequest as exc:
+                if _chat_problem(exc):
+                    raise
+                return [await self._plain(chat_id, message.html, exc)]
 
     async def send_text(self, chat_id: str, html: str) -> list[int]:
-        """Send a plain HTML message (digests)."""
+        """Send a plain HTML message (digests); refused content goes again as plain text."""
         await self._ready(chat_id)
         with translated_errors(chat_id):
-            return [await self._text(chat_id, html)]
+            try:
+                return [await self._text(chat_id, html)]
+            except BadRequest as exc:
+                if _chat_problem(exc):
+                    raise
+                return [await self._plain(chat_id, html, exc)]
+
+    async def _plain(self, chat_id: str, html: str, refused: BadRequest) -> int:
+        # No parse mode (nothing left to parse), no photos, no buttons: the least Telegram can
+        # refuse. A BadRequest here too is translated by the caller: the alert is failed.
+        log.warning("Telegram refused an alert (%s); sending it as plain text", refused.message)
+        note = f"[sent as plain text without attachments: Telegram refused it ({refused.message})]"
+        text = plain_text(html, TEXT_LIMIT - len(note.encode("utf-16-le")) // 2 - 1)
+        sent = await self.bot.send_message(
+            chat_id, f"{text}\n{note}", link_preview_options=LinkPreviewOptions(is_disabled=True)
+        )
+        return sent.message_id
+
+    async def _send_formatted(self, chat_id: str, message: AlertMessage) -> list[int]:
+        photos = [self.blobs.read(sha) for sha in message.photo_shas]
+        markup = alert_keyboard(message)
+        if len(photos) > 1:
+            # Telegram allows no buttons under a media group; the caption names /evidence.
+            media = [
+                InputMediaPhoto(
+                    p, caption=message.caption if i == 0 else None, parse_mode=ParseMode.HTML
+                )
+                for i, p in enumerate(photos)
+            ]
+            sent = await self.bot.send_media_group(chat_id, media)
+            return [m.message_id for m in sent]
+        if photos:
+            one = await self.bot.send_photo(
+                chat_id,
+                photos[0],
+                caption=message.caption,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+            )
+            return [one.message_id]
+        if message.screenshot_sha:
+            shot = InputFile(self.blobs.read(message.screenshot_sha), filename="page.png")
+            doc = await self.bot.send_document(
+                chat_id,
+                shot,
+                caption=message.caption,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+            )
+            return [doc.message_id]
+        return [await self._text(chat_id, message.html, markup)]
 
     async def close(self) -> None:
         """Release the bot's HTTP connections."""
@@ -186,8 +220,7 @@ def _translate(exc: TelegramError, chat_id: str) -> Exception:
             f"the bot may not write to chat {chat_id} ({exc.message}); add it back to the group"
         )
     if isinstance(exc, BadRequest):
-        hint = exc.message.lower()
-        if any(h in hint for h in _PERMANENT_HINTS):
+        if _chat_problem(exc):
             return PermanentAlertError(
                 f"chat {chat_id}: {exc.message}; check chat_ids in the watchlist and that the "
                 "bot is a member of the group"
@@ -196,3 +229,9 @@ def _translate(exc: TelegramError, chat_id: str) -> Exception:
     return TransientAlertError(
         f"Telegram unreachable or failing ({type(exc).__name__}: {exc.message})"
     )
+
+
+def _chat_problem(exc: BadRequest) -> bool:
+    """A refusal about the chat (wrong id, bot removed), not about the alert's content."""
+    hint = exc.message.lower()
+    return any(h in hint for h in _PERMANENT_HINTS)

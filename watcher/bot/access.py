@@ -16,7 +16,8 @@ from watcher.watchlist import Watchlist
 
 REFUSAL = "Sorry, this bot only answers its team."
 ADMIN_ONLY = "Only an admin can do that."
-REFUSAL_EVERY_S = 60.0  # a stranger who keeps writing is answered once a minute (always logged)
+REFUSAL_EVERY_S = 60.0  # a stranger who keeps writing is answered once a minute (always logged
+# or, past a bound, counted: see watcher.store.search.log_refusal)
 
 
 class Role(IntEnum):
@@ -71,7 +72,7 @@ def check(
 
 class RefusalThrottle:
     """Answer a refused user at most once per ``every`` seconds per chat, so a stranger (or a
-    script) cannot make the bot flood a chat; every refusal is still logged."""
+    script) cannot make the bot flood a chat; every refusal is still logged or counted."""
 
     def __init__(self, every: float = REFUSAL_EVERY_S) -> None:
         self.every = every

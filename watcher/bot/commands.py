@@ -170,10 +170,16 @@ class WatcherBot:
     async def refuse(
         self, bot: Bot, chat_id: int, user_id: int | None, name: str, decision: Decision
     ) -> None:
-        """Refuse briefly (strangers once a minute at most), log it, and reveal nothing."""
+        """Refuse briefly (strangers once a minute at most), log it (bounded: see
+        :func:`~watcher.store.search.log_refusal`), and reveal nothing."""
         reason = decision.reason
-        log.warning("refused %s from user %s in chat %s: %s", name, user_id, chat_id, reason)
-        self.safe_log(user_id, chat_id, name, "", "refused", reason)
+        try:
+            own_row = queries.log_refusal(self.store, user_id, chat_id, name, reason)
+        except WatcherError as exc:
+            log.error("cannot record a bot request: %s", exc)
+            own_row = True
+        if own_row:  # past the bound, the server log stays quiet too: the count is in bot_log
+            log.warning("refused %s from user %s in chat %s: %s", name, user_id, chat_id, reason)
         if decision.role == Role.NONE and not self.ctx.refusals.should_answer(user_id, chat_id):
             return
         with contextlib.suppress(TelegramError):

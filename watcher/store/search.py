@@ -13,13 +13,17 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watcher.models import Event, EventKind, ImageSighting
 from watcher.store.db import Store, translated
-from watcher.timeutil import utc_now
+from watcher.timeutil import to_iso, utc_now
 
 FOREVER = "9999-12-31T23:59:59.999Z"  # a pause without an end
+REFUSALS_LOGGED = 20  # refusals of one user in one chat logged one by one, per window
+REFUSAL_WINDOW_S = 3600.0
+COUNTED = "(counted)"  # the command of the one row that counts a user's further refusals
 _WORD = re.compile(r"\w[\w'’.-]*", re.UNICODE)
 _TRIGRAM = 3  # the FTS index cannot look up terms shorter than this (trigram tokenizer)
 
@@ -156,6 +160,42 @@ def log_request(
             "detail": detail[:500],
         }
     )
+
+
+@translated
+def log_refusal(
+    store: Store, user_id: int | None, chat_id: int | None, command: str, reason: str
+) -> bool:
+    """Record a refused request; True when it got a row of its own.
+
+    A stranger (or a script) writing 200 messages must not write 200 rows: past
+    ``REFUSALS_LOGGED`` refusals of the same user in the same chat within
+    ``REFUSAL_WINDOW_S``, each further one only adds to the count on a single ``(counted)``
+    row (``args`` holds the count, ``detail`` the last command and reason). At most
+    ``REFUSALS_LOGGED`` + 1 rows per user, chat and window, whatever they send.
+    """
+    moment = datetime.now(UTC)
+    now, since = to_iso(moment), to_iso(moment - timedelta(seconds=REFUSAL_WINDOW_S))
+    rows = store.db.execute(
+        "SELECT id, command, args FROM bot_log WHERE result = 'refused' AND user_id IS ? "
+        "AND chat_id IS ? AND at >= ? ORDER BY id LIMIT ?",
+        [user_id, chat_id, since, REFUSALS_LOGGED + 1],
+    ).fetchall()
+    counted = next((r for r in rows if r[1] == COUNTED), None)
+    if counted is None and len(rows) < REFUSALS_LOGGED:
+        log_request(store, user_id, chat_id, command, "", "refused", reason)
+        return True
+    total = (int(counted[2]) if counted and str(counted[2]).isdigit() else 0) + 1
+    detail = (
+        f"{total} more refused requests in this chat, counted rather than logged one by one; "
+        f"last at {now}: {command[:64]} ({reason})"
+    )[:500]
+    if counted is None:
+        values = {"at": now, "user_id": user_id, "chat_id": chat_id, "command": COUNTED}
+        store.db["bot_log"].insert({**values, "args": "1", "result": "refused", "detail": detail})
+    else:
+        store.db["bot_log"].update(counted[0], {"args": str(total), "detail": detail})
+    return False
 
 
 @translated
