@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import channel_target
 from tests.fakes.tsa import local_tsa
+from tests.reliability.conftest import hostile_target
 from watcher.cli import main as cli_main
 from watcher.evidence.bundle import Selection, export_bundle
 from watcher.pipeline import run_capture
@@ -364,3 +365,61 @@ async def test_a_zip_bomb_costs_no_memory(genuine, tmp_path, how):
     bomb = "posts.json" if how != "added" else "images/bomb.jpg"
     assert any(f.startswith(bomb) for f in result["failures"]), result
     assert result["peak"] < 300 * 1024 * 1024, result  # peak RSS of the whole verify
+
+
+# -- 5. the offline report opens the dealer's page with its scripts -------------------------
+def dealer_page(beacon: str) -> str:
+    """A listing page that, when a browser runs it, renames itself and calls home."""
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>shop</title>"
+        f"<script>document.title = 'ran from ' + location.protocol;"
+        f"new Image().src = '{beacon}?script';</script>"
+        f"<link rel=stylesheet href='{beacon}?css'></head><body>"
+        '<div class="listing" data-id="L1"><p class="desc">carved ivory</p>'
+        f'<div class="photos"></div></div><img src="{beacon}?img"></body></html>'
+    )
+
+
+async def open_as_file(browser, path: Path) -> tuple[str, list[str]]:
+    """(title, http requests made) when ``path`` is opened from file:// in Chromium."""
+    requests: list[str] = []
+    async with browser.context() as context:
+        context.on("request", lambda r: requests.append(r.url))
+        page = await context.new_page()
+        await page.goto(path.as_uri(), wait_until="load")
+        title = await page.title()
+    return title, [url for url in requests if not url.startswith("file:")]
+
+
+async def test_the_offline_report_never_runs_the_dealers_page(site, make_app, browser, tmp_path):
+    beacon = f"{site.base_url}/beacon"
+    site.route("/shop/evil", dealer_page(beacon))
+    app = make_app(hostile_target("evil", f"{site.base_url}/shop/evil"))
+    summary = await run_capture(app, app.watchlist.target("evil"))
+    assert summary.status == "ok", summary
+    (bundle,) = export_bundle(app, Selection(target="evil"), tmp_path / "out")
+    folder = tmp_path / "opened"
+    with zipfile.ZipFile(bundle) as opened:
+        opened.extractall(folder)
+        html_name = next(n for n in opened.namelist() if "/page.html" in n)
+
+    # The control: the page as kept, opened as HTML, does run and call home from file://.
+    control = tmp_path / "control.html"
+    control.write_bytes((folder / html_name).read_bytes())
+    title, requests = await open_as_file(browser, control)
+    assert title == "ran from file:" and any(u.startswith(beacon) for u in requests), requests
+
+    report = folder / "index.html"
+    async with browser.context() as context:
+        page = await context.new_page()
+        await page.goto(report.as_uri())
+        links = await page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+    local = {link for link in links if link.startswith("file:")}
+    shipped = {p.as_uri() for p in folder.glob("captures/*/*") if "html" in p.name}
+    assert shipped, sorted(p.name for p in folder.rglob("*"))
+    for uri in sorted({report.as_uri()} | local | shipped):
+        if uri.endswith((".wacz", ".zip")):
+            continue  # a download, not a page
+        title, requests = await open_as_file(browser, Path(uri.removeprefix("file://")))
+        assert "ran from" not in title, uri
+        assert requests == [], (uri, requests)

@@ -49,7 +49,10 @@ _EXTENSIONS = {
     "image/png": "png",
     "image/webp": "webp",
     "image/gif": "gif",
-    "text/html": "html",
+    # A kept page opened from the unzipped bundle would run the dealer's scripts and call
+    # their servers (a CSP meta tag cannot be trusted to come before a script): pages are
+    # shipped as text. The WACZ replays them in a tool made for it.
+    "text/html": "html.txt",
     "application/json": "json",
     "application/wacz": "wacz",
     "application/zip": "zip",
@@ -313,7 +316,7 @@ def _write_part(
     for key_id, pem in app.custody.public_keys().items():
         files[f"keys/{key_id}.pem"] = pem.encode("ascii")
     files["index.html"] = render_report(
-        captures, posts, selection.describe(), app.custody.key.key_id, number, count
+        captures, posts, selection.describe(), app.custody.key.fingerprint, number, count
     ).encode("utf-8")
     manifest = {
         "format": FORMAT,
