@@ -10,7 +10,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from watcher.alert.console import ConsoleSink, events_to_show, format_summary
-from watcher.app import App, resolve_data_dir
+from watcher.app import CUSTODY_KEY_NAME, App, resolve_data_dir
 from watcher.demo.scenario import DemoScenario, build_demo_site
 from watcher.pipeline import run_capture
 from watcher.scheduler import schedule_target
@@ -66,6 +66,11 @@ async def run_demo(args: argparse.Namespace) -> int:
         site.stop()
     print(f"\ndatabase: {data_dir / 'watcher.db'}\nevidence: {data_dir / 'blobs'}")
     print(f"pull an evidence bundle: watcher export --data {data_dir} --target ivory-dealer-kh")
+    print(
+        f"check it against this run's key: watcher verify BUNDLE --key "
+        f"{data_dir / 'keys' / CUSTODY_KEY_NAME}  (others get the fingerprint from "
+        f"`watcher key --data {data_dir}`)"
+    )
     return 0
 
 
