@@ -344,7 +344,7 @@ async def test_evidence_sends_a_bundle_that_watcher_verify_accepts(
     assert upload.filename == bundle.name and upload.size == bundle.stat().st_size
     assert upload.sha256 == hashlib.sha256(bundle.read_bytes()).hexdigest()  # what was sent
     capsys.readouterr()
-    assert cli_main(["verify", str(bundle)]) == 0
+    assert cli_main(["verify", str(bundle), "--key", app.custody.key.fingerprint]) == 0
     assert "exported" in [e.action for e in app.custody.entries()]
 
 

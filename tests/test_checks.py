@@ -19,6 +19,7 @@ from watcher.capture.browser import Browser
 from watcher.detect.diff import posts_fingerprint
 from watcher.errors import WatchlistError
 from watcher.evidence.bundle import Selection, export_bundle
+from watcher.evidence.trust import Trust
 from watcher.evidence.verify import verify_bundle
 from watcher.models import CaptureStatus, Post
 from watcher.pipeline import run_capture
@@ -197,7 +198,7 @@ async def test_checks_go_into_evidence_bundles_that_verify(site, make_app, tmp_p
     assert checked.mode == "check"
 
     (bundle,) = export_bundle(app, Selection(target="dealer"), tmp_path / "out")
-    report = verify_bundle(bundle)
+    report = verify_bundle(bundle, Trust.of(app.custody.key.fingerprint))
     assert [f.message for f in report.findings if not f.ok] == []
     with zipfile.ZipFile(bundle) as opened:
         names = opened.namelist()

@@ -15,11 +15,17 @@ import pytest
 
 from tests.conftest import channel_target, shop_target
 from watcher.evidence.bundle import Selection, export_bundle
+from watcher.evidence.trust import Trust
 from watcher.evidence.verify import verify_bundle
 from watcher.pipeline import run_capture
 from watcher.store.keys import SigningKey
 
 BIN = Path(sys.executable).parent
+
+
+def trusting(app, tsa_ca: Path | None = None) -> Trust:
+    """Trust in ``app``'s key, as a prosecutor holding the team's published fingerprint."""
+    return Trust.of(app.custody.key.fingerprint, tsa_ca=tsa_ca)
 
 
 @pytest.fixture
@@ -51,13 +57,13 @@ def rewrite(bundle: Path, out: Path, change) -> Path:
     return out
 
 
-def failures(path: Path) -> list[str]:
-    return [f"{f.item}: {f.message}" for f in verify_bundle(path).findings if not f.ok]
+def failures(path: Path, trust: Trust | None = None) -> list[str]:
+    return [f"{f.item}: {f.message}" for f in verify_bundle(path, trust).findings if not f.ok]
 
 
 async def test_export_then_verify_passes(captured, tmp_path):
     (bundle,) = export_bundle(captured, Selection(target="dealer"), tmp_path / "out")
-    report = verify_bundle(bundle)
+    report = verify_bundle(bundle, trusting(captured))
     assert report.ok, failures(bundle)
     assert report.key_id == captured.custody.key.key_id
 
@@ -130,7 +136,7 @@ async def test_a_byte_damaged_in_the_zip_itself_never_passes_and_never_crashes(c
         data = bytearray(original)
         data[position] ^= 0xFF
         broken.write_bytes(bytes(data))
-        report = verify_bundle(broken)  # must not raise
+        report = verify_bundle(broken, trusting(captured))  # must not raise
         outcomes.add(report.ok)
         if report.ok:
             assert _members(broken) == members, position
@@ -170,7 +176,8 @@ async def test_swapped_key_fails(captured, tmp_path):
 
     problems = failures(rewrite(bundle, tmp_path / "k.zip", swap))
     assert any("manifest.sig" in p for p in problems), problems
-    assert any("custody chain" in p and "signature" in p for p in problems), problems
+    # The keyring is by the id computed from each key: the swapped-in key signs nothing.
+    assert any("custody chain" in p and "entry 1" in p for p in problems), problems
 
 
 async def test_added_file_fails(captured, tmp_path):
@@ -190,7 +197,7 @@ async def test_selections_and_split(captured, tmp_path):
 
     parts = export_bundle(captured, Selection(), tmp_path / "split", max_bytes=1)
     assert len(parts) == 3 and all("-part" in p.name for p in parts)
-    assert all(verify_bundle(p).ok for p in parts)
+    assert all(verify_bundle(p, trusting(captured)).ok for p in parts)
 
 
 async def test_wacz_validates_and_warc_checks(captured, tmp_path):
@@ -251,8 +258,15 @@ def test_cli_export_and_verify(tmp_path, site):
     exported = watcher("export", "--target", "dealer", "--out", "bundles")
     assert exported.returncode == 0, exported.stderr
     (bundle,) = (tmp_path / "bundles").glob("*.zip")
-    verified = watcher("verify", str(bundle))
-    assert verified.returncode == 0 and "VERIFIED" in verified.stdout
+    unanchored = watcher("verify", str(bundle))
+    assert unanchored.returncode == 3 and "unanchored key" in unanchored.stdout
+    key = watcher("key")
+    assert key.returncode == 0 and "fingerprint:" in key.stdout, key.stderr
+    fingerprint = key.stdout.split("fingerprint:")[1].splitlines()[0].strip()
+    verified = watcher("verify", str(bundle), "--key", fingerprint)
+    assert verified.returncode == 0 and "VERIFIED" in verified.stdout, verified.stdout
+    env["WATCHER_TRUSTED_KEYS"] = str(tmp_path / "data" / "keys" / "custody-ed25519.pem")
+    assert watcher("verify", str(bundle)).returncode == 0
     data = bytearray(bundle.read_bytes())
     data[len(data) // 3] ^= 0xFF
     bundle.write_bytes(bytes(data))
@@ -273,15 +287,15 @@ async def test_bundle_carries_a_trusted_timestamp_of_the_custody_head(
     await run_capture(app, app.watchlist.target("dealer"))
     (bundle,) = export_bundle(app, Selection(target="dealer"), tmp_path / "out")
 
-    report = verify_bundle(bundle)
+    report = verify_bundle(bundle, trusting(app, tsa_ca=ca))
     stamp = [f for f in report.findings if f.item == "trusted timestamp"]
     assert report.ok and stamp and "RFC 3161" in stamp[0].message
     assert len(app.custody.timestamps()) == 1
 
-    def other_ca(name: str, data: bytes) -> bytes:
-        return b"-----BEGIN CERTIFICATE-----\nAAAA\n" if name.endswith("tsa-ca.pem") else data
-
-    problems = failures(rewrite(bundle, tmp_path / "t.zip", other_ca))
+    # The authority is the one the verifier names, not the CA certificate in the bundle.
+    other_ca = tmp_path / "other-ca.pem"
+    other_ca.write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n")
+    problems = failures(bundle, trusting(app, other_ca))
     assert any("trusted timestamp" in p for p in problems), problems
 
 

@@ -106,6 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", parents=[common], help="check an evidence bundle, byte by byte"
     )
     verify.add_argument("bundles", nargs="+", metavar="BUNDLE")
+    verify.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="FILE|FINGERPRINT",
+        help="a key you trust (the team's published key file or fingerprint); repeatable. "
+        "Also read from WATCHER_TRUSTED_KEYS (separated by : or ,)",
+    )
+    verify.add_argument(
+        "--tsa-ca",
+        metavar="FILE",
+        help="CA certificate of the timestamp authority you trust (not the bundle's copy)",
+    )
     demo = sub.add_parser("demo", parents=[common], help="watch the bundled demo site")
     demo.add_argument("--seconds", type=float, default=60.0, help="how long to watch (default 60)")
     demo.add_argument(
@@ -188,6 +201,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "watcher.commands.session",
     "watcher.commands.detect",
     "watcher.commands.probe",
+    "watcher.commands.key",
 )
 
 
@@ -451,26 +465,45 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """``watcher verify``: a verdict per item; exit 0 only when everything holds."""
-    from watcher.evidence.verify import verify_bundle
+    """``watcher verify``: a verdict per item; exit 0 only for intact bundles signed by a key
+    the user trusts, 3 when intact but signed by a key nobody named, 1 otherwise."""
+    from watcher.evidence.trust import format_fingerprint, gather_trust
+    from watcher.evidence.verify import UNANCHORED, VERIFIED, verify_bundle
 
-    all_ok = True
+    trust = gather_trust(args.key, args.tsa_ca)
+    verdicts = set()
     for name in args.bundles:
         if Path(name).is_dir():
             print(f"NOT VERIFIED: {name}: {_folder_not_bundle(Path(name))}")
-            all_ok = False
+            verdicts.add("folder")  # neither verified nor intact: exit 1
             continue
-        report = verify_bundle(Path(name))
+        report = verify_bundle(Path(name), trust)
         for finding in report.findings:
-            if not finding.ok or args.debug:
+            if not finding.ok or args.debug or finding.item == "trusted timestamp":
                 print(f"  {'OK  ' if finding.ok else 'FAIL'} {finding.item}: {finding.message}")
+        for note in report.notes:
+            print(f"  NOTE {note}")
         checked = len(report.findings)
-        verdict = "VERIFIED" if report.ok else "NOT VERIFIED"
-        print(f"{verdict}: {name} ({checked} checks; signing key {report.key_id or 'unknown'})")
-        all_ok = all_ok and report.ok
-    if all_ok:
-        print("Compare the signing key id with the one your team published.")
-    return 0 if all_ok else 1
+        key = report.key_id or "unknown"
+        if report.verdict == VERIFIED:
+            print(
+                f"VERIFIED: {name} ({checked} checks; signing key {key}, "
+                f"trusted through {report.anchored_by})"
+            )
+        elif report.verdict == UNANCHORED:
+            print(
+                f"NOT VERIFIED: {name}: intact, but signed by an unanchored key "
+                f"{format_fingerprint(report.fingerprint or '')} (id {key}); compare it with "
+                "your team's published key (the team prints it with `watcher key`; the "
+                "bundle's index.html says how to get it), then verify again with --key "
+                f"FINGERPRINT ({checked} checks)"
+            )
+        else:
+            print(f"NOT VERIFIED: {name} ({checked} checks; signing key {key})")
+        verdicts.add(report.verdict)
+    if verdicts == {VERIFIED}:
+        return 0
+    return 3 if verdicts <= {VERIFIED, UNANCHORED} else 1
 
 
 def _folder_not_bundle(folder: Path) -> str:

@@ -275,7 +275,11 @@ class WatcherBot:
         ]
         for number, path in enumerate(paths, start=1):
             lines.append(await self._deliver_bundle(request, path, number, len(paths)))
-        lines.append("Check a bundle with: <code>watcher verify FILE</code>")
+        # The fingerprint in this chat is for the team; a prosecutor gets it out of band.
+        lines.append(
+            "Check a bundle with: <code>watcher verify FILE --key "
+            f"{e(self.ctx.app.custody.key.fingerprint)}</code>"
+        )
         await working.edit_text("\n".join(lines), parse_mode=ParseMode.HTML)
         return ", ".join(p.name for p in paths)
 

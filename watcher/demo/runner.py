@@ -21,7 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from watcher.alert.console import ConsoleSink, events_to_show, format_summary
-from watcher.app import App, resolve_data_dir
+from watcher.app import CUSTODY_KEY_NAME, App, resolve_data_dir
 from watcher.demo.scenario import DEMO_PATHS, DEMO_PORT, DemoScenario, build_demo_site
 from watcher.demo.site import DemoSite
 from watcher.errors import WatcherError
@@ -206,6 +206,11 @@ async def run_demo(args: argparse.Namespace) -> int:
     print(
         f"pull an evidence bundle: watcher export{watchlist_arg} --data {data_dir} "
         f"--target {demo.watched[0].name}"
+    )
+    print(
+        f"check it against this run's key: watcher verify BUNDLE --key "
+        f"{data_dir / 'keys' / CUSTODY_KEY_NAME}  (others get the fingerprint from "
+        f"`watcher key --data {data_dir}`)"
     )
     return 0
 

@@ -50,7 +50,10 @@ _EXTENSIONS = {
     "image/png": "png",
     "image/webp": "webp",
     "image/gif": "gif",
-    "text/html": "html",
+    # A kept page opened from the unzipped bundle would run the dealer's scripts and call
+    # their servers (a CSP meta tag cannot be trusted to come before a script): pages are
+    # shipped as text. The WACZ replays them in a tool made for it.
+    "text/html": "html.txt",
     "application/json": "json",
     "application/wacz": "wacz",
     "application/zip": "zip",
@@ -322,11 +325,12 @@ def _write_part(
     files["custody.jsonl"] = "".join(
         json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True) + "\n" for e in custody
     ).encode("utf-8")
-    keys = _public_keys(app, custody)
-    for key_id, pem in keys.items():
+    # Every key that signed the log, the rotated-from ones too: entries before a rotation
+    # are checked with the key that signed them.
+    for key_id, pem in app.custody.public_keys().items():
         files[f"keys/{key_id}.pem"] = pem.encode("ascii")
     files["index.html"] = render_report(
-        captures, posts, selection.describe(), app.custody.key.key_id, number, count
+        captures, posts, selection.describe(), app.custody.key.fingerprint, number, count
     ).encode("utf-8")
     manifest = {
         "format": FORMAT,
@@ -391,14 +395,6 @@ def _file_name(capture_id: int, artifact: Artifact, counters: dict[str, int]) ->
     base = _NAMES.get(artifact.kind, "artifact")
     n = counters[artifact.kind]
     return f"captures/{capture_id}/{base}{'' if n == 1 else f'-{n}'}.{ext}"
-
-
-def _public_keys(app: App, custody: list) -> dict[str, str]:
-    keys = {app.custody.key.key_id: app.custody.key.public_pem()}
-    for entry in custody:
-        if entry.action == "key_rotated" and entry.details.get("public_key"):
-            keys[entry.details["new_key_id"]] = entry.details["public_key"]
-    return keys
 
 
 def _label(selection: Selection) -> str:

@@ -16,12 +16,19 @@ code{font-size:.8em;word-break:break-all} table{border-collapse:collapse}
 td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
 """
 
+_LABELS = {
+    "html": "page HTML (as text)",
+    "detail_html": "listing page HTML (as text)",
+    "wacz": "web archive (WACZ)",
+    "mhtml": "MHTML snapshot",
+}
+
 
 def render_report(
     captures: list[dict[str, Any]],
     posts: list[dict[str, Any]],
     selection: dict[str, object],
-    key_id: str,
+    fingerprint: str,
     part: int,
     parts: int,
 ) -> str:
@@ -31,8 +38,8 @@ def render_report(
     }
     body = [
         "<h1>watcher evidence bundle</h1>",
-        f"<p class=meta>Part {part} of {parts}. Selection: {_e(selection)}. Signed with custody "
-        f"key <code>{_e(key_id)}</code>. Check every file with <code>watcher verify</code>.</p>",
+        f"<p class=meta>Part {part} of {parts}. Selection: {_e(selection)}.</p>",
+        _how_to_check(fingerprint),
         "<h2>Captures</h2>",
         _captures_table(captures),
         f"<h2>Posts ({len(posts)})</h2>",
@@ -48,6 +55,25 @@ def render_report(
     )
 
 
+def _how_to_check(fingerprint: str) -> str:
+    grouped = " ".join(fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4))
+    return (
+        "<h2>Checking this bundle</h2><p>The bundle says it was signed with the key whose "
+        f"fingerprint is <code>{_e(grouped)}</code>. This page is part of the bundle: whoever "
+        "altered the bundle could alter this page too, so do not take the fingerprint from "
+        "here. Get it from the team that collected the evidence, through a channel you trust: "
+        "the signed letter that came with the evidence, the team's own website, or a team "
+        "member on the phone at a number you found yourself (they print it with "
+        "<code>watcher key</code>). Then run <code>watcher verify BUNDLE.zip --key "
+        "FINGERPRINT</code>: <b>VERIFIED</b> means every file is exactly as exported and was "
+        "signed with that key. Timestamps are checked with <code>--tsa-ca</code> and the "
+        "certificate your timestamp authority publishes.</p><p>Pages are kept as text "
+        "(<code>.html.txt</code>) so that opening them runs none of the page's scripts; the "
+        "web archive (<code>.wacz</code>) replays the page in a tool such as ReplayWeb.page."
+        "</p>"
+    )
+
+
 def _captures_table(captures: list[dict[str, Any]]) -> str:
     rows = [
         "<table><tr><th>#</th><th>target</th><th>time (UTC)</th><th>outcome</th>"
@@ -55,7 +81,8 @@ def _captures_table(captures: list[dict[str, Any]]) -> str:
     ]
     for c in captures:
         files = "<br>".join(
-            f'<a href="{_e(a["path"])}">{_e(a["kind"])}</a> <code>{_e(a["sha256"])}</code>'
+            f'<a href="{_e(a["path"])}">{_e(_LABELS.get(a["kind"], a["kind"]))}</a> '
+            f"<code>{_e(a['sha256'])}</code>"
             for a in c["artifacts"]
             if a["kind"] != "image"
         )

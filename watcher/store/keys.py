@@ -2,7 +2,8 @@
 
 The private key is generated on first run and kept outside the evidence folder, readable by
 its owner only (mode 0600): anyone who can read it can forge custody entries. The public key
-travels with every exported bundle so that a third party can check the signatures.
+travels with every exported bundle so that a third party can check the signatures; what it
+proves depends on the reader comparing its fingerprint with one the team published elsewhere.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from watcher.errors import WatcherError
 
 
 class SigningKey:
-    """An Ed25519 private key with its short id (see :func:`key_id_of`)."""
+    """An Ed25519 private key with its short id and full fingerprint (see :func:`key_id_of`)."""
 
     def __init__(self, private_key: Ed25519PrivateKey) -> None:
         self._private = private_key
         self.key_id = _key_id(private_key.public_key())
+        self.fingerprint = _fingerprint(private_key.public_key())
 
     @classmethod
     def generate(cls) -> SigningKey:
@@ -48,6 +50,16 @@ class SigningKey:
         key = cls.generate()
         key._save(path)
         return key
+
+    @classmethod
+    def load(cls, path: Path) -> SigningKey:
+        """The existing key in ``path`` (never creates one); same checks as on first use."""
+        if not path.exists():
+            raise WatcherError(
+                f"no custody signing key at {path} yet; watcher creates it at the first "
+                "capture (run `watcher check`), or give the right --data folder"
+            )
+        return cls._load(path)
 
     @classmethod
     def _load(cls, path: Path) -> SigningKey:
@@ -115,8 +127,41 @@ class SigningKey:
 
 
 def key_id_of(public_pem: str) -> str:
-    """The id of a PEM public key: first 16 hex chars of SHA-256 of its raw bytes."""
+    """The id of a PEM public key: first 16 hex chars of SHA-256 of its raw bytes.
+
+    A name for people and file names, not an anchor of trust: 64 bits can be ground out
+    by a patient forger. Trust is decided on the whole :func:`fingerprint_of`.
+    """
     return _key_id(_load_public(public_pem))
+
+
+def fingerprint_of(public_pem: str) -> str:
+    """The fingerprint of a PEM public key: SHA-256 hex (64 chars) of its raw bytes.
+
+    Raises ValueError when ``public_pem`` is not an Ed25519 public key.
+    """
+    return _fingerprint(_load_public(public_pem))
+
+
+def public_pem_of_file(data: bytes) -> str:
+    """The public key of a PEM file holding an Ed25519 public or private key.
+
+    A team member may point at the data folder's private key file: only its public half is
+    used. Raises ValueError for anything else.
+    """
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError):
+        try:
+            private = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError) as exc:
+            raise ValueError("not a PEM key (or an encrypted one)") from exc
+        key = private.public_key()
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 key")
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
 
 
 def verify_signature(public_pem: str, data: bytes, signature_b64: str) -> bool:
@@ -141,5 +186,9 @@ def _load_public(public_pem: str) -> Ed25519PublicKey:
 
 
 def _key_id(public: Ed25519PublicKey) -> str:
+    return _fingerprint(public)[:16]
+
+
+def _fingerprint(public: Ed25519PublicKey) -> str:
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return hashlib.sha256(raw).hexdigest()
