@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import channel_target, shop_target
+from watcher.app import CUSTODY_KEY_NAME
 from watcher.cli import build_parser
 
 
@@ -277,7 +278,8 @@ def test_demo_captures_only_demo_targets_and_names_one_in_its_hint(site, tmp_pat
     assert f"names port 8765; the demo site is on {port}, watched there" in out
     assert "my-demo-channel: ok" in out and "(baseline)" in out
     assert "real-dealer:" not in out
-    assert out.rstrip().endswith("--target my-demo-channel")
+    (export_hint,) = [line for line in out.splitlines() if "watcher export" in line]
+    assert export_hint.endswith("--target my-demo-channel")
     assert site.requests == []
     assert "Traceback" not in out + result.stderr
 
@@ -479,11 +481,13 @@ def test_debug_before_or_after_verify_lists_every_check(site, tmp_path):
     assert exported.returncode == 0, exported.stderr
     (bundle,) = (tmp_path / "bundles").glob("*.zip")
 
-    plain = watcher("verify", str(bundle), cwd=tmp_path)
+    key = str(tmp_path / "data" / "keys" / CUSTODY_KEY_NAME)
+    plain = watcher("verify", str(bundle), "--key", key, cwd=tmp_path)
     assert plain.returncode == 0 and "VERIFIED" in plain.stdout, plain.stdout + plain.stderr
     assert "manifest" not in plain.stdout  # without --debug only failures are listed
     for where in ("before", "after"):
-        debug = watcher(*placed(where, ["--debug"], ["verify", str(bundle)]), cwd=tmp_path)
+        command = ["verify", str(bundle), "--key", key]
+        debug = watcher(*placed(where, ["--debug"], command), cwd=tmp_path)
         assert debug.returncode == 0, debug.stdout + debug.stderr
         # With it, every check that held too: the manifest's signature among them.
         assert "manifest" in debug.stdout, (where, debug.stdout)

@@ -207,7 +207,8 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
         @rule()
         def capture(self) -> None:
             shown = [] if self.mode == "empty" else _shown(self.site)
-            if self.mode == "error":
+            served_error = self.mode == "error"
+            if served_error:
                 site.route(self.path, "<h1>Internal Server Error</h1>", status=500)
             else:
                 site.route(self.path, _page(shown))
@@ -221,15 +222,18 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
                 if post not in unique:
                     unique.append(post)
             if site_failed := (summary.status != CaptureStatus.OK):
-                self._expect_failure(summary, unique)
+                self._expect_failure(summary, [] if served_error else unique, served_error)
             else:
                 self._expect_capture(summary, unique)
             assert not site_failed or summary.capture_id is not None
+            assert site_failed or not served_error, summary
 
-        def _expect_failure(self, summary, unique: list[SitePost]) -> None:
+        def _expect_failure(self, summary, unique: list[SitePost], served_error: bool) -> None:
             live = any(not p.deleted for p in self.model.posts.values())
             assert not unique or summary.reason not in ("no_posts", "empty_after_posts"), summary
-            if not unique and live:
+            if served_error:
+                assert summary.reason == "http_error", summary
+            elif not unique and live:
                 assert summary.status == CaptureStatus.BLOCKED, summary
             else:
                 assert summary.status == CaptureStatus.FAILED, summary

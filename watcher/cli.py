@@ -178,7 +178,12 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
     ),
     "verify": (
         "Check an evidence bundle byte by byte: hashes, signature, custody chain.",
-        "Example:\n  watcher verify watcher-evidence-ivory-dealer-kh-20261101T120000Z.zip",
+        "Example:\n  watcher verify watcher-evidence-ivory-dealer-kh-20261101T120000Z.zip "
+        "--key team-key.pem",
+    ),
+    "key": (
+        "Print this team's signing key id and fingerprint, to publish for bundle readers.",
+        "Examples:\n  watcher key\n  watcher key --pem > team-key.pem",
     ),
     "demo": (
         "Watch the bundled demo site for a while and print its alerts.",

@@ -109,6 +109,7 @@ class ProbeSettings:
     load_more: str | None = None
     session: str | None = None
     timeout: float = 45.0
+    allow_private_network: bool = False  # only as the watchlist's target says
 
 
 def _settings(args: argparse.Namespace) -> ProbeSettings:
@@ -126,6 +127,7 @@ def _settings(args: argparse.Namespace) -> ProbeSettings:
             target.load_more,
             target.session,
             target.timeout,
+            target.allow_private_network,
         )
     elif not args.url or not args.platform:
         raise WatcherError(
@@ -160,7 +162,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
         load_more=settings.load_more,
         scroll=max(0, settings.scroll),
     )
-    result = asyncio.run(probe(request, adapter, _session(args, settings.session)))
+    session = _session(args, settings.session)
+    result = asyncio.run(probe(request, adapter, session, settings.allow_private_network))
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
     else:
@@ -169,13 +172,18 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 async def probe(
-    request: PageRequest, adapter: Adapter, session: Session | None = None
+    request: PageRequest,
+    adapter: Adapter,
+    session: Session | None = None,
+    allow_private_network: bool = False,
 ) -> ProbeResult:
     """Load the page(s) as a capture would and run the adapter's block detection."""
-    async with Browser(max_concurrent=1) as browser, browser.context(session) as context:
-        snapshot, posts = await load_pages(
-            context, request, adapter, browser.user_agent, browser.version
-        )
+    async with Browser(max_concurrent=1) as browser:
+        guard = browser.guard(allow_private_network)
+        async with browser.context(session, guard) as context:
+            snapshot, posts = await load_pages(
+                context, request, adapter, browser.user_agent, browser.version
+            )
     name = session.name if session else None
     block = adapter.detect_block(
         snapshot.html_pages[0], snapshot.final_url, request.url, posts, name
