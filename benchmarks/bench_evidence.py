@@ -42,8 +42,10 @@ async def main() -> None:
         wl = root / "watchlist.yaml"
         wl.write_text(
             "targets:\n"
-            f"  - {{name: dealer, platform: telegram, url: '{site.base_url}/s/dealer'}}\n"
-            f"  - {{name: album, platform: telegram, url: '{site.base_url}/s/album'}}\n"
+            f"  - {{name: dealer, platform: telegram, url: '{site.base_url}/s/dealer',"
+            " allow_private_network: true}\n"
+            f"  - {{name: album, platform: telegram, url: '{site.base_url}/s/album',"
+            " allow_private_network: true}\n"
         )
         browser = Browser()
         app = App.open(load_watchlist(wl), root / "data", browser=browser)

@@ -65,7 +65,8 @@ async def take_steps(app: App, url: str, watch: Stopwatch) -> None:
     """The browser part of a capture (what ``take`` + ``load_pages`` do), step by step."""
     target = app.watchlist.targets[0]
     adapter = target.adapter()
-    async with app.browser.context(None) as context:
+    guard = app.browser.guard(target.allow_private_network)
+    async with app.browser.context(None, guard) as context:
         recorder = ResponseRecorder()
         page = await watch.run("new_page", context.new_page())
         recorder.attach(page)
@@ -80,7 +81,10 @@ async def take_steps(app: App, url: str, watch: Stopwatch) -> None:
         await watch.run("full-page screenshot", take_screenshot(page))
         await watch.run("MHTML snapshot", mhtml_snapshot(page))
         urls = [u for p in posts for u in p.image_urls]
-        await watch.run(f"download_images ({len(urls)})", download_images(context, urls, url))
+        await watch.run(
+            f"download_images ({len(urls)})",
+            download_images(context, urls, url, blobs=app.blobs, guard=guard),
+        )
         await watch.run("recorder.finish (response bodies)", recorder.finish())
     await watch.run("context close (incl.)", asyncio.sleep(0))
 
@@ -91,7 +95,8 @@ async def keep_steps(app: App, watch: Stopwatch) -> None:
     taken = await take(app, target)
     meta = _metadata(app, target, taken, utc_now())
     watch.call("WACZ (build_warc + build_wacz)", lambda: _web_archive(taken.snapshot, meta))
-    datas = [d.data for d in taken.downloads.values() if d.data]
+    # Downloads are streamed to the blob store; the hashes read them back from there.
+    datas = [app.blobs.read(d.sha256) for d in taken.downloads.values() if d.sha256]
     watch.call(f"perceptual_hashes x{len(datas)}", lambda: [perceptual_hashes(d) for d in datas])
     profiler = cProfile.Profile()
     profiler.enable()
