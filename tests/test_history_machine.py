@@ -115,6 +115,9 @@ def _shown(site_posts: dict[int, SitePost]) -> list[SitePost]:
     return window + [p for p in window if p.twice]
 
 
+RULES_RUN: Counter = Counter()  # rule -> times run, printed at the end (pytest -s shows it)
+
+
 def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
     """Run the state machine with its own loop and Chromium (hypothesis rules are sync)."""
     loop = asyncio.new_event_loop()
@@ -146,7 +149,7 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
             self.mode = "normal"
             self.model = Model()
             self.captures = 0
-            self.add(WORDS[0], seeded)  # a page with a history already, often past one page
+            self._add_posts(WORDS[0], seeded)  # a page with a history already, often past one page
 
         def teardown(self) -> None:
             if hasattr(self, "app"):
@@ -155,6 +158,10 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
         # -- what the dealer does ----------------------------------------------------------
         @rule(word=st.sampled_from(WORDS), count=st.sampled_from([1, 1, 1, 3]))
         def add(self, word: str, count: int) -> None:
+            RULES_RUN["add"] += 1
+            self._add_posts(word, count)
+
+        def _add_posts(self, word: str, count: int) -> None:
             for _ in range(count):  # three at once pushes older posts off the first page
                 n = self.next_number
                 self.next_number += 1
@@ -163,6 +170,7 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
         @precondition(lambda self: self.site)
         @rule(data=st.data(), word=st.sampled_from(WORDS))
         def edit(self, data: st.DataObject, word: str) -> None:
+            RULES_RUN["edit"] += 1
             post = data.draw(st.sampled_from(sorted(self.site.values(), key=lambda p: p.number)))
             self.edits += 1
             post.text = f"{word} #{post.number} (price {self.edits}00$)"
@@ -170,12 +178,14 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
         @precondition(lambda self: any(p.visible for p in self.site.values()))
         @rule(data=st.data())
         def hide(self, data: st.DataObject) -> None:
+            RULES_RUN["hide"] += 1
             post = data.draw(st.sampled_from([p for p in self.site.values() if p.visible]))
             post.visible = False
 
         @precondition(lambda self: any(not p.visible for p in self.site.values()))
         @rule(data=st.data())
         def show_again(self, data: st.DataObject) -> None:
+            RULES_RUN["show_again"] += 1
             post = data.draw(st.sampled_from([p for p in self.site.values() if not p.visible]))
             post.visible = True
 
@@ -183,6 +193,7 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
         @precondition(lambda self: self.site and not any(p.bumped for p in self.site.values()))
         @rule(data=st.data())
         def bump(self, data: st.DataObject) -> None:
+            RULES_RUN["bump"] += 1
             post = data.draw(st.sampled_from(sorted(self.site.values(), key=lambda p: p.number)))
             self.next_order += 1
             post.order = self.next_order
@@ -190,22 +201,26 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
         @precondition(lambda self: any(p.bumped for p in self.site.values()))
         @rule()
         def unbump(self) -> None:
+            RULES_RUN["unbump"] += 1
             for post in self.site.values():
                 post.order = post.number
 
         @precondition(lambda self: self.site)
         @rule(data=st.data())
         def show_twice(self, data: st.DataObject) -> None:
+            RULES_RUN["show_twice"] += 1
             post = data.draw(st.sampled_from(sorted(self.site.values(), key=lambda p: p.number)))
             post.twice = not post.twice
 
         @rule(mode=st.sampled_from(["empty", "error"]))
         def break_next_capture(self, mode: str) -> None:
+            RULES_RUN["break_next_capture"] += 1
             self.mode = mode
 
         # -- the watch ---------------------------------------------------------------------
         @rule()
         def capture(self) -> None:
+            RULES_RUN["capture"] += 1
             shown = [] if self.mode == "empty" else _shown(self.site)
             served_error = self.mode == "error"
             if served_error:
@@ -359,6 +374,7 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
     )
     try:
         run_state_machine_as_test(History, settings=History.TestCase.settings)
+        print(f"history machine: {sum(RULES_RUN.values())} steps: {dict(RULES_RUN)}")
     finally:
         site.stop()
         loop.run_until_complete(browser.close())
