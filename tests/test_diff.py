@@ -373,3 +373,23 @@ def test_repost_event_reports_earliest_capture_among_matches():
     assert event.details["distance"] == 2
     assert event.details["same_target"] is True
     assert event.details["matches"] == 2
+
+
+def test_a_pinned_old_post_does_not_make_scrolled_off_posts_deleted():
+    # Page of 4, newest first, with post 1 pinned at the top: posts 2-4 scrolled off below.
+    previous = [stored(f"c/{i}", posted_at=t(i), position=8 - i) for i in range(2, 9)]
+    previous.insert(0, stored("c/1", posted_at=t(1), position=0))
+    current = [captured("c/1", posted_at=t(1))] + [
+        captured(f"c/{i}", posted_at=t(i)) for i in (9, 8, 7)
+    ]
+    assert diff_posts(previous, current).deleted == []
+    # Without the pin, post 5 missing between 4 and 6 is a deletion.
+    current = [captured(f"c/{i}", posted_at=t(i)) for i in (6, 4, 3)]
+    assert [p.post_id for p in diff_posts(previous, current).deleted] == ["c/5"]
+
+
+def test_posts_sharing_a_time_fall_back_to_the_order():
+    same = t(1)
+    previous = [stored(f"c/{i}", posted_at=same, position=i) for i in range(3)]
+    current = [captured("c/0", posted_at=same), captured("c/2", posted_at=same)]
+    assert [p.post_id for p in diff_posts(previous, current).deleted] == ["c/1"]

@@ -154,9 +154,10 @@ def _store_prefetched(
         return _over_budget(url, spending.budget)
     # Already in memory with the page's responses: written at once, made durable with the rest.
     tmp = blobs.incoming()
-    tmp.write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()
+    # Listed before it is written: a disk that fills half-way leaves no stray file.
     spending.incoming.append((tmp, digest))
+    tmp.write_bytes(data)
     return Download(url, digest, len(data), (media_type or "application/octet-stream").lower())
 
 

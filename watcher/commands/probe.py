@@ -94,6 +94,13 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     probe.add_argument("--session", help="open the page logged in as this session")
     probe.add_argument("--timeout", type=float, help="seconds (default 45)")
     probe.add_argument("--json", action="store_true", help="print one JSON object")
+    probe.add_argument(
+        "--allow-private-network",
+        action="store_true",
+        default=None,
+        help="let the page reach this machine or the local network (a page on your own "
+        "test server); refused by default, like a target without allow_private_network",
+    )
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,7 @@ def _settings(args: argparse.Namespace) -> ProbeSettings:
         "load_more": args.load_more,
         "session": args.session,
         "timeout": args.timeout,
+        "allow_private_network": args.allow_private_network,
     }
     chosen = replace(base, **{k: v for k, v in given.items() if v is not None})
     return replace(chosen, selectors={**chosen.selectors, **patch})

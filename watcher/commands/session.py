@@ -121,6 +121,11 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     check.add_argument("name", metavar="NAME")
     check.add_argument("--url", required=True, help="a page only a logged-in account sees")
     check.add_argument("--platform", help="use this platform's block detection")
+    check.add_argument(
+        "--allow-private-network",
+        action="store_true",
+        help="let the page reach this machine or the local network (refused by default)",
+    )
 
 
 def cmd_session(args: argparse.Namespace) -> int:
@@ -200,7 +205,9 @@ def _check(store: SessionStore, args: argparse.Namespace) -> int:
             f"unknown platform {args.platform!r}; known: {', '.join(known_platforms())}"
         )
     session = store.load(args.name)
-    result = asyncio.run(check_session(store, session, args.url, args.platform))
+    result = asyncio.run(
+        check_session(store, session, args.url, args.platform, args.allow_private_network)
+    )
     if result.logged_in:
         print(f"session {session.name}: logged in at {result.final_url}")
         return 0
@@ -212,13 +219,17 @@ def _check(store: SessionStore, args: argparse.Namespace) -> int:
 
 
 async def check_session(
-    store: SessionStore, session: Session, url: str, platform: str | None = None
+    store: SessionStore,
+    session: Session,
+    url: str,
+    platform: str | None = None,
+    allow_private_network: bool = False,
 ) -> CheckResult:
     """Open ``url`` headless as ``session``; keep the renewed cookies when still logged in."""
     locks = SessionLocks(store.folder)  # a running `watcher run` may be using the account
     async with (
         locks.hold(session.name),
-        Browser(max_concurrent=1) as browser,
+        Browser(max_concurrent=1, allow_private_network=allow_private_network) as browser,
         browser.context(session) as context,
     ):
         result = await _open_and_judge(context, session, url, platform)

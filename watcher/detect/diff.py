@@ -130,7 +130,12 @@ def _bracketed(
     # captures' order.
     run = chronological_run(current)
     if post.posted_at and run is not None:
-        return _bracketed_in_time(post, run)
+        if _bracketed_in_time(post, run):
+            return True
+        if post.posted_at not in run:
+            return False  # outside the span the page's run covers: it scrolled off
+        # Same time as a post still shown (times to the minute, or posted in one burst):
+        # the times cannot tell, the order can.
     return _bracketed_in_order(post, previous, present)
 
 
