@@ -601,6 +601,7 @@ def _metadata(app: App, target: Target, taken: Taken, started: str) -> dict[str,
         browser_version=snap.browser_version,
         operator=app.watchlist.operator,
         session=target.session,
+        page_text="\n".join(post.text for post in taken.posts),
     ) | ({"network_refused": [r.to_json() for r in taken.refused]} if taken.refused else {})
 
 
