@@ -4,9 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo test soak lint format bench clean-venv
+.PHONY: setup browser fonts demo test soak lint format bench clean-venv
 
-setup: $(STAMP) browser
+setup: $(STAMP) browser fonts
 
 # Dependencies come from the hash-pinned lock (pip refuses any file whose hash differs), then
 # watcher itself without touching them. The venv's bundled setuptools is upgraded: 65.5 has a
@@ -30,6 +30,27 @@ browser: $(STAMP)
 	else \
 	  echo "browser: no system Chromium; installing Playwright's"; \
 	  $(BIN)/python -m playwright install chromium; \
+	fi
+
+# Screenshots draw the dealers' words only in scripts an installed font covers; Chromium
+# draws the rest as empty boxes. Noto covers Latin with Vietnamese, Khmer, Thai, Lao,
+# Burmese, Arabic (core), Chinese, Japanese, Korean (cjk) and colour emoji. Installed when
+# we are root on Debian/Ubuntu, as for chromium; else said what to install (docs/deploy.md).
+FONT_PACKAGES := fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
+fonts: $(STAMP)
+	@missing="$$(for p in $(FONT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)"; \
+	if ! command -v dpkg-query >/dev/null 2>&1; then \
+	  echo "fonts: not a Debian system; install Noto fonts for every script (docs/deploy.md, Fonts)"; \
+	elif [ -z "$$missing" ]; then \
+	  echo "fonts: $(FONT_PACKAGES)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "fonts: installing" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null; \
+	else \
+	  echo "fonts: missing" $$missing "- screenshots will show empty boxes for those scripts;"; \
+	  echo "       run: sudo apt-get install" $$missing; \
 	fi
 
 demo: setup

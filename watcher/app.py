@@ -12,14 +12,15 @@ from watcher.detect.images import ImageIndex
 from watcher.detect.keywords import KeywordMatcher, Lexicon
 from watcher.detect.known import KnownImage, load_known_images
 from watcher.store.blobs import BlobStore
-from watcher.store.custody import CustodyLog
+from watcher.store.custody import WACZ_KEY_ANNOUNCED, CustodyLog
 from watcher.store.db import Store
-from watcher.store.keys import SigningKey
+from watcher.store.keys import SigningKey, WaczSigningKey
 from watcher.store.links import load_image_index
 from watcher.watchlist import Watchlist
 
 DB_NAME = "watcher.db"
 CUSTODY_KEY_NAME = "custody-ed25519.pem"
+WACZ_KEY_NAME = "wacz-ecdsa-p384.pem"
 # Light checks allowed at once per full-capture slot (see App.check_browser).
 CHECKS_PER_CAPTURE_SLOT = 2
 
@@ -51,6 +52,7 @@ class App:
     owns_browser: bool = True
     _images: ImageIndex | None = field(default=None, repr=False)
     _custody: CustodyLog | None = field(default=None, repr=False)
+    _wacz_key: WaczSigningKey | None = field(default=None, repr=False)
     _keywords: KeywordMatcher | None = field(default=None, repr=False)
     _known: list[KnownImage] | None = field(default=None, repr=False)
     _check_browser: Browser | None = field(default=None, repr=False)
@@ -133,6 +135,36 @@ class App:
             mirror = self.data_dir / "evidence" / "custody.jsonl"
             self._custody = CustodyLog(self.store, key, mirror)
         return self._custody
+
+    @property
+    def wacz_key(self) -> WaczSigningKey:
+        """The key that signs each capture's web archive (WACZ), created on first use.
+
+        Kept beside the custody key (``keys/``, mode 0600). A WACZ's signature names only a
+        public key; what says that key is the team's is a custody log entry carrying it,
+        signed by the custody key: it is written the first time this data folder uses the
+        key (and again if the log lacks it, say after the key file was restored).
+        """
+        if self._wacz_key is None:
+            key, _ = WaczSigningKey.load_or_create(self.data_dir / "keys" / WACZ_KEY_NAME)
+            announced = {
+                entry.details.get("public_key")
+                for entry in self.custody.entries(subject_prefix=f"{WACZ_KEY_ANNOUNCED}:")
+            }
+            if key.public_key_b64 not in announced:
+                self.custody.append(
+                    WACZ_KEY_ANNOUNCED,
+                    f"{WACZ_KEY_ANNOUNCED}:{key.key_id}",
+                    {
+                        "key_id": key.key_id,
+                        "fingerprint": key.fingerprint,
+                        "public_key": key.public_key_b64,
+                        "algorithm": key.ALGORITHM,
+                        "signs": "each capture's WACZ (datapackage-digest.json signedData)",
+                    },
+                )
+            self._wacz_key = key
+        return self._wacz_key
 
     async def close(self) -> None:
         """Stop the browser (if it is ours) and close the database."""

@@ -31,6 +31,7 @@ from watcher.capture.adapters import Adapter
 from watcher.capture.archive import (
     RecordedResponse,
     ResponseRecorder,
+    WaczSigner,
     WarcResource,
     build_wacz,
     build_warc,
@@ -377,7 +378,9 @@ async def keep(app: App, target: Target, taken: Taken, started: str) -> Kept:
     CPU work), reusing what the archive already knows about the page and its images."""
     meta = _metadata(app, target, taken, started)
     known = app.store.stored_images({d.sha256 for d in taken.downloads.values() if d.sha256})
-    return await asyncio.to_thread(keep_files, app.blobs, taken, meta, taken.previous_html, known)
+    return await asyncio.to_thread(
+        keep_files, app.blobs, taken, meta, taken.previous_html, known, app.wacz_key
+    )
 
 
 def keep_files(
@@ -386,6 +389,7 @@ def keep_files(
     meta: dict[str, object],
     previous_html: str | None = None,
     known_images: dict[str, ImageRecord] | None = None,
+    signer: WaczSigner | None = None,
 ) -> Kept:
     """Write metadata, screenshot, HTML, posts JSON, web archive and images to the blob
     store; hash the images.
@@ -399,7 +403,7 @@ def keep_files(
     files = _capture_files(taken, meta)
     html_sha = sha256_hex(snap.html_pages[0].encode("utf-8")) if snap.html_pages else None
     if taken.mode == "full" and html_sha != previous_html:
-        wacz = _web_archive(snap, meta, taken.cookie_values)
+        wacz = _web_archive(snap, meta, taken.cookie_values, signer)
         files.append(_File("wacz", wacz, "application/wacz", snap.final_url))
     shas = blobs.put_many([f.data for f in files])
     artifacts = [
@@ -601,11 +605,15 @@ def _metadata(app: App, target: Target, taken: Taken, started: str) -> dict[str,
         browser_version=snap.browser_version,
         operator=app.watchlist.operator,
         session=target.session,
+        page_text="\n".join(post.text for post in taken.posts),
     ) | ({"network_refused": [r.to_json() for r in taken.refused]} if taken.refused else {})
 
 
 def _web_archive(
-    snap: PageSnapshot, meta: dict[str, object], cookie_values: frozenset[str] = frozenset()
+    snap: PageSnapshot,
+    meta: dict[str, object],
+    cookie_values: frozenset[str] = frozenset(),
+    signer: WaczSigner | None = None,
 ) -> bytes:
     resources = [WarcResource("urn:watcher:html", "text/html", snap.html_pages[0].encode())]
     if snap.screenshot:
@@ -615,7 +623,12 @@ def _web_archive(
     info = {k: str(v) for k, v in meta.items() if v is not None and not isinstance(v, dict)}
     warc = build_warc(list(snap.responses), resources, info, secret_values=cookie_values)
     return build_wacz(
-        warc, "capture.warc.gz", snap.final_url, str(meta["target"]), str(meta["started_at"])
+        warc,
+        "capture.warc.gz",
+        snap.final_url,
+        str(meta["target"]),
+        str(meta["started_at"]),
+        signer,
     )
 
 

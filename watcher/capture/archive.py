@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, quote_plus, urlsplit
 
 from playwright.async_api import Error as PlaywrightError
@@ -620,11 +620,28 @@ def _warc_date(value: str | None) -> str | None:
 
 
 # -- WACZ ------------------------------------------------------------------------------------
-def build_wacz(warc: Warc, warc_name: str, main_url: str, title: str, created: str) -> bytes:
+class WaczSigner(Protocol):
+    """What signs a WACZ (``watcher.store.keys.WaczSigningKey``)."""
+
+    def signed_data(self, digest: str, created: str, software: str) -> dict[str, str]:
+        """The ``signedData`` object of ``datapackage-digest.json`` for that digest."""
+        ...
+
+
+def build_wacz(
+    warc: Warc,
+    warc_name: str,
+    main_url: str,
+    title: str,
+    created: str,
+    signer: WaczSigner | None = None,
+) -> bytes:
     """A WACZ 1.1.1 of one WARC: archive, CDXJ index, page list, datapackage and its digest.
 
-    The same inputs give the same bytes (zip times come from ``created``), so identical
-    captures share one blob.
+    With ``signer``, the digest carries a ``signedData`` (WACZ Signing and Verification
+    0.1.0, anonymous form) whose ``created`` is the datapackage's, as py-wacz checks. The
+    same inputs give the same bytes (zip times come from ``created``; the signature is
+    deterministic), so identical captures share one blob.
     """
     if not _WARC_NAME.match(warc_name):
         raise ValueError(f"WARC name {warc_name!r} must be a plain file name ending in .warc.gz")
@@ -639,7 +656,9 @@ def build_wacz(warc: Warc, warc_name: str, main_url: str, title: str, created: s
         ("pages/pages.jsonl", _pages_jsonl(main_url, title, page_date), zipfile.ZIP_DEFLATED),
     ]
     package = _datapackage(files, main_url, title, created_at, page_date)
-    digest = {"path": "datapackage.json", "hash": _sha256(package)}
+    digest: dict[str, object] = {"path": "datapackage.json", "hash": _sha256(package)}
+    if signer is not None:
+        digest["signedData"] = signer.signed_data(_sha256(package), to_iso(created_at), SOFTWARE)
     files.append(("datapackage.json", package, zipfile.ZIP_DEFLATED))
     files.append(("datapackage-digest.json", _json_bytes(digest), zipfile.ZIP_DEFLATED))
     return _zip(files, created_at)

@@ -1,5 +1,5 @@
-"""Who collected a capture, on what machine, with what clock: the Berkeley Protocol's
-collection details, recorded with every capture (never the session's cookies)."""
+"""Who collected a capture, on what machine, with what clock and fonts: the Berkeley
+Protocol's collection details, recorded with every capture (never the session's cookies)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from watcher import __version__
 from watcher.capture.browser import LOCALE, VIEWPORT
+from watcher.capture.fonts import check_page_text
 
 
 @cache
@@ -48,8 +49,13 @@ def collection_metadata(
     browser_version: str,
     operator: str | None,
     session: str | None,
+    page_text: str = "",
 ) -> dict[str, object]:
-    """The capture's metadata record (stored as a hashed ``metadata`` artifact)."""
+    """The capture's metadata record (stored as a hashed ``metadata`` artifact).
+
+    ``page_text`` (the posts' text) is checked against the installed fonts: the record says
+    which fonts drew the screenshot and which of the page's scripts none of them has.
+    """
     return {
         "target": target,
         "platform": platform_name,
@@ -70,4 +76,5 @@ def collection_metadata(
         "python": platform.python_version(),
         "operator": operator or "unnamed operator",
         "session": session,  # the name only: cookies are secrets and never stored here
+        "fonts": check_page_text(page_text, target),
     }

@@ -16,19 +16,28 @@ from __future__ import annotations
 import json
 import lzma
 import re
+import shutil
 import stat
 import struct
+import tempfile
 import zipfile
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
+from typing import BinaryIO
 
 from watcher.errors import WatcherError
 from watcher.evidence.trust import Trust
-from watcher.store.custody import KEY_ROTATED, CustodyEntry, verify_chain
-from watcher.store.keys import fingerprint_of, key_id_of, verify_signature
+from watcher.store.custody import KEY_ROTATED, WACZ_KEY_ANNOUNCED, CustodyEntry, verify_chain
+from watcher.store.keys import (
+    fingerprint_of,
+    key_id_of,
+    verify_signature,
+    verify_wacz_signature,
+    wacz_key_fingerprint,
+)
 from watcher.store.timestamp import verify_timestamp
 
 _OWN_FILES = ("manifest.json", "manifest.sig")
@@ -134,6 +143,7 @@ def verify_bundle(path: Path, trust: Trust | None = None) -> VerifyReport:
         signer = _check_signature(manifest_bytes or b"", signature, contents, report)
         entries = _check_chain(contents, manifest, keys, report)
         _check_collection_hashes(contents, manifest, entries, report)
+        _check_wacz_signatures(bundle, readable, contents, manifest, entries, report)
         _check_timestamp(contents, entries, trust, report)
         _check_anchor(signer, keys, entries, trust, report)
     return report
@@ -452,6 +462,140 @@ def _check_collection_hashes(
             if not wrong
             else f"differs from the hashes taken at collection: {', '.join(wrong)}",
         )
+
+
+# -- web archives ---------------------------------------------------------------------------
+# The parts of a WACZ that are parsed; an archive's own manifest is a few KiB.
+_MAX_WACZ_JSON = 16 * 1024 * 1024
+
+
+def _check_wacz_signatures(
+    bundle: zipfile.ZipFile,
+    readable: dict[str, zipfile.ZipInfo],
+    contents: _Contents,
+    manifest: dict,
+    entries: list[CustodyEntry],
+    report: VerifyReport,
+) -> None:
+    """Each intact WACZ's signature (WACZ Signing and Verification 0.1.0, anonymous form),
+    and that its key is one the custody log announced.
+
+    The log's entries are signed by the custody key, which the manifest's signer vouches
+    for: a WACZ signed by an announced key is as trusted as the bundle's verdict says. An
+    archive made before watcher signed archives carries no signature: said in a note (its
+    bytes are still checked against the hashes taken at collection).
+    """
+    chain_ok = bool(entries) and not any(
+        f.item == "custody chain" and not f.ok for f in report.findings
+    )
+    announced = {
+        str(e.details.get("public_key")): e for e in entries if e.action == WACZ_KEY_ANNOUNCED
+    }
+    unsigned = []
+    for path in _wacz_paths(contents, manifest):
+        info = readable.get(path)
+        if info is None or path not in contents.sha256:
+            continue  # missing or altered: already reported
+        item = f"{path} (WACZ signature)"
+        try:
+            signed, problem = _wacz_signature(bundle, info)
+        except (
+            *_DAMAGED_MEMBER,
+            zipfile.LargeZipFile,
+            _TooLarge,
+            AttributeError,
+            TypeError,
+        ) as exc:
+            report.add(item, False, f"cannot be read as a WACZ ({exc})")
+            continue
+        if problem:
+            report.add(item, False, problem)
+            continue
+        if signed is None:
+            unsigned.append(path)
+            continue
+        entry = announced.get(str(signed.get("publicKey")))
+        key_id = wacz_key_fingerprint(str(signed.get("publicKey")))[:16]
+        if entry is None:
+            report.add(
+                item,
+                False,
+                f"signed by key {key_id}, which the custody log never announced (not the "
+                "team's web archive key)",
+            )
+        elif not chain_ok:
+            report.add(
+                item,
+                False,
+                f"signed by key {key_id}, but the custody log that announces it does not verify",
+            )
+        else:
+            report.add(
+                item,
+                True,
+                f"signed by web archive key {key_id}, announced in custody entry {entry.seq}",
+            )
+    if unsigned:
+        report.notes.append(
+            f"{len(unsigned)} web archive(s) carry no WACZ signature (made before watcher "
+            "signed archives); their bytes are checked against the hashes taken at collection"
+        )
+
+
+def _wacz_paths(contents: _Contents, manifest: dict) -> list[str]:
+    paths = []
+    for capture_id in manifest.get("captures", []):
+        try:
+            record = json.loads(contents.data.get(f"captures/{capture_id}/capture.json") or b"{}")
+            paths += [a["path"] for a in record.get("artifacts", []) if a.get("kind") == "wacz"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue  # reported by the collection hashes check
+    return paths
+
+
+def _wacz_signature(bundle: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[dict | None, str]:
+    with tempfile.TemporaryFile() as spool:
+        with bundle.open(info) as member:
+            shutil.copyfileobj(member, spool, _CHUNK)
+        spool.seek(0)
+        return wacz_signature(spool)
+
+
+def wacz_signature(wacz_file: BinaryIO) -> tuple[dict | None, str]:
+    """(signedData or None, problem) of a WACZ; the problem is "" when there is none.
+
+    Checks as the WACZ signing spec's verification steps: every file against
+    ``datapackage.json``, that file against ``datapackage-digest.json``, then the signature
+    of that hash with the ``publicKey`` it carries (who owns that key is the caller's
+    question). An unsigned, intact WACZ gives (None, ""). Raises the zip and JSON errors of
+    a file that is not a WACZ.
+    """
+    with zipfile.ZipFile(wacz_file) as wacz:
+        names = {i.filename: i for i in wacz.infolist()}
+        if "datapackage.json" not in names or "datapackage-digest.json" not in names:
+            return None, "not a WACZ: no datapackage.json and datapackage-digest.json"
+        package_bytes = _read_bounded(wacz, names["datapackage.json"], _MAX_WACZ_JSON)
+        digest = json.loads(_read_bounded(wacz, names["datapackage-digest.json"], _MAX_WACZ_JSON))
+        package = json.loads(package_bytes)
+        package_hash = "sha256:" + sha256(package_bytes).hexdigest()
+        if not isinstance(digest, dict) or digest.get("hash") != package_hash:
+            return None, "its datapackage.json differs from the hash in datapackage-digest.json"
+        for resource in package.get("resources", []):
+            inner = names.get(str(resource.get("path")))
+            if inner is None:
+                return None, f"lacks {resource.get('path')}, which its datapackage lists"
+            got = "sha256:" + (_stream_hash(wacz, inner, inner.file_size) or "")
+            if got != resource.get("hash"):
+                return None, f"its {inner.filename} differs from its datapackage's hash"
+    signed = digest.get("signedData")
+    if signed is None:
+        return None, ""
+    if not isinstance(signed, dict) or signed.get("hash") != package_hash:
+        return None, "its signedData signs another hash than its datapackage's"
+    if signed.get("created") != package.get("created"):
+        return None, "its signedData was created at another time than its datapackage"
+    problem = verify_wacz_signature(signed)
+    return (None, problem) if problem else (signed, "")
 
 
 def _check_timestamp(

@@ -33,6 +33,9 @@ from watcher.timeutil import utc_now
 
 GENESIS = "0" * 64
 KEY_ROTATED = "key_rotated"
+# An entry carrying the public key that signs the web archives (WACZ) from then on: a
+# verifier who trusts this log trusts WACZ signatures by that key (watcher.evidence.verify).
+WACZ_KEY_ANNOUNCED = "wacz_key_announced"
 _FIELDS = ("seq", "at", "action", "subject", "details", "prev_hash", "hash", "key_id", "signature")
 # How far back from the end of the mirror to look for its last line (grown as needed).
 _TAIL_CHUNK = 8192

@@ -1,4 +1,4 @@
-"""The Ed25519 key that signs chain-of-custody entries.
+"""The Ed25519 key that signs chain-of-custody entries, and the ECDSA key that signs WACZs.
 
 The private key is generated on first run and kept outside the evidence folder, readable by
 its owner only (mode 0600): anyone who can read it can forge custody entries. The public key
@@ -16,10 +16,15 @@ import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
 )
 
 from watcher.errors import WatcherError
@@ -63,23 +68,7 @@ class SigningKey:
 
     @classmethod
     def _load(cls, path: Path) -> SigningKey:
-        try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-            if mode & 0o077:
-                raise WatcherError(
-                    f"the custody signing key {path} can be read by other users "
-                    f"(mode {mode:o}); run `chmod 600 {path}` and check nobody copied it"
-                )
-            data = path.read_bytes()
-        except OSError as exc:
-            raise WatcherError(f"cannot read the custody signing key {path}: {exc}") from exc
-        try:
-            private = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError) as exc:
-            raise WatcherError(
-                f"{path} is not a watcher signing key (an unencrypted Ed25519 PEM key); "
-                "restore it from a backup, or move it away to start a new key"
-            ) from exc
+        private = _read_private_key(path, "custody signing key")
         if not isinstance(private, Ed25519PrivateKey):
             raise WatcherError(
                 f"{path} holds a key that is not Ed25519; watcher signs with Ed25519"
@@ -87,25 +76,7 @@ class SigningKey:
         return cls(private)
 
     def _save(self, path: Path) -> None:
-        pem = self._private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # O_EXCL: never overwrite a key another process has just created; the mode is set
-            # at creation so the key is never readable by others, not even for a moment.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
-                handle.flush()
-                os.fsync(handle.fileno())
-        except OSError as exc:
-            raise WatcherError(
-                f"cannot write the custody signing key {path}: {exc.strerror or exc}; "
-                "check the folder is writable"
-            ) from exc
+        _write_private_key(path, self._private, "custody signing key")
 
     def sign(self, data: bytes) -> str:
         """The Ed25519 signature of ``data``, base64-encoded."""
@@ -124,6 +95,160 @@ class SigningKey:
     def __repr__(self) -> str:
         # Never show key material, even by accident in a log line.
         return f"SigningKey(key_id={self.key_id!r})"
+
+
+class WaczSigningKey:
+    """The ECDSA P-384 key that signs each capture's web archive (WACZ), as the WACZ Signing
+    and Verification spec's anonymous form has it (wacz-auth 0.1.0).
+
+    The spec names no curve; ReplayWeb.page (wabac.js) imports an anonymous ``publicKey`` as
+    P-384 and checks an IEEE P1363 (r || s) signature of the ``hash`` string with SHA-256, as
+    ArchiveWeb.page signs: that is what is made here, so the player shows our archives as
+    signed. Signatures are deterministic (RFC 6979): the same archive gives the same bytes.
+    Kept like the custody key (``data/keys/``, 0600); announced in the custody log, which is
+    what vouches for it.
+    """
+
+    CURVE = ec.SECP384R1()
+    ALGORITHM = "ECDSA P-384 with SHA-256, IEEE P1363 signature"
+
+    def __init__(self, private_key: ec.EllipticCurvePrivateKey) -> None:
+        self._private = private_key
+        self.public_key_b64 = wacz_public_key_b64(private_key.public_key())
+        self.fingerprint = _wacz_fingerprint(self.public_key_b64)
+        self.key_id = self.fingerprint[:16]
+
+    @classmethod
+    def generate(cls) -> WaczSigningKey:
+        """A new key held in memory only (tests, or before it is saved)."""
+        return cls(ec.generate_private_key(cls.CURVE))
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> tuple[WaczSigningKey, bool]:
+        """The key in ``path``, created (0600) when missing; and whether it was just created."""
+        if path.exists():
+            private = _read_private_key(path, "web archive signing key")
+            if not (
+                isinstance(private, ec.EllipticCurvePrivateKey)
+                and private.curve.name == cls.CURVE.name
+            ):
+                raise WatcherError(
+                    f"{path} holds a key that is not ECDSA P-384; watcher signs web archives "
+                    "with P-384: move it away to start a new key"
+                )
+            return cls(private), False
+        key = cls.generate()
+        _write_private_key(path, key._private, "web archive signing key")
+        return key, True
+
+    def signed_data(self, digest: str, created: str, software: str) -> dict[str, str]:
+        """The ``signedData`` of ``datapackage-digest.json`` for a datapackage ``digest``."""
+        der = self._private.sign(
+            digest.encode("utf-8"), ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
+        )
+        r, s = decode_dss_signature(der)
+        size = (self.CURVE.key_size + 7) // 8
+        raw = r.to_bytes(size, "big") + s.to_bytes(size, "big")
+        return {
+            "hash": digest,
+            "created": created,
+            "software": software,
+            "version": "0.1.0",  # of the WACZ signing spec
+            "signature": base64.b64encode(raw).decode("ascii"),
+            "publicKey": self.public_key_b64,
+        }
+
+    def __repr__(self) -> str:
+        return f"WaczSigningKey(key_id={self.key_id!r})"
+
+
+def wacz_public_key_b64(public: ec.EllipticCurvePublicKey) -> str:
+    """A public key as WACZ ``publicKey`` holds it: base64 of its DER SubjectPublicKeyInfo."""
+    der = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(der).decode("ascii")
+
+
+def _wacz_fingerprint(public_key_b64: str) -> str:
+    return hashlib.sha256(base64.b64decode(public_key_b64)).hexdigest()
+
+
+def verify_wacz_signature(signed_data: dict[str, object]) -> str | None:
+    """What is wrong with a WACZ's anonymous ``signedData`` signature; None when it holds.
+
+    Checks the ``signature`` of ``hash`` with ``publicKey`` (P-384, SHA-256, r || s as
+    written by :class:`WaczSigningKey` and ArchiveWeb.page; a DER signature is read too).
+    """
+    try:
+        digest = str(signed_data["hash"])
+        public = serialization.load_der_public_key(base64.b64decode(str(signed_data["publicKey"])))
+        signature = base64.b64decode(str(signed_data["signature"]), validate=True)
+    except (KeyError, ValueError, TypeError, binascii.Error):
+        return "its signedData lacks a readable hash, publicKey or signature"
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        return "its publicKey is not an ECDSA key"
+    size = (public.curve.key_size + 7) // 8
+    if len(signature) == 2 * size:
+        signature = encode_dss_signature(
+            int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+        )
+    try:
+        public.verify(signature, digest.encode("utf-8"), ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return "its signature does not verify with the publicKey it names (archive altered?)"
+    return None
+
+
+def wacz_key_fingerprint(public_key_b64: str) -> str:
+    """The fingerprint of a WACZ ``publicKey``: SHA-256 hex of its DER bytes."""
+    return _wacz_fingerprint(public_key_b64)
+
+
+def _read_private_key(path: Path, what: str) -> object:
+    """The unencrypted PEM private key in ``path``, refused when others can read it.
+
+    Like ssh: a key that group or others can read may already have been copied, and
+    signatures made with it prove nothing.
+    """
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise WatcherError(
+                f"the {what} {path} can be read by other users "
+                f"(mode {mode:o}); run `chmod 600 {path}` and check nobody copied it"
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WatcherError(f"cannot read the {what} {path}: {exc}") from exc
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise WatcherError(
+            f"{path} is not a watcher signing key (an unencrypted PEM key); "
+            "restore it from a backup, or move it away to start a new key"
+        ) from exc
+
+
+def _write_private_key(path: Path, private: object, what: str) -> None:
+    pem = private.private_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # O_EXCL: never overwrite a key another process has just created; the mode is set
+        # at creation so the key is never readable by others, not even for a moment.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise WatcherError(
+            f"cannot write the {what} {path}: {exc.strerror or exc}; check the folder is writable"
+        ) from exc
 
 
 def key_id_of(public_pem: str) -> str:
