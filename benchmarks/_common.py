@@ -146,7 +146,11 @@ def write_watchlist(
     """A watchlist of telegram targets ``names`` on ``site`` (``extra``: YAML per target)."""
     lines = ["targets:"]
     for name in names:
-        lines.append(f"  - {{name: {name}, platform: telegram, url: '{site.base_url}/s/{name}'}}")
+        # The fixture site is on loopback, which the network guard refuses unless told.
+        lines.append(
+            f"  - {{name: {name}, platform: telegram, url: '{site.base_url}/s/{name}', "
+            "allow_private_network: true}"
+        )
     if extra:
         lines = [extra.rstrip("\n"), *lines]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
