@@ -4,9 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser fonts demo test soak lint format bench clean-venv
+.PHONY: setup browser fonts replay demo test soak lint format bench clean-venv
 
-setup: $(STAMP) browser fonts
+setup: $(STAMP) browser fonts replay
 
 # Dependencies come from the hash-pinned lock (pip refuses any file whose hash differs), then
 # watcher itself without touching them. The venv's bundled setuptools is upgraded: 65.5 has a
@@ -51,6 +51,27 @@ fonts: $(STAMP)
 	else \
 	  echo "fonts: missing" $$missing "- screenshots will show empty boxes for those scripts;"; \
 	  echo "       run: sudo apt-get install" $$missing; \
+# ReplayWeb.page (AGPL, so fetched, never committed) for the test that replays exported
+# archives: `npm pack` gives its prebuilt ui.js and sw.js (`npm install` fails on a
+# dependency's version). Cached in .cache/; without npm or the registry the replay test skips.
+REPLAY_VERSION := 2.5.3
+REPLAY_DIR := .cache/replaywebpage-$(REPLAY_VERSION)
+
+replay: $(REPLAY_DIR)/sw.js
+
+$(REPLAY_DIR)/sw.js:
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "replay: npm not found, so ReplayWeb.page is not fetched and the replay test will skip (Debian: apt-get install -y npm, then make replay)"; \
+	else \
+	  rm -rf $(REPLAY_DIR).tmp && mkdir -p $(REPLAY_DIR).tmp && \
+	  if (cd $(REPLAY_DIR).tmp && npm pack --silent replaywebpage@$(REPLAY_VERSION) >/dev/null && \
+	      tar xzf replaywebpage-$(REPLAY_VERSION).tgz package/ui.js package/sw.js package/index.html package/LICENSE); then \
+	    rm -rf $(REPLAY_DIR) && mv $(REPLAY_DIR).tmp/package $(REPLAY_DIR) && rm -rf $(REPLAY_DIR).tmp && \
+	    echo "replay: ReplayWeb.page $(REPLAY_VERSION) in $(REPLAY_DIR)"; \
+	  else \
+	    rm -rf $(REPLAY_DIR).tmp; \
+	    echo "replay: could not fetch replaywebpage@$(REPLAY_VERSION) from the npm registry (offline?); the replay test will skip until make replay succeeds"; \
+	  fi; \
 	fi
 
 demo: setup

@@ -1,11 +1,13 @@
 """Storage: bytes per capture of a realistic page (20 posts x 10 photos) when it is
 unchanged (a full capture, and a light check with ``full_every``), when one post is new, and
-when a post reposts already-seen photos (resized), each against the naive copy of every file;
+when a post reposts already-seen photos (resized), each against the naive copy of every file
+and, in the same run, against web archives that copy every payload again (no revisit
+records: watcher before archives were deduplicated);
 then the database after 100,000 posts (synthetic, inserted through the ``Store`` API) and the
 time of ``watcher status`` and ``/search`` at that size, against a naive ``LIKE`` scan of the
 same rows and the same commands on an empty database.
 
-Run: .venv/bin/python benchmarks/bench_storage.py [--posts 100000]
+Run: .venv/bin/python benchmarks/bench_storage.py [--posts 100000] [--captures-only]
 (about 1-2 min for 100k posts: the Store API is the slow, honest path)
 """
 
@@ -13,17 +15,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
+import json
 import random
 import subprocess
 import sys
 import time
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from _common import add_fresh_post, fill_channel, post_text, scratch_dir, write_watchlist
 from PIL import Image
 
 from watcher.app import App
+from watcher.capture import dedup
 from watcher.capture.browser import Browser
 from watcher.demo.site import DemoSite
 from watcher.models import CapturedPost, Post
@@ -50,8 +57,51 @@ def resized(data: bytes, scale: float = 0.6) -> bytes:
     return out.getvalue()
 
 
+@contextlib.contextmanager
+def without_revisits() -> Iterator[None]:
+    """Web archives as before deduplication: no payload counts as archived."""
+    origins = dedup._origins
+    dedup._origins = lambda *args: {}
+    try:
+        yield
+    finally:
+        dedup._origins = origins
+
+
+def wacz_parts(data: bytes) -> tuple[int, int]:
+    """(bytes of the WACZ, bytes of its MHTML snapshot's record) of a capture's WACZ."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        lines = archive.read("indexes/index.cdx").decode().splitlines()
+    fields = [json.loads(line.split(" ", 2)[2]) for line in lines]
+    mhtml = sum(int(f["length"]) for f in fields if f["url"] == "urn:watcher:mhtml")
+    return len(data), mhtml
+
+
 async def per_capture_cases() -> None:
-    """Disk growth of each case vs the sum of the capture's artifacts (naive copy)."""
+    """Disk growth of each case vs the sum of the capture's artifacts (naive copy), with
+    deduplicated web archives, then the same cases with every payload copied again."""
+    rows = await capture_cases()
+    with without_revisits():
+        before = await capture_cases()
+    print("## Storage per capture (page: 20 posts x 10 photos)")
+    print("with revisit records (payloads archived before are not copied again):")
+    print_cases(rows)
+    print("baseline, same run: web archives copying every payload (as before):")
+    print_cases(before)
+
+
+def print_cases(rows: list) -> None:
+    """One line per case: disk growth, naive copy, the WACZ and its MHTML part, events."""
+    for label, actual, naive, summary, wacz in rows:
+        archive = f"; WACZ {wacz[0] / 2**20:.2f} MiB (MHTML {wacz[1] / 2**20:.2f})" if wacz else ""
+        print(
+            f"- {label}: **{actual / 2**20:.2f} MiB** on disk (blobs + db + WAL); naive copy "
+            f"of every file {naive / 2**20:.2f} MiB{archive}; events {len(summary.events)}"
+        )
+
+
+async def capture_cases() -> list:
+    """(label, disk growth, naive copy, summary, (WACZ bytes, MHTML bytes) or None) per case."""
     root = scratch_dir("watcher-bench-storage-")
     with DemoSite() as site:
         fill_channel(site, "dealer", posts=20, images=10, seed_base=42)
@@ -64,8 +114,11 @@ async def per_capture_cases() -> None:
         async def case(label: str, which: Target = target) -> None:
             before = disk_bytes(root / "data")
             summary = await run_capture(app, which)
-            naive = sum(a.size for a in app.store.artifacts(summary.capture_id))
-            rows.append((label, disk_bytes(root / "data") - before, naive, summary))
+            artifacts = app.store.artifacts(summary.capture_id)
+            naive = sum(a.size for a in artifacts)
+            waczs = [wacz_parts(app.blobs.read(a.sha256)) for a in artifacts if a.kind == "wacz"]
+            growth = disk_bytes(root / "data") - before
+            rows.append((label, growth, naive, summary, waczs[0] if waczs else None))
 
         await case("first capture (baseline, 200 photos)")
         await case("unchanged page")
@@ -78,12 +131,7 @@ async def per_capture_cases() -> None:
         await case("one post reposting 3 seen photos (resized)")
         await app.close()
         await browser.close()
-    print("## Storage per capture (page: 20 posts x 10 photos)")
-    for label, actual, naive, summary in rows:
-        print(
-            f"- {label}: **{actual / 1024:.0f} KiB** on disk (blobs + db + WAL); naive copy of "
-            f"every file {naive / 1024:.0f} KiB; events {len(summary.events)}"
-        )
+    return rows
 
 
 def photo_of(site: DemoSite, index: int) -> bytes:
@@ -192,13 +240,17 @@ def at_size(posts: int) -> None:
 def main(args: argparse.Namespace) -> None:
     """Per-capture cases, then the database at size."""
     asyncio.run(per_capture_cases())
-    at_size(args.posts)
+    if not args.captures_only:
+        at_size(args.posts)
 
 
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=100_000)
+    parser.add_argument(
+        "--captures-only", action="store_true", help="only the per-capture cases (~2-4 min)"
+    )
     return parser.parse_args()
 
 

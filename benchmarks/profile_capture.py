@@ -24,11 +24,12 @@ from _common import fill_channel, scratch_dir, write_watchlist
 from watcher.app import App
 from watcher.capture.archive import ResponseRecorder, mhtml_snapshot
 from watcher.capture.browser import Browser
+from watcher.capture.dedup import KnownPayloads, web_archive
 from watcher.capture.media import download_images
 from watcher.capture.page import _content, _open, take_screenshot
 from watcher.demo.site import DemoSite
 from watcher.detect.images import perceptual_hashes
-from watcher.pipeline import _metadata, _web_archive, keep_files, run_capture, take
+from watcher.pipeline import _metadata, keep_files, run_capture, take
 from watcher.timeutil import utc_now
 from watcher.watchlist import load_watchlist
 
@@ -89,12 +90,17 @@ async def take_steps(app: App, url: str, watch: Stopwatch) -> None:
     await watch.run("context close (incl.)", asyncio.sleep(0))
 
 
+def _first_archive(taken, meta) -> bytes:
+    """The WACZ as a first capture makes it (nothing archived before, nothing revisited)."""
+    return web_archive(taken.snapshot, meta, taken.cookie_values, KnownPayloads(), {}).wacz
+
+
 async def keep_steps(app: App, watch: Stopwatch) -> None:
     """The file part (``keep_files``) step by step: WACZ, perceptual hashes, blob writes."""
     target = app.watchlist.targets[0]
     taken = await take(app, target)
     meta = _metadata(app, target, taken, utc_now())
-    watch.call("WACZ (build_warc + build_wacz)", lambda: _web_archive(taken.snapshot, meta))
+    watch.call("WACZ (build_warc + build_wacz)", lambda: _first_archive(taken, meta))
     # Downloads are streamed to the blob store; the hashes read them back from there.
     datas = [app.blobs.read(d.sha256) for d in taken.downloads.values() if d.sha256]
     watch.call(f"perceptual_hashes x{len(datas)}", lambda: [perceptual_hashes(d) for d in datas])

@@ -28,16 +28,16 @@ from watcher import __version__
 from watcher.alert.routing import routes_for
 from watcher.app import App
 from watcher.capture.adapters import Adapter
-from watcher.capture.archive import (
-    RecordedResponse,
-    ResponseRecorder,
-    WaczSigner,
-    WarcResource,
-    build_wacz,
-    build_warc,
-)
+from watcher.capture.archive import RecordedResponse, ResponseRecorder, WaczSigner
 from watcher.capture.blocks import REASONS as BLOCK_REASONS
 from watcher.capture.blocks import BlockContext, block_for
+from watcher.capture.dedup import (
+    KnownPayloads,
+    WebArchive,
+    known_payloads,
+    record_payloads,
+    web_archive,
+)
 from watcher.capture.environment import collection_metadata
 from watcher.capture.media import Download, ImageBudget, download_images
 from watcher.capture.netguard import NetworkGuard, Refusal, RefusedAddress
@@ -107,6 +107,7 @@ class Kept:
 
     artifacts: list[Artifact]
     images: dict[str, ImageRecord]  # by source URL
+    archive: WebArchive | None = None  # the WACZ, when this capture made one
 
 
 async def run_capture(app: App, target: Target, full: bool = False) -> CaptureSummary:
@@ -378,8 +379,16 @@ async def keep(app: App, target: Target, taken: Taken, started: str) -> Kept:
     CPU work), reusing what the archive already knows about the page and its images."""
     meta = _metadata(app, target, taken, started)
     known = app.store.stored_images({d.sha256 for d in taken.downloads.values() if d.sha256})
+    payloads = await known_payloads(app.store, taken.snapshot, taken.mode == "full")
     return await asyncio.to_thread(
-        keep_files, app.blobs, taken, meta, taken.previous_html, known, app.wacz_key
+        keep_files,
+        app.blobs,
+        taken,
+        meta,
+        taken.previous_html,
+        known,
+        payloads,
+        app.wacz_key,
     )
 
 
@@ -389,6 +398,7 @@ def keep_files(
     meta: dict[str, object],
     previous_html: str | None = None,
     known_images: dict[str, ImageRecord] | None = None,
+    payloads: KnownPayloads | None = None,
     signer: WaczSigner | None = None,
 ) -> Kept:
     """Write metadata, screenshot, HTML, posts JSON, web archive and images to the blob
@@ -398,13 +408,16 @@ def keep_files(
     unchanged page is proven by the same HTML hash, without a second copy of everything.
     Images in ``known_images`` (by SHA-256) keep their stored hashes: the same bytes always
     give the same hashes, and decoding 200 photos again is most of an unchanged capture.
+    Payloads the archive already holds go into the WACZ as revisit records (``dedup``).
     """
     snap = taken.snapshot
     files = _capture_files(taken, meta)
     html_sha = sha256_hex(snap.html_pages[0].encode("utf-8")) if snap.html_pages else None
+    archive = None
     if taken.mode == "full" and html_sha != previous_html:
-        wacz = _web_archive(snap, meta, taken.cookie_values, signer)
-        files.append(_File("wacz", wacz, "application/wacz", snap.final_url))
+        known = payloads or KnownPayloads()
+        archive = web_archive(snap, meta, taken.cookie_values, known, taken.downloads, signer)
+        files.append(_File("wacz", archive.wacz, "application/wacz", snap.final_url))
     shas = blobs.put_many([f.data for f in files])
     artifacts = [
         Artifact(f.kind, sha, len(f.data), f.media_type, f.source)
@@ -421,7 +434,7 @@ def keep_files(
         url: _image_record(blobs, download, known_images.get(download.sha256 or ""))
         for url, download in taken.downloads.items()
     }
-    return Kept(artifacts, images)
+    return Kept(artifacts, images, archive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,6 +480,7 @@ def record_success(
         capture_id = store.insert_capture(_capture_row(target, started, now, taken, baseline))
         for artifact in kept.artifacts:
             store.insert_artifact(capture_id, artifact, now)
+        record_payloads(store, capture_id, kept.archive, now)
         fresh = [i for i in kept.images.values() if i.sha256 and store.insert_image(i, now)]
         errors = {url: i.error for url, i in kept.images.items() if i.error}
         rows = _store_posts(app, target.name, diff, capture_id, captured, now, errors)
@@ -607,29 +621,6 @@ def _metadata(app: App, target: Target, taken: Taken, started: str) -> dict[str,
         session=target.session,
         page_text="\n".join(post.text for post in taken.posts),
     ) | ({"network_refused": [r.to_json() for r in taken.refused]} if taken.refused else {})
-
-
-def _web_archive(
-    snap: PageSnapshot,
-    meta: dict[str, object],
-    cookie_values: frozenset[str] = frozenset(),
-    signer: WaczSigner | None = None,
-) -> bytes:
-    resources = [WarcResource("urn:watcher:html", "text/html", snap.html_pages[0].encode())]
-    if snap.screenshot:
-        resources.append(WarcResource("urn:watcher:screenshot", "image/png", snap.screenshot))
-    if snap.mhtml:
-        resources.append(WarcResource("urn:watcher:mhtml", "multipart/related", snap.mhtml))
-    info = {k: str(v) for k, v in meta.items() if v is not None and not isinstance(v, dict)}
-    warc = build_warc(list(snap.responses), resources, info, secret_values=cookie_values)
-    return build_wacz(
-        warc,
-        "capture.warc.gz",
-        snap.final_url,
-        str(meta["target"]),
-        str(meta["started_at"]),
-        signer,
-    )
 
 
 def keyword_hits(matcher: KeywordMatcher, diff: PostDiff) -> dict[str, list[KeywordMatch]]:

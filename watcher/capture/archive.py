@@ -19,7 +19,7 @@ import logging
 import re
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -358,6 +358,25 @@ def mostly_base64(mhtml: bytes) -> bool:
 
 
 @dataclass(frozen=True)
+class PayloadOrigin:
+    """Where a payload is already archived: the record a revisit refers to.
+
+    ``target_uri`` and ``date`` (a WARC-Date) name the original response (or, for a payload
+    the blob store holds as a capture's image or screenshot, the file's source and time);
+    ``record_id`` is the original WARC record's id when there is one.
+    """
+
+    target_uri: str
+    date: str
+    record_id: str | None = None
+
+
+# The WARC 1.1 profile of a record that stands for a payload archived before.
+REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+REVISIT_MIME = "warc/revisit"  # what CDXJ indexes say of a revisit (pywb, ReplayWeb.page)
+
+
+@dataclass(frozen=True)
 class IndexEntry:
     """What the CDXJ index says of one response or resource record of a WARC."""
 
@@ -370,6 +389,7 @@ class IndexEntry:
     offset: int  # of the record's gzip member in the WARC file
     length: int
     record_digest: str  # sha256:<hex> of that gzip member
+    record_id: str = ""  # WARC-Record-ID
 
 
 @dataclass(frozen=True)
@@ -397,7 +417,7 @@ class _Sha256WARCWriter(WARCWriter):
     def write_record(self, record: Any, params: Any = None) -> None:
         start = self.out.tell()
         self._write_warc_record(_GzipMember(self.out, _deflate_params(record)), record)
-        if record.rec_type in ("response", "resource"):
+        if record.rec_type in ("response", "resource", "revisit"):
             member = self.out.getbuffer()[start:]
             self.index.append(_index_entry(record, start, member))
             member.release()
@@ -405,17 +425,19 @@ class _Sha256WARCWriter(WARCWriter):
 
 def _index_entry(record: Any, offset: int, member: memoryview) -> IndexEntry:
     headers = record.rec_headers
-    http = record.http_headers if record.rec_type == "response" else None
+    http = record.http_headers if record.rec_type in ("response", "revisit") else None
+    mime = _mime((http or headers).get_header("Content-Type") if http or headers else None)
     return IndexEntry(
         rec_type=record.rec_type,
         url=headers.get_header("WARC-Target-URI"),
         date=headers.get_header("WARC-Date"),
-        mime=_mime((http or headers).get_header("Content-Type")),
+        mime=REVISIT_MIME if record.rec_type == "revisit" else mime,
         status=http.get_statuscode() if http else None,
         digest=headers.get_header("WARC-Payload-Digest"),
         offset=offset,
         length=len(member),
         record_digest="sha256:" + hashlib.sha256(member).hexdigest(),
+        record_id=headers.get_header("WARC-Record-ID") or "",
     )
 
 
@@ -461,6 +483,7 @@ def build_warc(
     resources: list[WarcResource],
     info: dict[str, str],
     secret_values: Iterable[str] = (),
+    archived: Mapping[str, PayloadOrigin] | None = None,
 ) -> Warc:
     """A gzipped WARC/1.1 of the capture: warcinfo, then response/request(/metadata) per
     response, then one resource record per :class:`WarcResource`.
@@ -469,18 +492,48 @@ def build_warc(
     warcinfo record. Cookies and credentials never reach the output: cookie and login
     headers are dropped, and ``secret_values`` (the capture's cookie values) are replaced
     wherever a request carried them (URL, any header, body).
+
+    A response or resource whose payload digest is in ``archived`` (``sha256:<hex>`` → where
+    it is already kept) is written as a ``revisit`` record (WARC 1.1 identical-payload-digest:
+    its own status and headers, no second copy of the body); an export puts the payload back.
     """
     scrub = _Scrubber(secret_values)
+    archived = archived or {}
     out = io.BytesIO()
     writer = _Sha256WARCWriter(out)
     writer.write_record(_warcinfo_record(writer, info))
     for response in responses:
-        for record in _exchange_records(writer, scrub.response(response)):
+        for record in _exchange_records(writer, scrub.response(response), archived):
             writer.write_record(record)
     resource_date = _warc_date(info.get("ended")) or writer.curr_warc_date()
     for resource in resources:
-        writer.write_record(_resource_record(writer, resource, resource_date))
+        writer.write_record(_resource_record(writer, resource, resource_date, archived))
     return Warc(out.getvalue(), tuple(writer.index))
+
+
+def payload_digest(body: bytes) -> str:
+    """A payload's WARC-Payload-Digest as watcher writes it (``sha256:<hex>``)."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def _revisit_record(
+    writer: WARCWriter,
+    uri: str,
+    digest: str,
+    origin: PayloadOrigin,
+    warc_headers: dict[str, str],
+    http_headers: StatusAndHeaders | None,
+) -> Any:
+    """A revisit record for ``uri`` whose payload ``origin`` already holds."""
+    record = writer.create_revisit_record(
+        uri, digest, origin.target_uri, origin.date, http_headers, warc_headers
+    )
+    if origin.record_id:
+        record.rec_headers.add_header("WARC-Refers-To", origin.record_id)
+    if http_headers is None:  # a resource's revisit has an empty block: no type to state
+        record.rec_headers.remove_header("Content-Type")
+        record.content_type = None  # else warcio writes it back
+    return record
 
 
 def _warcinfo_record(writer: WARCWriter, info: dict[str, str]) -> Any:
@@ -497,8 +550,11 @@ def _warcinfo_record(writer: WARCWriter, info: dict[str, str]) -> Any:
     return record
 
 
-def _exchange_records(writer: WARCWriter, response: RecordedResponse) -> Iterator[Any]:
-    """The response record, its request record and (when known) its connection metadata."""
+def _exchange_records(
+    writer: WARCWriter, response: RecordedResponse, archived: Mapping[str, PayloadOrigin]
+) -> Iterator[Any]:
+    """The response (or revisit) record, its request record and (when known) its connection
+    metadata."""
     date = _warc_date(response.started_at) or writer.curr_warc_date()
     warc_headers = {"WARC-Date": date}
     if response.remote_ip:
@@ -510,14 +566,19 @@ def _exchange_records(writer: WARCWriter, response: RecordedResponse) -> Iterato
         _response_headers(response),
         protocol="HTTP/1.1",
     )
-    resp = writer.create_warc_record(
-        response.url,
-        "response",
-        payload=io.BytesIO(response.body),
-        length=len(response.body),
-        warc_headers_dict=warc_headers,
-        http_headers=http_headers,
-    )
+    digest = payload_digest(response.body) if response.body and not response.truncated else ""
+    origin = archived.get(digest) if digest else None
+    if origin is not None:
+        resp = _revisit_record(writer, response.url, digest, origin, warc_headers, http_headers)
+    else:
+        resp = writer.create_warc_record(
+            response.url,
+            "response",
+            payload=io.BytesIO(response.body),
+            length=len(response.body),
+            warc_headers_dict=warc_headers,
+            http_headers=http_headers,
+        )
     yield resp
     resp_id = resp.rec_headers.get_header("WARC-Record-ID")
     yield writer.create_warc_record(
@@ -549,7 +610,13 @@ def _exchange_records(writer: WARCWriter, response: RecordedResponse) -> Iterato
         )
 
 
-def _resource_record(writer: WARCWriter, resource: WarcResource, date: str) -> Any:
+def _resource_record(
+    writer: WARCWriter, resource: WarcResource, date: str, archived: Mapping[str, PayloadOrigin]
+) -> Any:
+    digest = payload_digest(resource.data) if resource.data else ""
+    origin = archived.get(digest) if digest else None
+    if origin is not None:
+        return _revisit_record(writer, resource.uri, digest, origin, {"WARC-Date": date}, None)
     return writer.create_warc_record(
         resource.uri,
         "resource",
@@ -648,12 +715,36 @@ def build_wacz(
     created_at = parse_iso(created)
     if created_at is None:
         raise ValueError(f"created time {created!r} is not an ISO-8601 time")
-    index = "".join(cdxj_lines(warc.index, warc_name)).encode("utf-8")
     page_date = _page_date(warc.index, main_url) or to_iso(created_at)
-    files = [
-        (f"archive/{warc_name}", warc.data, zipfile.ZIP_STORED),
-        ("indexes/index.cdx", index, zipfile.ZIP_DEFLATED),
-        ("pages/pages.jsonl", _pages_jsonl(main_url, title, page_date), zipfile.ZIP_DEFLATED),
+    pages = _pages_jsonl(main_url, title, page_date)
+    index = cdxj_lines(warc.index, warc_name)
+    return package_wacz(
+        [(warc_name, warc.data)], index, pages, main_url, title, created, page_date, signer
+    )
+
+
+def package_wacz(
+    warcs: list[tuple[str, bytes]],
+    index_lines: list[str],
+    pages: bytes,
+    main_url: str,
+    title: str,
+    created: str,
+    page_date: str,
+    signer: WaczSigner | None = None,
+) -> bytes:
+    """A WACZ 1.1.1 of WARC files (name, gzipped bytes) with their CDXJ lines and page list;
+    signed (WACZ Signing and Verification, anonymous form) when given a ``signer``."""
+    created_at = parse_iso(created)
+    if created_at is None:
+        raise ValueError(f"created time {created!r} is not an ISO-8601 time")
+    for name, _ in warcs:
+        if not _WARC_NAME.match(name):
+            raise ValueError(f"WARC name {name!r} must be a plain file name ending in .warc.gz")
+    files = [(f"archive/{name}", data, zipfile.ZIP_STORED) for name, data in warcs]
+    files += [
+        ("indexes/index.cdx", "".join(sorted(index_lines)).encode("utf-8"), zipfile.ZIP_DEFLATED),
+        ("pages/pages.jsonl", pages, zipfile.ZIP_DEFLATED),
     ]
     package = _datapackage(files, main_url, title, created_at, page_date)
     digest: dict[str, object] = {"path": "datapackage.json", "hash": _sha256(package)}
@@ -662,6 +753,16 @@ def build_wacz(
     files.append(("datapackage.json", package, zipfile.ZIP_DEFLATED))
     files.append(("datapackage-digest.json", _json_bytes(digest), zipfile.ZIP_DEFLATED))
     return _zip(files, created_at)
+
+
+def write_warc(records: Callable[[WARCWriter], Iterable[Any]]) -> Warc:
+    """A gzipped WARC/1.1 (SHA-256 digests, indexed as written) of the records that
+    ``records`` makes with the writer it is given."""
+    out = io.BytesIO()
+    writer = _Sha256WARCWriter(out)
+    for record in records(writer):
+        writer.write_record(record)
+    return Warc(out.getvalue(), tuple(writer.index))
 
 
 def cdxj_lines(entries: Iterable[IndexEntry], warc_name: str) -> list[str]:
@@ -718,7 +819,7 @@ def _mime(content_type: str | None) -> str:
 def _page_date(entries: Iterable[IndexEntry], main_url: str) -> str | None:
     """When the main page was fetched: the first response record for it."""
     for entry in entries:
-        if entry.rec_type == "response" and entry.url == main_url:
+        if entry.rec_type in ("response", "revisit") and entry.url == main_url:
             return entry.date
     return None
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from watcher import __version__
 from watcher.app import App
 from watcher.errors import WatcherError
+from watcher.evidence.replay import ArchivedPayloads, PayloadSource, self_contained_wacz
 from watcher.evidence.report import render_report
 from watcher.models import Artifact
 from watcher.store.blobs import sha256_hex
@@ -318,8 +319,9 @@ def _write_part(
 ) -> None:
     files: dict[str, bytes] = dict(stamp_files)
     captures = []
+    payloads = ArchivedPayloads(app.store, app.blobs)
     for capture_id in capture_ids:
-        captures.append(_add_capture(app, capture_id, files))
+        captures.append(_add_capture(app, capture_id, files, payloads))
     posts = app.store.post_histories(capture_ids)
     files["posts.json"] = _json(posts)
     files["custody.jsonl"] = "".join(
@@ -361,15 +363,28 @@ def _write_part(
     partial.finish()
 
 
-def _add_capture(app: App, capture_id: int, files: dict[str, bytes]) -> dict[str, object]:
+def _add_capture(
+    app: App, capture_id: int, files: dict[str, bytes], payloads: PayloadSource
+) -> dict[str, object]:
     row = app.store.capture(capture_id)
     assert row is not None
     artifacts = app.store.artifacts(capture_id)
     listed = []
     counters: dict[str, int] = {}
+    replay: dict[str, object] | None = None
     for artifact in artifacts:
         name = _file_name(capture_id, artifact, counters)
         files[name] = app.blobs.read(artifact.sha256)
+        whole = self_contained_wacz(files[name], payloads) if artifact.kind == "wacz" else None
+        if whole is not None:
+            # The collected WACZ refers to payloads archived before (revisit records): the
+            # one to open is made whole here; the collected bytes go beside it, for their
+            # hash taken at collection.
+            replay = {"path": name, "sha256": sha256_hex(whole), "size": len(whole)}
+            files[name] = whole
+            name = name.removesuffix(".wacz") + "-as-collected.wacz"
+            files[name] = app.blobs.read(artifact.sha256)
+            replay["made_from"] = name
         listed.append(
             {
                 "kind": artifact.kind,
@@ -382,6 +397,8 @@ def _add_capture(app: App, capture_id: int, files: dict[str, bytes]) -> dict[str
         )
     record = {k: getattr(row, k) for k in row.__slots__}
     record["artifacts"] = listed
+    if replay is not None:
+        record["replay_archive"] = replay
     files[f"captures/{capture_id}/capture.json"] = _json(record)
     return record
 

@@ -326,3 +326,32 @@ def m009_post_visibility(db: Database) -> None:
             f"CREATE TRIGGER post_visibility_no_{verb.lower()} BEFORE {verb} ON post_visibility "
             "BEGIN SELECT RAISE(ABORT, 'post_visibility is append-only'); END"
         )
+
+
+@MIGRATIONS()
+def m011_archived_payloads(db: Database) -> None:
+    """Where each payload a web archive holds in full was first written: its WARC record in a
+    capture's WACZ (digest, record id, URL, WARC-Date, capture, the WACZ blob and the record's
+    place in its WARC). A later capture writes a revisit record for that payload instead of a
+    second copy; an export reads the original back from here. Append-only."""
+    db["archived_payloads"].create(
+        {
+            "payload_sha256": str,
+            "record_id": str,
+            "target_uri": str,
+            "warc_date": str,
+            "capture_id": int,
+            "wacz_sha256": str,
+            "warc_offset": int,
+            "warc_length": int,
+            "stored_at": str,
+        },
+        pk="payload_sha256",
+        foreign_keys=[("capture_id", "captures", "id"), ("wacz_sha256", "blobs", "sha256")],
+    )
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER archived_payloads_no_{verb.lower()} BEFORE {verb} "
+            "ON archived_payloads "
+            "BEGIN SELECT RAISE(ABORT, 'archived_payloads is append-only'); END"
+        )
