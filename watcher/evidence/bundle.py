@@ -375,7 +375,11 @@ def _add_capture(
     for artifact in artifacts:
         name = _file_name(capture_id, artifact, counters)
         files[name] = app.blobs.read(artifact.sha256)
-        whole = self_contained_wacz(files[name], payloads) if artifact.kind == "wacz" else None
+        whole = (
+            self_contained_wacz(files[name], payloads, app.wacz_key)
+            if artifact.kind == "wacz"
+            else None
+        )
         if whole is not None:
             # The collected WACZ refers to payloads archived before (revisit records): the
             # one to open is made whole here; the collected bytes go beside it, for their

@@ -27,7 +27,14 @@ from typing import Any
 from warcio.archiveiterator import ArchiveIterator
 from warcio.warcwriter import WARCWriter
 
-from watcher.capture.archive import REVISIT_MIME, SOFTWARE, cdxj_lines, package_wacz, write_warc
+from watcher.capture.archive import (
+    REVISIT_MIME,
+    SOFTWARE,
+    WaczSigner,
+    cdxj_lines,
+    package_wacz,
+    write_warc,
+)
 from watcher.errors import WatcherError
 from watcher.store.blobs import BlobStore
 from watcher.store.db import Store
@@ -94,9 +101,12 @@ def revisit_count(wacz: bytes) -> int:
         return sum(1 for line in _index_lines(archive) if _fields(line).get("mime") == REVISIT_MIME)
 
 
-def self_contained_wacz(wacz: bytes, payloads: PayloadSource) -> bytes | None:
+def self_contained_wacz(
+    wacz: bytes, payloads: PayloadSource, signer: WaczSigner | None = None
+) -> bytes | None:
     """``wacz`` with its revisits' payloads put back (see the module's docstring); None when
-    it has no revisit, and so replays on its own already."""
+    it has no revisit, and so replays on its own already. Signed by ``signer`` (the same
+    announced key that signed the collected one), so a reader's tool sees it signed too."""
     with zipfile.ZipFile(io.BytesIO(wacz)) as archive:
         lines = _index_lines(archive)
         revisits = [line for line in lines if _fields(line).get("mime") == REVISIT_MIME]
@@ -116,6 +126,7 @@ def self_contained_wacz(wacz: bytes, payloads: PayloadSource) -> bytes | None:
         str(package.get("title") or ""),
         str(package["created"]),
         str(package.get("mainPageDate") or package["created"]),
+        signer,
     )
 
 
