@@ -4,9 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo test soak lint format bench clean-venv
+.PHONY: setup browser pdftools demo test soak lint format bench clean-venv
 
-setup: $(STAMP) browser
+setup: $(STAMP) browser pdftools
 
 # Dependencies come from the hash-pinned lock (pip refuses any file whose hash differs), then
 # watcher itself without touching them. The venv's bundled setuptools is upgraded: 65.5 has a
@@ -30,6 +30,18 @@ browser: $(STAMP)
 	else \
 	  echo "browser: no system Chromium; installing Playwright's"; \
 	  $(BIN)/python -m playwright install chromium; \
+	fi
+
+# pdftotext (poppler-utils) reads back the report's A4 PDF in tests/test_report.py; without
+# it that test is skipped with the reason. Installed when we are root on Debian.
+pdftools:
+	@if command -v pdftotext >/dev/null 2>&1; then \
+	  echo "pdftotext: $$(command -v pdftotext)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "pdftotext: installing Debian's poppler-utils"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; \
+	else \
+	  echo "pdftotext: not installed (poppler-utils); the report's PDF test will be skipped"; \
 	fi
 
 demo: setup

@@ -71,6 +71,7 @@ ol.toc{columns:2} pre{font-size:.9em;background:#fff;border:1px solid var(--line
  .post,.finding,figure,.pair,table.facts,.counts,svg{break-inside:avoid}
  .counts{display:block;columns:2;margin:.6em 0} .count{display:block;border:0;padding:.1em 0}
  .count b{display:inline;font-size:1em;margin-right:.3em}
+ ol.toc{columns:3;break-inside:avoid;font-size:.9em} .key{padding:.3em .8em}
  figure.shot img{max-height:230mm;width:auto}
  *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 }
