@@ -4,9 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser fonts replay demo test soak lint format bench clean-venv
+.PHONY: setup browser fonts replay pdftools demo test soak lint format bench clean-venv
 
-setup: $(STAMP) browser fonts replay
+setup: $(STAMP) browser fonts replay pdftools
 
 # Dependencies come from the hash-pinned lock (pip refuses any file whose hash differs), then
 # watcher itself without touching them. The venv's bundled setuptools is upgraded: 65.5 has a
@@ -72,6 +72,18 @@ $(REPLAY_DIR)/sw.js:
 	    rm -rf $(REPLAY_DIR).tmp; \
 	    echo "replay: could not fetch replaywebpage@$(REPLAY_VERSION) from the npm registry (offline?); the replay test will skip until make replay succeeds"; \
 	  fi; \
+	fi
+
+# pdftotext (poppler-utils) reads back the report's A4 PDF in tests/test_report.py; without
+# it that test is skipped with the reason. Installed when we are root on Debian.
+pdftools:
+	@if command -v pdftotext >/dev/null 2>&1; then \
+	  echo "pdftotext: $$(command -v pdftotext)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "pdftotext: installing Debian's poppler-utils"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; \
+	else \
+	  echo "pdftotext: not installed (poppler-utils); the report's PDF test will be skipped"; \
 	fi
 
 demo: setup

@@ -33,12 +33,14 @@ from pathlib import Path
 from watcher import __version__
 from watcher.app import App
 from watcher.errors import WatcherError
+from watcher.evidence.crops import crop_png, post_boxes
 from watcher.evidence.replay import ArchivedPayloads, PayloadSource, self_contained_wacz
-from watcher.evidence.report import render_report
+from watcher.evidence.report import Crop, ReportInput, render_report
 from watcher.models import Artifact
 from watcher.store.blobs import sha256_hex
+from watcher.store.findings import Findings, report_findings
 from watcher.store.timestamp import request_timestamp, timestamp_gen_time
-from watcher.timeutil import utc_now
+from watcher.timeutil import human_time, utc_now
 
 FORMAT = "watcher-bundle-1"
 DEFAULT_MAX_BYTES = 1_900_000_000  # under 2 GB: what a self-hosted Bot API server can upload
@@ -93,6 +95,24 @@ class Selection:
         words = {"post_id": "post", "capture_id": "capture"}
         parts = [f"{words.get(k, k)} {v}" for k, v in self.describe().items()]
         return ", ".join(parts) or "everything"
+
+    def sentence(self) -> str:
+        """What was asked for, as the report's reader reads it: ``Every capture of the
+        account dealer taken since 1 Nov 2026, 00:00 UTC``."""
+        what = []
+        if self.target:
+            what.append(f"of the account {self.target}")
+        if self.tag:
+            what.append(f"of the accounts tagged {self.tag!r}")
+        if self.post_id:
+            what.append(f"that saw the post {self.post_id}")
+        if self.since:
+            what.append(f"taken since {human_time(self.since)}")
+        if self.until:
+            what.append(f"taken until {human_time(self.until)}")
+        if self.capture_id is not None:
+            return f"Capture #{self.capture_id}" + (f" {' '.join(what)}" if what else "")
+        return " ".join(["Every capture", *what]) if what else "Every capture in the archive"
 
 
 @dataclass(slots=True)
@@ -331,8 +351,8 @@ def _write_part(
     # are checked with the key that signed them.
     for key_id, pem in app.custody.public_keys().items():
         files[f"keys/{key_id}.pem"] = pem.encode("ascii")
-    files["index.html"] = render_report(
-        captures, posts, selection.describe(), app.custody.key.fingerprint, number, count
+    files["index.html"] = _report(
+        app, files, captures, capture_ids, selection, number, count
     ).encode("utf-8")
     manifest = {
         "format": FORMAT,
@@ -361,6 +381,103 @@ def _write_part(
         for name, data in sorted(files.items()):
             bundle.writestr(name, data)
     partial.finish()
+
+
+def _report(
+    app: App,
+    files: dict[str, bytes],
+    captures: list[dict[str, object]],
+    capture_ids: list[int],
+    selection: Selection,
+    number: int,
+    count: int,
+) -> str:
+    """The report of this part; adds the files it shows that no capture carries: posts cut
+    out of screenshots (``report/``) and the other side of each photo seen elsewhere."""
+    findings = report_findings(app.store, capture_ids)
+    image_paths = {
+        a["sha256"]: a["path"] for c in captures for a in c["artifacts"] if a["kind"] == "image"
+    }
+    for match in findings.photos_seen_before:
+        for sha in (match.first_sha, match.later_sha):
+            if sha not in image_paths and sha in findings.images and app.blobs.path(sha).is_file():
+                # The photo it was matched with, from a post outside the selection: shown
+                # side by side, its own capture's custody entry is in custody.jsonl.
+                media = findings.images[sha].media_type or ""
+                image_paths[sha] = f"images/{sha}.{_EXTENSIONS.get(media, 'bin')}"
+                files[image_paths[sha]] = app.blobs.read(sha)
+    derived = _post_crops(app, captures, findings, files)
+    own = ("posts.json", "custody.jsonl")
+    data = ReportInput(
+        captures=captures,
+        findings=findings,
+        asked_for=selection.sentence(),
+        operators=_operators(files, captures) or [app.watchlist.operator or ""],
+        exported_at=utc_now(),
+        watcher_version=__version__,
+        fingerprint=app.custody.key.fingerprint,
+        part=number,
+        parts=count,
+        image_paths=image_paths,
+        crops=derived,
+        other_files={
+            name: sha256_hex(data)
+            for name, data in files.items()
+            if name in own or name.startswith(("keys/", "timestamps/", "report/"))
+        },
+    )
+    return render_report(data)
+
+
+def _post_crops(
+    app: App, captures: list[dict[str, object]], findings: Findings, files: dict[str, bytes]
+) -> dict[tuple[str, str], Crop]:
+    """Each post cut out of the screenshot of the last capture in this part that saw it."""
+    shots = {
+        c["id"]: a
+        for c in captures
+        for a in c["artifacts"]  # type: ignore[attr-defined]
+        if a["kind"] == "screenshot"
+    }
+    boxes: dict[int, list | None] = {}
+    crops = {}
+    for post in findings.posts:
+        sighting = next((s for s in reversed(post.sightings) if s.capture_id in shots), None)
+        if sighting is None:
+            continue
+        shot = shots[sighting.capture_id]
+        png = files[shot["path"]]
+        if sighting.capture_id not in boxes:
+            total = findings.posts_per_capture.get(sighting.capture_id, 0)
+            places = {
+                s.position
+                for p in findings.posts
+                for s in p.sightings
+                if s.capture_id == sighting.capture_id
+            }
+            # One card per post, in page order: a post shown twice (pinned and in place)
+            # leaves a hole in the positions, and the cards would no longer line up.
+            lined_up = places == set(range(total))
+            boxes[sighting.capture_id] = post_boxes(png, total) if lined_up else None
+        found = boxes[sighting.capture_id]
+        if not found or sighting.position >= len(found):
+            continue
+        path = f"report/capture-{sighting.capture_id}-post-{sighting.position + 1}.png"
+        files[path] = crop_png(png, found[sighting.position])
+        crops[post.key] = Crop(path, sighting.capture_id, shot["path"], shot["sha256"])
+    return crops
+
+
+def _operators(files: dict[str, bytes], captures: list[dict[str, object]]) -> list[str]:
+    """Who collected, as each capture's collection record names them."""
+    names = []
+    for capture in captures:
+        for artifact in capture["artifacts"]:  # type: ignore[attr-defined]
+            if artifact["kind"] != "metadata":
+                continue
+            with contextlib.suppress(ValueError, AttributeError):  # our own JSON; be safe
+                names.append(str(json.loads(files[artifact["path"]])["operator"]))
+    return list(dict.fromkeys(n for n in names if n))
 
 
 def _add_capture(

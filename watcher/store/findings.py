@@ -1,0 +1,294 @@
+"""What the bundle's report tells a prosecutor, read from the database: each post with every
+version, every time a capture saw it, every deletion and return, its keyword matches; the
+photos also seen elsewhere; the contacts shared with other accounts.
+
+SQL reads only. Functions take a :class:`Store` first; ``translated`` turns SQLite errors
+into ``StoreError`` as for the Store's own methods.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from watcher.store.db import Store, VisibilityChange, translated
+from watcher.store.links import ContactLink, shared_contacts
+
+_CHUNK = 500  # ids per IN (...) list, under SQLite's bound-variable limit
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordHit:
+    """A lexicon term found in a post version: ``text`` is ``version text[start:end]``."""
+
+    group: str
+    term: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportVersion:
+    """One version of a post as a capture first saw it."""
+
+    version_id: int
+    version: int
+    capture_id: int
+    seen_at: str
+    text: str
+    author: str | None
+    posted_at: str | None
+    permalink: str | None
+    image_shas: tuple[str, ...]
+    keywords: tuple[KeywordHit, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A capture that saw the post: which version, where on the page (0 = first post)."""
+
+    capture_id: int
+    at: str
+    version_id: int
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportPost:
+    """A post with its whole history."""
+
+    row_id: int
+    target: str
+    post_id: str
+    first_seen_at: str
+    last_seen_at: str
+    deleted_at: str | None
+    versions: tuple[ReportVersion, ...]
+    sightings: tuple[Sighting, ...]
+    visibility: tuple[VisibilityChange, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.target, self.post_id)
+
+    @property
+    def latest(self) -> ReportVersion:
+        return self.versions[-1]
+
+    def version_at(self, capture_id: int) -> ReportVersion:
+        """The version current when capture ``capture_id`` was taken."""
+        earlier = [v for v in self.versions if v.capture_id <= capture_id]
+        return earlier[-1] if earlier else self.versions[0]
+
+    def last_sighting_before(self, capture_id: int) -> Sighting | None:
+        """The last capture before ``capture_id`` that saw the post."""
+        earlier = [s for s in self.sightings if s.capture_id < capture_id]
+        return earlier[-1] if earlier else None
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoSeenBefore:
+    """A photo of ``later`` near one archived earlier from ``first`` (``image_seen_before``)."""
+
+    later: tuple[str, str]  # (target, post_id)
+    later_sha: str
+    later_seen_at: str | None
+    first: tuple[str, str]
+    first_sha: str
+    first_seen_at: str | None
+    distance: int
+
+    @property
+    def other_account(self) -> bool:
+        return self.later[0] != self.first[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFacts:
+    """What the archive recorded about one image file."""
+
+    sha256: str
+    size: int | None
+    media_type: str | None
+    width: int | None
+    height: int | None
+    phash: str | None
+    dhash: str | None
+
+
+@dataclass(slots=True)
+class Findings:
+    """Everything the report needs beyond the capture records."""
+
+    posts: list[ReportPost] = field(default_factory=list)
+    photos_seen_before: list[PhotoSeenBefore] = field(default_factory=list)
+    contacts: list[ContactLink] = field(default_factory=list)
+    images: dict[str, ImageFacts] = field(default_factory=dict)
+    posts_per_capture: dict[int, int] = field(default_factory=dict)
+
+
+@translated
+def report_findings(store: Store, capture_ids: list[int]) -> Findings:
+    """The posts seen in ``capture_ids`` with their histories, and what links them elsewhere."""
+    found = Findings()
+    if not capture_ids:
+        return found
+    rows: list[tuple] = []
+    for chunk in _chunks(capture_ids):
+        rows += store.db.execute(
+            "SELECT DISTINCT p.id, p.target, p.post_id, p.first_seen_at, p.last_seen_at,"
+            " p.deleted_at FROM posts p JOIN capture_posts cp ON cp.post_row = p.id"
+            f" WHERE cp.capture_id IN ({_marks(chunk)})",
+            chunk,
+        ).fetchall()
+    rows = sorted(set(rows))
+    row_ids = [r[0] for r in rows]
+    versions = _versions(store, row_ids)
+    sightings = _sightings(store, row_ids)
+    changes = _visibility(store, row_ids)
+    found.posts = [
+        ReportPost(
+            row_id=r[0],
+            target=r[1],
+            post_id=r[2],
+            first_seen_at=r[3],
+            last_seen_at=r[4],
+            deleted_at=r[5],
+            versions=tuple(versions[r[0]]),
+            sightings=tuple(sightings[r[0]]),
+            visibility=tuple(changes[r[0]]),
+        )
+        for r in rows
+    ]
+    keys = {p.key for p in found.posts}
+    found.photos_seen_before = _photos_seen_before(store, keys)
+    found.contacts = [
+        link
+        for link in shared_contacts(store)
+        if any((target, post_id) in keys for target, post_id, _ in link.posts)
+    ]
+    shas = {s for p in found.posts for v in p.versions for s in v.image_shas if s}
+    shas |= {s for m in found.photos_seen_before for s in (m.first_sha, m.later_sha)}
+    found.images = _images(store, shas)
+    for chunk in _chunks(capture_ids):
+        for capture_id, count in store.db.execute(
+            "SELECT capture_id, COUNT(*) FROM capture_posts"
+            f" WHERE capture_id IN ({_marks(chunk)}) GROUP BY capture_id",
+            chunk,
+        ).fetchall():
+            found.posts_per_capture[capture_id] = count
+    return found
+
+
+def _versions(store: Store, row_ids: list[int]) -> dict[int, list[ReportVersion]]:
+    hits: dict[int, list[KeywordHit]] = defaultdict(list)
+    out: dict[int, list[tuple]] = defaultdict(list)
+    for chunk in _chunks(row_ids):
+        for row in store.db.execute(
+            "SELECT post_row, id, version, capture_id, seen_at, text, author, posted_at,"
+            f" permalink, image_shas FROM post_versions WHERE post_row IN ({_marks(chunk)})"
+            " ORDER BY post_row, version",
+            chunk,
+        ).fetchall():
+            out[row[0]].append(row)
+        for version_id, grp, term, start, end, text in store.db.execute(
+            'SELECT k.version_id, k.grp, k.term, k.start, k."end", k.text FROM keyword_matches k'
+            " JOIN post_versions v ON v.id = k.version_id"
+            f" WHERE v.post_row IN ({_marks(chunk)}) ORDER BY k.version_id, k.start, k.id",
+            chunk,
+        ).fetchall():
+            hits[version_id].append(KeywordHit(grp, term, start, end, text))
+    return {
+        row_id: [
+            ReportVersion(
+                version_id=r[1],
+                version=r[2],
+                capture_id=r[3],
+                seen_at=r[4],
+                text=r[5] or "",
+                author=r[6],
+                posted_at=r[7],
+                permalink=r[8],
+                image_shas=tuple(json.loads(r[9] or "[]")),
+                keywords=tuple(hits.get(r[1], ())),
+            )
+            for r in found
+        ]
+        for row_id, found in out.items()
+    }
+
+
+def _sightings(store: Store, row_ids: list[int]) -> dict[int, list[Sighting]]:
+    out: dict[int, list[Sighting]] = defaultdict(list)
+    for chunk in _chunks(row_ids):
+        for row_id, capture_id, at, version_id, position in store.db.execute(
+            "SELECT cp.post_row, cp.capture_id, c.started_at, cp.version_id, cp.position"
+            " FROM capture_posts cp JOIN captures c ON c.id = cp.capture_id"
+            f" WHERE cp.post_row IN ({_marks(chunk)}) ORDER BY cp.post_row, cp.capture_id",
+            chunk,
+        ).fetchall():
+            out[row_id].append(Sighting(capture_id, at, version_id, position))
+    return out
+
+
+def _visibility(store: Store, row_ids: list[int]) -> dict[int, list[VisibilityChange]]:
+    out: dict[int, list[VisibilityChange]] = defaultdict(list)
+    for chunk in _chunks(row_ids):
+        for row_id, change, capture_id, at in store.db.execute(
+            "SELECT post_row, change, capture_id, at FROM post_visibility"
+            f" WHERE post_row IN ({_marks(chunk)}) ORDER BY id",
+            chunk,
+        ).fetchall():
+            out[row_id].append(VisibilityChange(change, capture_id, at))
+    return out
+
+
+def _photos_seen_before(store: Store, keys: set[tuple[str, str]]) -> list[PhotoSeenBefore]:
+    """``image_seen_before`` events touching a post in ``keys``, on either side."""
+    found = []
+    for target, post_id, details_json, created_at in store.db.execute(
+        "SELECT target, post_id, details, created_at FROM events"
+        " WHERE kind = 'image_seen_before' ORDER BY id"
+    ).fetchall():
+        details = json.loads(details_json or "{}")
+        first = details.get("first_seen") or {}
+        later, earlier = (target, str(post_id)), (first.get("target"), str(first.get("post_id")))
+        if later not in keys and earlier not in keys:
+            continue
+        if not details.get("image_sha256") or not first.get("image_sha256"):
+            continue
+        found.append(
+            PhotoSeenBefore(
+                later=later,
+                later_sha=details["image_sha256"],
+                later_seen_at=created_at,
+                first=(str(earlier[0]), earlier[1]),
+                first_sha=first["image_sha256"],
+                first_seen_at=first.get("seen_at"),
+                distance=int(details.get("distance", 0)),
+            )
+        )
+    return found
+
+
+def _images(store: Store, shas: set[str]) -> dict[str, ImageFacts]:
+    out = {}
+    wanted = sorted(shas)
+    for chunk in _chunks(wanted):
+        for sha, size, media_type, width, height, phash, dhash in store.db.execute(
+            "SELECT sha256, size, media_type, width, height, phash, dhash FROM images"
+            f" WHERE sha256 IN ({_marks(chunk)})",
+            chunk,
+        ).fetchall():
+            out[sha] = ImageFacts(sha, size, media_type, width, height, phash, dhash)
+    return out
+
+
+def _chunks(values: list) -> list[list]:
+    return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]
+
+
+def _marks(values: list) -> str:
+    return ",".join("?" * len(values))
