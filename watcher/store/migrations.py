@@ -326,3 +326,13 @@ def m009_post_visibility(db: Database) -> None:
             f"CREATE TRIGGER post_visibility_no_{verb.lower()} BEFORE {verb} ON post_visibility "
             "BEGIN SELECT RAISE(ABORT, 'post_visibility is append-only'); END"
         )
+
+
+@MIGRATIONS()
+def m010_custody_redactable(db: Database) -> None:
+    """Custody entries in a second format whose hash commits to a salted hash of the entry's
+    subject and details, so a bundle can carry another case's entries as header + hash only
+    (see :mod:`watcher.store.custody`). Existing entries stay as they were signed: format 1."""
+    db["custody"].add_column("version", int, not_null_default=1)
+    db["custody"].add_column("salt", str)
+    db["custody"].add_column("body_hash", str)
