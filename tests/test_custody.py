@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from tests.fakes.tsa import make_tsa
 from watcher.errors import StoreError, WatcherError
@@ -23,11 +24,16 @@ from watcher.store.custody import (
     GENESIS,
     CustodyEntry,
     CustodyLog,
+    body_hash_of,
+    canonical_json,
     entry_hash,
+    header_hash,
+    redact,
     verify_chain,
 )
 from watcher.store.db import Store
 from watcher.store.keys import SigningKey, key_id_of, verify_signature
+from watcher.store.migrations import MIGRATIONS
 from watcher.store.timestamp import request_timestamp, verify_timestamp
 
 OPENSSL = shutil.which("openssl")
@@ -117,15 +123,13 @@ def test_five_entries_form_a_valid_chain(log: CustodyLog, key: SigningKey) -> No
     assert entries[0].prev_hash == GENESIS
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
     first = entries[0]
-    assert first.hash == entry_hash(
-        first.seq,
-        first.at,
-        first.action,
-        first.subject,
-        first.details,
-        first.prev_hash,
-        first.key_id,
+    # Format 2: the signed hash covers a header; the header commits to the salted body.
+    assert first.version == 2 and len(first.salt) == 32
+    assert first.body_hash == body_hash_of(first.subject, first.details, first.salt)
+    assert first.hash == header_hash(
+        first.seq, first.at, first.action, first.body_hash, first.prev_hash, first.key_id
     )
+    assert len({e.salt for e in entries}) == 5
     assert first.at.endswith("Z")
     assert log.head() == entries[-1]
     assert verify_chain(entries, {key.key_id: key.public_pem()}) == []
@@ -151,7 +155,9 @@ def test_altered_entry_is_named(log: CustodyLog, key: SigningKey) -> None:
     tampered = list(entries)
     tampered[2] = dataclasses.replace(entries[2], details={"sha256": "f" * 64})
     problems = verify_chain(tampered, {key.key_id: key.public_pem()})
-    assert problem_texts(problems) == ["entry 3: its hash does not match its contents (altered?)"]
+    assert problem_texts(problems) == [
+        "entry 3: its details do not give the hash its header commits to (altered?)"
+    ]
     assert problems[0].seq == 3
 
 
@@ -159,12 +165,12 @@ def test_rehashed_entry_breaks_the_link_and_signature(log: CustodyLog, key: Sign
     entries = append_five(log)
     old = entries[1]
     details = {"sha256": "f" * 64}
+    body = body_hash_of(old.subject, details, old.salt)
     forged = dataclasses.replace(
         old,
         details=details,
-        hash=entry_hash(
-            old.seq, old.at, old.action, old.subject, details, old.prev_hash, old.key_id
-        ),
+        body_hash=body,
+        hash=header_hash(old.seq, old.at, old.action, body, old.prev_hash, old.key_id),
     )
     problems = verify_chain([entries[0], forged, *entries[2:]], {key.key_id: key.public_pem()})
     assert {p.seq for p in problems} == {2, 3}
@@ -396,3 +402,137 @@ def test_unreachable_tsa_is_a_clear_error(tsa: tuple[str, Path]) -> None:
         request_timestamp("a" * 64, url.replace("/tsa", "/not-a-tsa"), timeout=2)
     with pytest.raises(WatcherError, match="not a SHA-256 digest"):
         request_timestamp("xyz", url)
+
+
+# -- redaction and the format upgrade ---------------------------------------------------------
+def old_format_log(tmp_path: Path, key: SigningKey, count: int) -> Path:
+    """A data folder's database as watcher wrote it before migration m010: format-1 entries
+    (every field hashed, no salt) and their mirror lines."""
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    MIGRATIONS.apply(db, stop_before="m010_custody_redactable")
+    prev, lines = GENESIS, []
+    for seq in range(1, count + 1):
+        target = "dealer" if seq % 2 else "informant-watch"
+        details = {"target": target, "url": f"https://t.me/s/{target}"}
+        at, subject = f"2026-01-0{seq}T00:00:00.000Z", f"capture:{seq}"
+        digest = entry_hash(seq, at, "captured", subject, details, prev, key.key_id)
+        entry = CustodyEntry(
+            seq,
+            at,
+            "captured",
+            subject,
+            details,
+            prev,
+            digest,
+            key.key_id,
+            key.sign(digest.encode()),
+        )
+        row = entry.to_json()
+        row["details"] = canonical_json(details)
+        db["custody"].insert(row)
+        lines.append(canonical_json(entry.to_json()) + "\n")
+        prev = digest
+    db.close()
+    mirror = tmp_path / "evidence" / "custody.jsonl"
+    mirror.parent.mkdir()
+    mirror.write_text("".join(lines), "utf-8")
+    return path
+
+
+def keys_of(key: SigningKey) -> dict[str, str]:
+    return {key.key_id: key.public_pem()}
+
+
+def test_an_old_log_keeps_verifying_and_is_upgraded_by_its_next_entry(
+    tmp_path: Path, key: SigningKey
+) -> None:
+    store = Store(old_format_log(tmp_path, key, 4))  # m010 runs here
+    log = CustodyLog(store, key, tmp_path / "evidence" / "custody.jsonl")
+    old = log.entries()
+    assert [e.version for e in old] == [1, 1, 1, 1]
+    assert verify_chain(old, keys_of(key)) == []
+    assert log.resync_mirror() == 0  # the old mirror lines still equal the table
+
+    log.append("captured", "capture:5", {"target": "dealer"})
+    entries = log.entries()
+    upgrade, new = entries[4], entries[5]
+    assert (upgrade.action, upgrade.version, new.version) == ("custody_format_upgraded", 2, 2)
+    assert upgrade.details["old_entries"] == 4
+    assert verify_chain(entries, keys_of(key)) == []
+    assert log.upgrade() is None  # once is enough
+    assert log.resync_mirror() == 0
+    store.close()
+
+
+def test_withheld_entries_still_prove_the_chain(tmp_path: Path, key: SigningKey) -> None:
+    store = Store(old_format_log(tmp_path, key, 4))
+    log = CustodyLog(store, key, tmp_path / "evidence" / "custody.jsonl")
+    for n in range(5, 9):
+        log.append("captured", f"capture:{n}", {"target": "informant-watch" if n % 2 else "x"})
+    entries = log.entries()
+    shown = redact(entries, lambda e: e.subject in ("capture:1", "capture:6"))
+    assert [e.redacted for e in shown] == [False, True, True, True, False, True, False, True, True]
+    text = "".join(json.dumps(e.to_json()) for e in shown)
+    assert "informant-watch" not in text
+    assert all("salt" not in e.to_json() and "subject" not in e.to_json() for e in shown[1:4])
+    # Round trip through JSON, as a bundle carries it.
+    shown = [CustodyEntry.from_json(json.loads(json.dumps(e.to_json()))) for e in shown]
+    assert verify_chain(shown, keys_of(key)) == []
+    store.close()
+
+
+def withheld_chain(tmp_path: Path, key: SigningKey) -> list[CustodyEntry]:
+    store = Store(old_format_log(tmp_path, key, 3))
+    log = CustodyLog(store, key, tmp_path / "evidence" / "custody.jsonl")
+    for n in range(4, 7):
+        log.append("captured", f"capture:{n}", {"target": "informant-watch"})
+    entries = redact(log.entries(), lambda e: e.subject == "capture:5")
+    store.close()
+    return entries
+
+
+@pytest.mark.parametrize(
+    ("attack", "expected"),
+    [
+        # An old entry's time changed: the upgrade entry's commitment no longer matches.
+        (lambda es: [dataclasses.replace(es[1], at="2025-01-01T00:00:00.000Z"), es], "upgrade"),
+        # A new entry's body hash changed: its header hash and signature break.
+        (lambda es: [dataclasses.replace(es[5], body_hash="0" * 64), es], "hash does not"),
+        # A withheld entry given made-up details: they do not give its body hash.
+        (
+            lambda es: [
+                dataclasses.replace(es[6], subject="capture:7", details={"a": 1}, salt="0" * 32),
+                es,
+            ],
+            "details do not give",
+        ),
+    ],
+)
+def test_tampering_with_withheld_entries_is_found(
+    tmp_path: Path, key: SigningKey, attack, expected: str
+) -> None:
+    entries = withheld_chain(tmp_path, key)
+    changed, _ = attack(entries)
+    forged = [changed if e.seq == changed.seq else e for e in entries]
+    texts = problem_texts(verify_chain(forged, keys_of(key)))
+    assert any(expected in t for t in texts), texts
+
+
+def test_dropping_or_reordering_withheld_entries_is_found(tmp_path: Path, key: SigningKey) -> None:
+    entries = withheld_chain(tmp_path, key)
+    assert verify_chain(entries, keys_of(key)) == []
+    assert problem_texts(verify_chain(entries[:1] + entries[2:], keys_of(key)))
+    swapped = [entries[0], entries[2], entries[1], *entries[3:]]
+    assert problem_texts(verify_chain(swapped, keys_of(key)))
+    # Old entries withheld with no upgrade entry after them cannot be vouched for.
+    texts = problem_texts(verify_chain(entries[:3], keys_of(key)))
+    assert any("no format-upgrade entry" in t for t in texts), texts
+
+
+def test_an_upgrade_or_rotation_entry_must_travel_in_full(tmp_path: Path, key: SigningKey) -> None:
+    entries = withheld_chain(tmp_path, key)
+    hidden = [e.redacted_form() if e.action == "custody_format_upgraded" else e for e in entries]
+    texts = problem_texts(verify_chain(hidden, keys_of(key)))
+    assert any("always carries it in full" in t for t in texts), texts
+    assert any("no format-upgrade entry" in t for t in texts), texts

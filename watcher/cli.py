@@ -484,7 +484,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             continue
         report = verify_bundle(Path(name), trust)
         for finding in report.findings:
-            if not finding.ok or args.debug or finding.item == "trusted timestamp":
+            # The timestamp and the custody log's extent (what was withheld) are always shown.
+            shown = finding.item in ("trusted timestamp", "custody chain")
+            if not finding.ok or args.debug or shown:
                 print(f"  {'OK  ' if finding.ok else 'FAIL'} {finding.item}: {finding.message}")
         for note in report.notes:
             print(f"  NOTE {note}")

@@ -27,7 +27,7 @@ from watcher.cli import main as cli_main
 from watcher.evidence.bundle import Selection, export_bundle
 from watcher.pipeline import run_capture
 from watcher.store.blobs import sha256_hex
-from watcher.store.custody import CustodyEntry, entry_hash
+from watcher.store.custody import CustodyEntry
 from watcher.store.keys import SigningKey
 from watcher.store.timestamp import request_timestamp
 
@@ -87,14 +87,10 @@ def forge(
     files[f"keys/{name_as}.pem"] = key.public_pem().encode()
     entries, prev = [], "0" * 64
     for line in files["custody.jsonl"].decode().splitlines():
-        old = CustodyEntry.from_json(json.loads(line))
-        digest = entry_hash(old.seq, old.at, old.action, old.subject, old.details, prev, name_as)
-        signature = key.sign(digest.encode())
-        entry = CustodyEntry(
-            old.seq, old.at, old.action, old.subject, old.details, prev, digest, name_as, signature
-        )
+        # Re-linked and re-signed in the format it came in (withheld entries stay withheld).
+        entry = CustodyEntry.from_json(json.loads(line)).sealed(prev, name_as, key.sign)
         entries.append(entry)
-        prev = digest
+        prev = entry.hash
     files["custody.jsonl"] = "".join(
         json.dumps(e.to_json(), sort_keys=True) + "\n" for e in entries
     ).encode()

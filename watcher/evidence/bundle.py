@@ -2,8 +2,10 @@
 
 A bundle is a zip holding ``manifest.json`` (SHA-256 and size of every other file),
 ``manifest.sig`` (the manifest signed with the custody key), the custody log up to the
-moment of export, the public key(s), the captures' files, the original images,
-``posts.json`` (every version of every post) and ``index.html`` (a report that opens offline).
+moment of export (its own captures' entries in full, every other entry as its signed header
+alone, so a bundle for one case names nothing of another), the public key(s), the captures'
+files, the original images, ``posts.json`` (every version of every post) and ``index.html``
+(a report that opens offline).
 Bundles over ``max_bytes`` are split by capture into parts that each verify on their own.
 
 A bundle never appears half-written under its name, even when the export is killed: every part
@@ -38,11 +40,13 @@ from watcher.evidence.replay import ArchivedPayloads, PayloadSource, self_contai
 from watcher.evidence.report import Crop, ReportInput, render_report
 from watcher.models import Artifact
 from watcher.store.blobs import sha256_hex
+from watcher.store.custody import redact
 from watcher.store.findings import Findings, report_findings
 from watcher.store.timestamp import request_timestamp, timestamp_gen_time
 from watcher.timeutil import human_time, utc_now
 
-FORMAT = "watcher-bundle-1"
+# 2: the custody log travels redacted (see watcher.store.custody); verify reads 1 and 2.
+FORMAT = "watcher-bundle-2"
 DEFAULT_MAX_BYTES = 1_900_000_000  # under 2 GB: what a self-hosted Bot API server can upload
 PARTIAL_SUFFIX = ".partial"
 # A partial file whose lock is free is left alone this long after its last write: its writer
@@ -134,6 +138,8 @@ def export_bundle(
     if not capture_ids:
         raise WatcherError(f"nothing to export: no capture matches {selection.in_words()}")
     parts = _split(app, capture_ids, max_bytes)
+    # An old log gets its format-upgrade entry first, so its old entries can be withheld too.
+    app.custody.upgrade()
     custody = app.custody.entries()
     stamp_files = _timestamp_head(app, custody)
     stamp = utc_now().replace(":", "").replace("-", "").split(".")[0] + "Z"
@@ -344,8 +350,13 @@ def _write_part(
         captures.append(_add_capture(app, capture_id, files, payloads))
     posts = app.store.post_histories(capture_ids)
     files["posts.json"] = _json(posts)
+    # Only this part's captures (and their targets' own entries: paused, resumed) travel in
+    # full; another case's entries name its targets and URLs, so only their headers go.
+    subjects = {f"capture:{c}" for c in capture_ids}
+    subjects |= {f"target:{c['target']}" for c in captures}
+    shown = redact(custody, lambda entry: entry.subject in subjects)
     files["custody.jsonl"] = "".join(
-        json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True) + "\n" for e in custody
+        json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True) + "\n" for e in shown
     ).encode("utf-8")
     # Every key that signed the log, the rotated-from ones too: entries before a rotation
     # are checked with the key that signed them.
@@ -363,7 +374,7 @@ def _write_part(
         "part": number,
         "parts": count,
         "captures": capture_ids,
-        "custody_head": custody[-1].to_json() if custody else None,
+        "custody_head": shown[-1].to_json() if shown else None,
         "signing_key": app.custody.key.key_id,
         "files": {
             name: {"sha256": sha256_hex(data), "size": len(data)}

@@ -429,17 +429,27 @@ def _check_chain(
         report.add("custody chain", False, "the log does not end at the head the manifest names")
         return entries
     if not problems:
-        report.add("custody chain", True, f"{len(entries)} entries, hashes and signatures hold")
+        withheld = sum(e.redacted for e in entries)
+        shown = (
+            f" ({withheld} of other captures withheld: header and hash only)" if withheld else ""
+        )
+        report.add(
+            "custody chain", True, f"{len(entries)} entries{shown}, hashes and signatures hold"
+        )
     return entries
 
 
 def _check_collection_hashes(
     contents: _Contents, manifest: dict, entries: list[CustodyEntry], report: VerifyReport
 ) -> None:
-    captured = {e.subject: e for e in entries if e.action == "captured"}
-    for capture_id in manifest.get("captures", []):
+    """Each capture against its custody entry; the captures are exactly those whose
+    ``captured`` entries the log carries in full."""
+    captured = {e.subject: e for e in entries if e.action == "captured" and not e.redacted}
+    listed = manifest.get("captures", [])
+    listed = listed if isinstance(listed, list) else []
+    for capture_id in listed:
         item = f"capture #{capture_id}"
-        entry = captured.get(f"capture:{capture_id}")
+        entry = captured.pop(f"capture:{capture_id}", None)
         try:
             record = json.loads(contents.data.get(f"captures/{capture_id}/capture.json") or b"{}")
             artifacts = [(a["path"], a["sha256"]) for a in record.get("artifacts", [])]
@@ -447,9 +457,13 @@ def _check_collection_hashes(
             report.add(item, False, "its capture.json is unreadable")
             continue
         if entry is None:
-            report.add(item, False, "no 'captured' entry in the custody log")
+            report.add(
+                item, False, "its 'captured' entry is missing from the custody log, or withheld"
+            )
             continue
-        at_collection = {a.get("sha256") for a in entry.details.get("artifacts", [])}
+        details = entry.details or {}
+        found = details.get("artifacts", [])
+        at_collection = {a.get("sha256") for a in found if isinstance(a, dict)}
         wrong = [
             path
             for path, sha in artifacts
@@ -461,6 +475,13 @@ def _check_collection_hashes(
             "files match the hashes taken at collection"
             if not wrong
             else f"differs from the hashes taken at collection: {', '.join(wrong)}",
+        )
+    for subject in sorted(captured):
+        report.add(
+            "custody.jsonl",
+            False,
+            f"carries the entry of {subject.replace(':', ' #')} in full, but the bundle does not "
+            "hold that capture (export withholds every other capture's entry)",
         )
 
 
@@ -645,14 +666,15 @@ def _check_anchor(
     for entry in entries:
         if entry.action != KEY_ROTATED:
             continue
-        pem, new = known.get(entry.key_id), entry.details.get("new_public_key")
+        details = entry.details or {}
+        pem, new = known.get(entry.key_id), details.get("new_public_key")
         try:
             sound = (
                 pem is not None
                 and isinstance(new, str)
-                and entry.expected_hash() == entry.hash
+                and entry.holds()
                 and verify_signature(pem, entry.hash.encode("utf-8"), entry.signature)
-                and key_id_of(new) == entry.details.get("new_key_id")
+                and key_id_of(new) == details.get("new_key_id")
             )
         except ValueError:
             sound = False

@@ -12,15 +12,27 @@ may lag the table but never leads it: a line is written only once its entry is c
 caller's transaction the line is written by :meth:`CustodyLog.flush_mirror` after commit
 (or use :meth:`CustodyLog.transaction`, which does both). A line missed through a crash is
 written by the next flush, or by :meth:`CustodyLog.resync_mirror`.
+
+Two entry formats. Format 1 (entries written before migration m010) hashes every field,
+details included. Format 2 hashes a *header*: seq, time, action, previous hash, key id and
+``body_hash``, the SHA-256 of the entry's subject, details and a random salt. A bundle carries
+its own captures' entries in full and every other entry as the header alone (*redacted*): the
+chain still links and every signature still checks, and nothing of another case travels (the
+salt keeps a redacted entry's content from being confirmed by guessing it). A format-1 entry
+cannot be opened that way, so the first format-2 entry after them is a ``custody_format_upgraded``
+entry that commits to the headers of every format-1 entry: a redacted old entry is vouched for
+by it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+import secrets
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +48,14 @@ KEY_ROTATED = "key_rotated"
 # An entry carrying the public key that signs the web archives (WACZ) from then on: a
 # verifier who trusts this log trusts WACZ signatures by that key (watcher.evidence.verify).
 WACZ_KEY_ANNOUNCED = "wacz_key_announced"
+FORMAT_UPGRADED = "custody_format_upgraded"
+# Entries a bundle always carries in full: a verifier needs their details (a rotation names
+# the next key; an upgrade vouches for the old entries; an announcement names the WACZ key)
+# and they name no target.
+ALWAYS_FULL = frozenset({KEY_ROTATED, FORMAT_UPGRADED, WACZ_KEY_ANNOUNCED})
 _FIELDS = ("seq", "at", "action", "subject", "details", "prev_hash", "hash", "key_id", "signature")
+_HEADER = ("seq", "at", "action", "prev_hash", "hash", "key_id", "signature")
+_V2_FIELDS = ("version", "salt", "body_hash")
 # How far back from the end of the mirror to look for its last line (grown as needed).
 _TAIL_CHUNK = 8192
 
@@ -65,42 +84,154 @@ def entry_hash(
         "prev_hash": prev_hash,
         "key_id": key_id,
     }
-    return hashlib.sha256(canonical_json(fields).encode("utf-8")).hexdigest()
+    return _sha256_json(fields)
+
+
+def body_hash_of(subject: str, details: dict[str, Any], salt: str) -> str:
+    """SHA-256 hex of a format-2 entry's body: what a redacted entry keeps of its content."""
+    return _sha256_json({"subject": subject, "details": details, "salt": salt})
+
+
+def header_hash(seq: int, at: str, action: str, body_hash: str, prev_hash: str, key_id: str) -> str:
+    """SHA-256 hex of a format-2 entry's header: the entry's hash, which its key signs."""
+    fields = {
+        "v": 2,
+        "seq": seq,
+        "at": at,
+        "action": action,
+        "body_hash": body_hash,
+        "prev_hash": prev_hash,
+        "key_id": key_id,
+    }
+    return _sha256_json(fields)
+
+
+def old_headers_hash(entries: list[CustodyEntry]) -> str:
+    """What a format upgrade commits to: the headers of the format-1 entries before it."""
+    return _sha256_json([{name: getattr(e, name) for name in _HEADER[:-1]} for e in entries])
+
+
+def _sha256_json(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
 class CustodyEntry:
-    """One event on evidence, as stored and as mirrored."""
+    """One event on evidence, as stored, mirrored and exported.
+
+    ``version`` 1 entries hash every field; version 2 entries hash a header that holds
+    ``body_hash`` (subject, details and ``salt``). A *redacted* entry (only in bundles) has
+    no subject, details or salt: its header is all that travels.
+    """
 
     seq: int
     at: str
     action: str
-    subject: str
-    details: dict[str, Any]
+    subject: str | None
+    details: dict[str, Any] | None
     prev_hash: str
     hash: str
     key_id: str
     signature: str
+    version: int = 1
+    salt: str | None = None
+    body_hash: str | None = None
+
+    @property
+    def redacted(self) -> bool:
+        """True for an entry whose content was withheld (subject and details absent)."""
+        return self.details is None
 
     def to_json(self) -> dict[str, Any]:
-        """The entry as a JSON object (the mirror's line, the bundle's record)."""
-        return {name: getattr(self, name) for name in _FIELDS}
+        """The entry as a JSON object (the mirror's line, the bundle's record).
+
+        A format-1 entry keeps the exact fields it always had, so old mirror lines compare
+        equal; a redacted one says so and holds only its header.
+        """
+        if self.redacted:
+            data = {name: getattr(self, name) for name in _HEADER}
+            data["redacted"] = True
+            data["version"] = self.version
+            if self.version == 2:
+                data["body_hash"] = self.body_hash
+            return data
+        data = {name: getattr(self, name) for name in _FIELDS}
+        if self.version == 2:
+            data.update({name: getattr(self, name) for name in _V2_FIELDS})
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CustodyEntry:
-        """An entry from :meth:`to_json` output; raises ValueError when fields are missing."""
-        missing = [name for name in _FIELDS if name not in data]
+        """An entry from :meth:`to_json` output; ValueError when it is not one.
+
+        The types are checked here, so a hostile line cannot crash a verifier further on.
+        """
+        if not isinstance(data, dict):
+            raise ValueError("custody entry is not a JSON object")
+        version, redacted = data.get("version", 1), data.get("redacted", False)
+        if version not in (1, 2) or isinstance(version, bool) or redacted not in (True, False):
+            raise ValueError("custody entry has an unknown format")
+        needed = list(_HEADER if redacted else _FIELDS)
+        if version == 2:
+            needed += ["body_hash"] if redacted else ["salt", "body_hash"]
+        missing = [name for name in needed if name not in data]
         if missing:
             raise ValueError(f"custody entry lacks {', '.join(missing)}")
-        if not isinstance(data["details"], dict):
+        values = {name: data[name] for name in needed}
+        if not isinstance(values["seq"], int) or isinstance(values["seq"], bool):
+            raise ValueError("custody entry seq is not a number")
+        texts = [n for n in needed if n not in ("seq", "details")]
+        if any(not isinstance(values[n], str) for n in texts):
+            raise ValueError("custody entry has a field that is not text")
+        if not redacted and not isinstance(values["details"], dict):
             raise ValueError("custody entry details are not a JSON object")
-        return cls(**{name: data[name] for name in _FIELDS})
+        if redacted:
+            values.update(subject=None, details=None)
+        return cls(**values, version=version)
 
-    def expected_hash(self) -> str:
-        """The hash the entry's contents give (differs from ``hash`` when it was altered)."""
+    def redacted_form(self) -> CustodyEntry:
+        """The entry as a bundle carries another case's: header only, content withheld."""
+        return dataclasses.replace(self, subject=None, details=None, salt=None)
+
+    def expected_hash(self) -> str | None:
+        """The hash the entry's fields give (differs from ``hash`` when it was altered).
+
+        None for a redacted format-1 entry, whose hash covers content it does not carry.
+        """
+        if self.version == 2:
+            return header_hash(
+                self.seq, self.at, self.action, str(self.body_hash), self.prev_hash, self.key_id
+            )
+        if self.redacted:
+            return None
         return entry_hash(
-            self.seq, self.at, self.action, self.subject, self.details, self.prev_hash, self.key_id
+            self.seq,
+            self.at,
+            self.action,
+            self.subject or "",
+            self.details or {},
+            self.prev_hash,
+            self.key_id,
         )
+
+    def body_holds(self) -> bool:
+        """False when a full format-2 entry's content does not give its ``body_hash``."""
+        if self.version != 2 or self.redacted:
+            return True
+        body = body_hash_of(self.subject or "", self.details or {}, self.salt or "")
+        return body == self.body_hash
+
+    def holds(self) -> bool:
+        """True when the entry's hash is the one its fields give (its content included)."""
+        return self.body_holds() and self.expected_hash() == self.hash
+
+    def sealed(self, prev_hash: str, key_id: str, sign: Callable[[bytes], str]) -> CustodyEntry:
+        """This entry linked after ``prev_hash`` and signed by ``sign`` as key ``key_id``."""
+        moved = dataclasses.replace(self, prev_hash=prev_hash, key_id=key_id)
+        digest = moved.expected_hash()
+        if digest is None:
+            raise ValueError("a redacted format-1 entry cannot be rehashed")
+        return dataclasses.replace(moved, hash=digest, signature=sign(digest.encode("utf-8")))
 
 
 @dataclass
@@ -173,6 +304,17 @@ class CustodyLog:
         self._flush_if_committed()
 
     @translated
+    def upgrade(self) -> CustodyEntry | None:
+        """Append the format-upgrade entry if the log ends in format-1 entries; returns it.
+
+        Export calls this before it reads the log, so a bundle can withhold old entries too.
+        """
+        with self.store.transaction():
+            entry = self._upgrade_if_needed(self.key)
+        self._flush_if_committed()
+        return entry
+
+    @translated
     def _insert(
         self, action: str, subject: str, details: dict[str, Any], key: SigningKey
     ) -> CustodyEntry:
@@ -180,26 +322,49 @@ class CustodyLog:
         # is exactly what a reader will get back from the table.
         details = json.loads(canonical_json(details))
         with self.store.transaction():
-            last = self.store.db.execute(
-                "SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-            at = utc_now()
-            digest = entry_hash(seq, at, action, subject, details, prev_hash, key.key_id)
-            entry = CustodyEntry(
-                seq=seq,
-                at=at,
-                action=action,
-                subject=subject,
-                details=details,
-                prev_hash=prev_hash,
-                hash=digest,
-                key_id=key.key_id,
-                signature=key.sign(digest.encode("utf-8")),
-            )
-            row = entry.to_json()
-            row["details"] = canonical_json(details)
-            self.store.db["custody"].insert(row)
+            self._upgrade_if_needed(key)
+            return self._insert_v2(action, subject, details, key)
+
+    def _upgrade_if_needed(self, key: SigningKey) -> CustodyEntry | None:
+        last = self.store.db.execute(
+            "SELECT version FROM custody ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        if last is None or last[0] != 1:
+            return None
+        old = self.entries()
+        details = {
+            "format": 2,
+            "old_entries": len(old),
+            "old_headers_sha256": old_headers_hash(old),
+        }
+        return self._insert_v2(FORMAT_UPGRADED, "custody", details, key)
+
+    def _insert_v2(
+        self, action: str, subject: str, details: dict[str, Any], key: SigningKey
+    ) -> CustodyEntry:
+        last = self.store.db.execute(
+            "SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
+        salt = secrets.token_hex(16)
+        unsigned = CustodyEntry(
+            seq=seq,
+            at=utc_now(),
+            action=action,
+            subject=subject,
+            details=details,
+            prev_hash=prev_hash,
+            hash="",
+            key_id=key.key_id,
+            signature="",
+            version=2,
+            salt=salt,
+            body_hash=body_hash_of(subject, details, salt),
+        )
+        entry = unsigned.sealed(prev_hash, key.key_id, key.sign)
+        row = entry.to_json()
+        row["details"] = canonical_json(details)
+        self.store.db["custody"].insert(row)
         return entry
 
     def _flush_if_committed(self) -> None:
@@ -340,13 +505,15 @@ def verify_chain(entries: list[CustodyEntry], public_keys: dict[str, str]) -> li
     """Every problem in a custody chain that starts at entry 1; [] when it all holds.
 
     Checks that entries are numbered 1, 2, 3... without gaps, that each links to the hash of
-    the one before, that each hash matches its contents and that each signature was made by
-    the key the entry names. ``public_keys`` maps key_id to PEM; a key rotation entry that
-    itself verifies makes its new key known for the entries after it.
+    the one before, that each hash matches its contents (for a redacted entry: its header;
+    a redacted format-1 entry is vouched for by the format-upgrade entry after it) and that
+    each signature was made by the key the entry names. ``public_keys`` maps key_id to PEM;
+    a key rotation entry that itself verifies makes its new key known for the entries after it.
     """
     checker = _ChainChecker(dict(public_keys))
     for entry in entries:
         checker.check(entry)
+    checker.finish()
     return checker.problems
 
 
@@ -356,17 +523,32 @@ class _ChainChecker:
     problems: list[ChainProblem] = field(default_factory=list)
     expected_seq: int = 1
     prev: CustodyEntry | None = None
+    old: list[CustodyEntry] = field(default_factory=list)  # format-1 entries, in order
+    unvouched: list[int] = field(default_factory=list)  # redacted format-1 entries' seqs
+    upgraded: bool = False
 
     def check(self, entry: CustodyEntry) -> None:
         if not self._check_position(entry):
             return
         problems_before = len(self.problems)
+        self._check_format(entry)
         self._check_hash(entry)
         self._check_signature(entry)
-        if entry.action == KEY_ROTATED and len(self.problems) == problems_before:
+        sound = len(self.problems) == problems_before
+        if entry.action == KEY_ROTATED and sound:
             self._learn_key(entry)
+        if entry.action == FORMAT_UPGRADED and sound:
+            self._check_upgrade(entry)
         self.prev = entry
         self.expected_seq = entry.seq + 1
+
+    def finish(self) -> None:
+        for seq in self.unvouched:
+            self._add(
+                seq,
+                f"entry {seq}: withheld in the old format, and no format-upgrade entry after "
+                "it vouches for it",
+            )
 
     def _add(self, seq: int | None, message: str) -> None:
         self.problems.append(ChainProblem(seq, message))
@@ -392,8 +574,29 @@ class _ChainChecker:
             )
         return True
 
+    def _check_format(self, entry: CustodyEntry) -> None:
+        if entry.version == 1:
+            if self.upgraded or (self.prev is not None and self.prev.version == 2):
+                self._add(entry.seq, f"entry {entry.seq}: an old-format entry after newer ones")
+            self.old.append(entry)
+            if entry.redacted:
+                self.unvouched.append(entry.seq)
+        if entry.redacted and entry.action in ALWAYS_FULL:
+            self._add(
+                entry.seq,
+                f"entry {entry.seq}: a {entry.action} entry is withheld, but a bundle always "
+                "carries it in full",
+            )
+
     def _check_hash(self, entry: CustodyEntry) -> None:
-        if entry.expected_hash() != entry.hash:
+        if not entry.body_holds():
+            self._add(
+                entry.seq,
+                f"entry {entry.seq}: its details do not give the hash its header commits to "
+                "(altered?)",
+            )
+        expected = entry.expected_hash()
+        if expected is not None and expected != entry.hash:
             self._add(
                 entry.seq, f"entry {entry.seq}: its hash does not match its contents (altered?)"
             )
@@ -414,8 +617,9 @@ class _ChainChecker:
             )
 
     def _learn_key(self, entry: CustodyEntry) -> None:
-        new_id = entry.details.get("new_key_id")
-        pem = entry.details.get("new_public_key")
+        details = entry.details or {}
+        new_id = details.get("new_key_id")
+        pem = details.get("new_public_key")
         try:
             valid = isinstance(pem, str) and key_id_of(pem) == new_id
         except ValueError:
@@ -424,6 +628,27 @@ class _ChainChecker:
             self._add(entry.seq, f"entry {entry.seq}: the new key it announces is unreadable")
             return
         self.keys[str(new_id)] = str(pem)
+
+    def _check_upgrade(self, entry: CustodyEntry) -> None:
+        details = entry.details or {}
+        vouched = details.get("old_entries") == len(self.old) and details.get(
+            "old_headers_sha256"
+        ) == old_headers_hash(self.old)
+        if self.upgraded or not vouched:
+            self._add(
+                entry.seq,
+                f"entry {entry.seq}: the format upgrade does not match the old-format entries "
+                "before it (one was changed, removed, added or reordered)",
+            )
+            return
+        self.upgraded = True
+        self.unvouched.clear()
+
+
+def redact(entries: list[CustodyEntry], keep: Callable[[CustodyEntry], bool]) -> list[CustodyEntry]:
+    """The log as a bundle carries it: the entries ``keep`` selects (and those a verifier
+    needs, :data:`ALWAYS_FULL`) in full, every other one as its header alone."""
+    return [e if e.action in ALWAYS_FULL or keep(e) else e.redacted_form() for e in entries]
 
 
 def _line_problem(raw: bytes, expected: CustodyEntry | None) -> str | None:
@@ -444,6 +669,8 @@ def _line_problem(raw: bytes, expected: CustodyEntry | None) -> str | None:
 def _from_row(row: dict[str, Any]) -> CustodyEntry:
     values = {name: row[name] for name in _FIELDS}
     values["details"] = json.loads(row["details"])
+    if row.get("version", 1) == 2:
+        values.update({name: row[name] for name in _V2_FIELDS})
     return CustodyEntry(**values)
 
 

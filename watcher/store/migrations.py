@@ -329,6 +329,16 @@ def m009_post_visibility(db: Database) -> None:
 
 
 @MIGRATIONS()
+def m010_custody_redactable(db: Database) -> None:
+    """Custody entries in a second format whose hash commits to a salted hash of the entry's
+    subject and details, so a bundle can carry another case's entries as header + hash only
+    (see :mod:`watcher.store.custody`). Existing entries stay as they were signed: format 1."""
+    db["custody"].add_column("version", int, not_null_default=1)
+    db["custody"].add_column("salt", str)
+    db["custody"].add_column("body_hash", str)
+
+
+@MIGRATIONS()
 def m011_archived_payloads(db: Database) -> None:
     """Where each payload a web archive holds in full was first written: its WARC record in a
     capture's WACZ (digest, record id, URL, WARC-Date, capture, the WACZ blob and the record's
