@@ -458,53 +458,15 @@ def test_telegram_details_forwarded_views_edited_preview_video():
 # -- layouts no saved page was found for (tests/fixtures/real/SOURCES.md) -------------------
 # The markup below is ours, written from the markup the issue's reader saw on real pages
 # and from public scrapers' selectors; the real-page corpus has none of these layouts.
+LAYOUTS = FIXTURES / "layouts"
 
-M_FACEBOOK = """<html><body><div id="m_group_stories_container">
-<article class="_55wo _5rgr _5gh8 async_like" data-ft='{"mf_story_key":"777","top_level_post_id":"777","publish_time":1709280900}'>
- <header><div class="_4g34"><a href="/ivorycarvingsvn"><img class="profpic img" src="https://scontent.xx.fbcdn.net/v/t39.30808-1/p100x100/avatar.jpg" width="40" height="40"></a></div>
-  <h3><strong><a href="/ivorycarvingsvn">Ivory Carvings VN</a></strong></h3>
-  <a href="/story.php?story_fbid=pfbid0SHARED&amp;id=555">original post</a>
-  <a href="https://m.facebook.com/ivorycarvingsvn/posts/pfbid02abcDEF/?__tn__=%2CO">1 Mar</a></header>
- <div class="story_body_container"><div class="_5rgt _5nk5"><span><p>Vòng tay ngà voi
-   thật 100%<br>Giá: inbox</p></span></div>
-  <a href="/photo.php?fbid=9001&amp;id=555"><i class="img" style="background-image:url('https://scontent.xx.fbcdn.net/v/t39/9001_n.jpg?stp=dst-jpg_s640x640')"></i>
-   <img src="https://scontent.xx.fbcdn.net/v/t39/9001_n.jpg?stp=dst-jpg_s640x640" width="320" height="320"></a>
-  <img src="https://static.xx.fbcdn.net/images/emoji.php/v9/t2d/1/16/1f418.png" alt="🐘" width="16" height="16"></div>
-</article></div></body></html>"""
+M_FACEBOOK = (LAYOUTS / "m_facebook_article.html").read_text(encoding="utf-8")
 
-MBASIC = """<html><body><div id="structured_composer_async_container">
-<div class="bx by" role="article" data-ft='{"mf_story_key":"888","top_level_post_id":"888"}'>
- <header><h3><strong><a href="/tusk.trade">Tusk Trade</a></strong></h3></header>
- <div data-ft='{"tn":"*s"}'><span><p>Horn carving,
-  old piece</p></span></div>
- <div><a href="/photo.php?fbid=9100&amp;id=556"><img src="https://scontent.xx.fbcdn.net/v/t39/9100_n.jpg" width="320" height="240"></a></div>
- <footer><abbr>2 March 2024 at 10:05</abbr><a href="/story.php?story_fbid=888&amp;id=556">Full Story</a></footer>
-</div></div></body></html>"""
+MBASIC = (LAYOUTS / "mbasic_story.html").read_text(encoding="utf-8")
 
-WWW_2025 = """<html><body><div role="feed">
-<div aria-posinset="1" aria-setsize="-1"><div>
- <div><a href="https://www.facebook.com/groups/555/user/1/" aria-hidden="true"><img src="https://scontent.xx.fbcdn.net/v/t39.30808-1/cp0/s100x100/avatar.jpg" height="40" width="40"></a>
-  <h4><a href="https://www.facebook.com/groups/555/user/1/">Nguyen Van A</a></h4>
-  <a href="https://www.facebook.com/groups/555/posts/1234567/?__cft__[0]=x" aria-label="March 1, 2024 at 8:15 AM">1h</a></div>
- <div data-ad-rendering-role="story_message"><div dir="auto">Sừng tê giác nguyên chiếc
-   <img src="https://static.xx.fbcdn.net/images/emoji.php/v9/t51/1/16/1f98f.png" alt="🦏" height="16" width="16"></div>
-  <div dir="auto">Liên hệ: 0901 234 567</div></div>
- <a href="https://www.facebook.com/photo/?fbid=777001&amp;set=gm.1234567"><img src="https://scontent.xx.fbcdn.net/v/t39.30808-6/777001_n.jpg" width="500" height="375"></a>
- <div role="article" aria-label="Comment by B"><a href="https://www.facebook.com/groups/555/posts/1234567/?comment_id=99">c</a><div dir="auto">comment text</div></div>
-</div></div></div></body></html>"""
+WWW_2025 = (LAYOUTS / "www_2025_posinset.html").read_text(encoding="utf-8")
 
-M_VK = """<html><body><div class="wall_posts">
-<div class="wall_item"><div class="post_header"><a class="pi_author" href="/ivory_club">Antique Ivory Club</a>
-  <a class="wi_date" href="/wall-123456_790">today at 3:40 pm</a></div>
- <div class="wi_body"><div class="pi_text">Браслет из кости,
-   старый<br>Цена в ЛС</div>
- <div class="thumbs_map_wrap"><a href="/photo-123456_1"><div class="thumb_map_img thumb_map_img_as_div" style="background-image: url(https://sun9-1.userapi.com/impg/a.jpg?size=510x383)" data-src_big="https://sun9-1.userapi.com/impg/a.jpg|510|383"></div></a>
-  <a href="/photo-123456_2"><div class="thumb_map_img thumb_map_img_as_div" style="background-image: url(https://sun9-1.userapi.com/impg/b.jpg?size=510x383)"></div></a></div></div>
-</div>
-<div class="wall_item"><div class="post_header"><a class="pi_author" href="/ivory_club">Antique Ivory Club</a>
-  <a class="wi_date" href="/wall-123456_789">16 Apr at 9:05 am</a></div>
- <div class="wi_body"><div class="pi_text">Рог, резьба</div></div></div>
-</div></body></html>"""
+M_VK = (LAYOUTS / "m_vk_wall.html").read_text(encoding="utf-8")
 
 
 def test_m_facebook_article_permalink_text_time_photos_without_avatar():
