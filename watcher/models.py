@@ -59,6 +59,20 @@ class Post:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PageEvent:
+    """Something a page shows that is not a post: a channel's service message ("Channel
+    created", "Channel photo updated", a pin). Kept apart so it is never diffed as a post."""
+
+    post_id: str
+    kind: str  # "service"
+    text: str = ""
+    posted_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 _EXTRA_FIELDS = ("video_urls", "forwarded_from", "views", "edited", "link_preview")
 
 

@@ -50,6 +50,7 @@ from watcher.capture.page import (
 )
 from watcher.capture.sessions import Session, refreshed_state
 from watcher.detect import events as ev
+from watcher.detect import layout
 from watcher.detect.contacts import extract_contacts
 from watcher.detect.diff import PostDiff, diff_posts, posts_fingerprint
 from watcher.detect.images import ImageDecodeError, perceptual_hashes
@@ -313,6 +314,7 @@ async def _read(
         )
         await _check_landing(guard, target, snapshot.final_url)
         check_content(adapter, target, snapshot, posts, had_posts=bool(known))
+        check_layout(app, target, snapshot, posts)
     except CaptureError as exc:
         if exc.reason == "refused":
             raise  # no screenshot: it would show the internal page
@@ -372,6 +374,22 @@ def check_content(
         raise CaptureError(block.reason, block.message, snapshot.screenshot)
     if not posts:
         raise CaptureError("no_posts", _no_posts_message(target), snapshot.screenshot)
+
+
+def check_layout(app: App, target: Target, snapshot: PageSnapshot, posts: list[Post]) -> None:
+    """Raise ``layout_changed`` when the recipe has started to miss (detect/layout.py), so
+    nothing is marked new or deleted from a capture the recipe no longer reads right."""
+    live = app.store.live_posts(target.name)
+    seen = layout.Seen(
+        frozenset(p.post_id for p in live),
+        tuple(p.text for p in live),
+        tuple(p.posted_at for p in live),
+        app.store.recent_post_counts(target.name),
+    )
+    change = layout.detect_layout_change(posts, seen)
+    if change is not None:
+        message = layout.layout_message(change, target.name)
+        raise CaptureError("layout_changed", message, snapshot.screenshot)
 
 
 async def keep(app: App, target: Target, taken: Taken, started: str) -> Kept:

@@ -28,6 +28,8 @@ _LABELS = {
 def format_event(event: Event, now: datetime | None = None) -> str:
     """One or two lines describing ``event`` for a person (times relative to ``now``)."""
     label = _LABELS.get(event.kind, str(event.kind).upper())
+    if event.details.get("reason") == "layout_changed":  # fixed in the watchlist, not the site
+        label = "LAYOUT CHANGED"
     head = f"[{label}] {event.target}"
     if event.post_id:
         head += f" post {event.post_id}"

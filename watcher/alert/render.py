@@ -72,7 +72,7 @@ def render_alert(
     SHA-256 of each photo that must not be attached to why (``not a valid image``): it is
     left out and the alert says so.
     """
-    head = f"<b>{_TITLES.get(event.kind, str(event.kind))}</b> · <b>{_e(event.target)}</b>"
+    head = f"<b>{_title(event)}</b> · <b>{_e(event.target)}</b>"
     if platform:
         head += f" ({_e(platform)})"
     skipped = unattached or {}
@@ -103,12 +103,22 @@ def alert_buttons(event: Event) -> tuple[tuple[str, str], ...]:
     return tuple((label, f"{code}:{event.id}") for code, label in actions)
 
 
+def _title(event: Event) -> str:
+    # A layout change is a failure the team fixes in the watchlist, not at the site.
+    if event.kind == EventKind.CAPTURE_FAILED and event.details.get("reason") == LAYOUT_CHANGED:
+        return "🧩 Layout changed"
+    return _TITLES.get(event.kind, str(event.kind))
+
+
+LAYOUT_CHANGED = "layout_changed"
+
+
 def render_digest(events: list[Event]) -> str:
     """One message standing for a burst of alerts to the same chat."""
     head = f"<b>📦 {len(events)} alerts at once</b> (folded to respect Telegram's limits)"
     lines = [head]
     for event in events:
-        title = _TITLES.get(event.kind, str(event.kind))
+        title = _title(event)
         post = f" {_e(event.post_id)}" if event.post_id else ""
         text = _excerpt(event.details.get("text") or event.details.get("message") or "", 90)
         link = event.details.get("permalink")

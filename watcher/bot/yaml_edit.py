@@ -36,6 +36,7 @@ class NewTarget:
     name: str
     platform: str
     url: str
+    selectors: dict[str, str] | None = None  # a generic target's recipe (probe --suggest)
 
 
 def propose(watchlist: Watchlist, url: str, name: str | None) -> NewTarget:
@@ -87,6 +88,8 @@ def _with_target(text: str, target: NewTarget) -> str:
         raise WatcherError("the watchlist has no `targets:` list to add to; fix it first")
     entry = CommentedMap([("name", target.name), ("platform", target.platform)])
     entry["url"] = target.url
+    if target.selectors:
+        entry["selectors"] = CommentedMap(target.selectors.items())
     data["targets"].append(entry)
     out = io.StringIO()
     yaml.dump(data, out)

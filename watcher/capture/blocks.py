@@ -30,6 +30,7 @@ REASONS = (
     "captcha",
     "no_preview",
     "empty_after_posts",
+    "no_posts_read",
 )
 
 
@@ -252,6 +253,16 @@ def _empty_after_posts(ctx: BlockContext) -> str:
     )
 
 
+def _no_posts_read(ctx: BlockContext) -> str:
+    return (
+        f"watcher read no posts at {ctx.requested_url}, a {ctx.platform} feed, and the page "
+        "names no block: either the page did not show its posts (not rendered, or a layout "
+        "watcher does not know) or the session sees nothing. Open the page by hand with the "
+        "session; if posts show there, the layout changed: run watcher probe on it and fix the "
+        f"target's selectors. If it asks to log in, run {_login_command(ctx)}"
+    )
+
+
 _MESSAGES: dict[str, Callable[[BlockContext], str]] = {
     "login_wall": _login_wall,
     "checkpoint": _checkpoint,
@@ -261,4 +272,5 @@ _MESSAGES: dict[str, Callable[[BlockContext], str]] = {
     "captcha": _captcha,
     "no_preview": _no_preview,
     "empty_after_posts": _empty_after_posts,
+    "no_posts_read": _no_posts_read,
 }

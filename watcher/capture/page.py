@@ -27,6 +27,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from playwright.async_api import BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
@@ -184,14 +185,14 @@ async def load_pages(
     await dismiss_consent(page)
     deadline = _Deadline(request.timeout_s)
     html = await _content(page)
-    posts = adapter.extract(html, final_url)
+    posts = adapter.extract(html, final_url, datetime.now(UTC))
     # A login wall or a ban page is not scrolled or paged: that only wastes the session.
     blocked = adapter.detect_block(html, final_url, request.url, posts, None) is not None
     if not blocked:
         await _grow_in_page(page, request, adapter, final_url, posts, deadline)
         await expand_see_more(page, adapter, deadline)
         html = await _content(page)
-        posts = adapter.extract(html, final_url)
+        posts = adapter.extract(html, final_url, datetime.now(UTC))
     screenshot = await take_screenshot(page)
     unchanged = hashlib.sha256(html.encode("utf-8")).hexdigest() == request.previous_html
     mhtml = None if unchanged else await mhtml_snapshot(page)
@@ -236,7 +237,7 @@ async def check_page(
         user_agent=user_agent,
         browser_version=version,
     )
-    return snapshot, adapter.extract(html, final_url)[: request.max_posts]
+    return snapshot, adapter.extract(html, final_url, datetime.now(UTC))[: request.max_posts]
 
 
 # -- reading on: next pages ------------------------------------------------------------------
@@ -265,7 +266,9 @@ async def _follow_pages(
         await expand_see_more(page, adapter, deadline)
         html = await _content(page)
         known = {p.post_id for p in posts}
-        fresh = [p for p in adapter.extract(html, following) if p.post_id not in known]
+        fresh = [
+            p for p in adapter.extract(html, following, datetime.now(UTC)) if p.post_id not in known
+        ]
         if not fresh:
             break
         htmls.append(html)
@@ -336,7 +339,7 @@ async def _grow_in_page(
             # A "load more" that brings nothing, or a feed that stopped growing, has ended.
             if request.load_more or stalls >= STALLS_TO_STOP:
                 return
-        posts = adapter.extract(await _content(page), url)
+        posts = adapter.extract(await _content(page), url, datetime.now(UTC))
 
 
 async def _click_load_more(page: Page, request: PageRequest) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields, replace
 
+# The post element itself, read as text (``text: ":scope"``: a listing card's whole text).
+SCOPE = ":scope"
 _ATTR = re.compile(r"@([A-Za-z_:][-A-Za-z0-9_:.]*)\s*$")
 
 RECIPE_FIELDS = (
@@ -49,6 +51,8 @@ class Selector:
         text = text.strip()
         if not text:
             raise ValueError("empty selector")
+        if text == SCOPE:
+            return cls(css=None, attr=None)
         match = _ATTR.search(text)
         # An @ inside brackets or quotes belongs to the CSS (a[href*="@x"]), not to us.
         if match and text.count("[", 0, match.start()) == text.count("]", 0, match.start()):
@@ -57,6 +61,8 @@ class Selector:
         return cls(css=text, attr=None)
 
     def __str__(self) -> str:
+        if self.css is None and self.attr is None:
+            return SCOPE
         return f"{self.css or ''}{'@' + self.attr if self.attr else ''}"
 
     def parts(self) -> list[Selector]:

@@ -5,6 +5,11 @@ fixing recipes.
     watcher probe https://shop.example/seller/1 --platform generic \\
         --selector post=.listing --selector id=@data-id --selector text=.desc --pages 2
     watcher probe https://www.facebook.com/somepage --platform facebook --session fb-puppet-1
+    watcher probe https://shop.example/seller/1 --suggest --write lucky-shop
+
+``--suggest`` finds the repeated item of an unknown listing page (an element repeated with
+text, a link and an image), proposes a ``generic`` recipe for it and shows what it reads;
+``--write NAME`` adds it to the watchlist as a new target (comments and layout kept).
 
 Prints each post (id, time, author, the first 100 characters of its text, how many images)
 and any block (login wall, checkpoint, ...). Nothing is stored. Exit 0 when posts were read
@@ -22,12 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from watcher.app import resolve_data_dir
+from watcher.bot.yaml_edit import NewTarget, add_target
 from watcher.capture.adapters import Adapter, adapter_for, known_platforms
 from watcher.capture.blocks import Block
 from watcher.capture.browser import Browser
 from watcher.capture.page import PageRequest, load_pages
 from watcher.capture.recipe import RECIPE_FIELDS, Selector
 from watcher.capture.sessions import Session, SessionStore
+from watcher.capture.suggest import Suggestion, suggest_recipe
 from watcher.errors import WatcherError
 from watcher.models import Post
 from watcher.watchlist import load_watchlist
@@ -101,6 +108,16 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         help="let the page reach this machine or the local network (a page on your own "
         "test server); refused by default, like a target without allow_private_network",
     )
+    probe.add_argument(
+        "--suggest",
+        action="store_true",
+        help="propose a generic recipe for an unknown listing page and show what it reads",
+    )
+    probe.add_argument(
+        "--write",
+        metavar="NAME",
+        help="with --suggest: add the page to the watchlist as target NAME with that recipe",
+    )
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,8 @@ def _settings(args: argparse.Namespace) -> ProbeSettings:
             target.timeout,
             target.allow_private_network,
         )
+    elif args.url and getattr(args, "suggest", False):
+        base = ProbeSettings(args.url, args.platform or "generic", {})
     elif not args.url or not args.platform:
         raise WatcherError(
             "say what to probe: a URL with --platform (e.g. watcher probe "
@@ -160,7 +179,13 @@ def _settings(args: argparse.Namespace) -> ProbeSettings:
 
 def cmd_probe(args: argparse.Namespace) -> int:
     """``watcher probe``: open the page, print what the adapter reads and any block."""
+    if args.write and not args.suggest:
+        raise WatcherError(
+            "--write NAME goes with --suggest: watcher probe URL --suggest --write NAME"
+        )
     settings = _settings(args)
+    if args.suggest:
+        return _cmd_suggest(args, settings)
     adapter = adapter_for(_platform(settings.platform), settings.selectors)
     request = PageRequest(
         url=settings.url,
@@ -197,6 +222,64 @@ async def probe(
         snapshot.html_pages[0], snapshot.final_url, request.url, posts, name
     )
     return ProbeResult(request.url, snapshot.final_url, posts, block)
+
+
+def _cmd_suggest(args: argparse.Namespace, settings: ProbeSettings) -> int:
+    """``--suggest``: load the page, propose a recipe, show what it reads, maybe write it."""
+    request = PageRequest(url=settings.url, pages=1, timeout_s=settings.timeout)
+    session = _session(args, settings.session)
+    html, final_url = asyncio.run(_load_html(request, session, settings.allow_private_network))
+    suggestion = suggest_recipe(html)
+    if suggestion is None:
+        print(
+            f"{settings.url}: no repeated item with text and a link was found; the page may "
+            "need a session or more time to load (--timeout), or it is not a listing"
+        )
+        return 2
+    adapter = adapter_for("generic", suggestion.selectors)
+    posts = adapter.extract(html, final_url)
+    result = ProbeResult(settings.url, final_url, posts, None)
+    if args.json:
+        print(
+            json.dumps(
+                {"selectors": suggestion.selectors, "why": suggestion.why, **result.to_json()},
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
+    else:
+        print(format_suggestion(suggestion))
+        print(format_result(result))
+    if args.write and posts:
+        target = NewTarget(args.write, "generic", settings.url, suggestion.selectors)
+        add_target(Path(args.watchlist), target)
+        print(f"added target {args.write} to {args.watchlist}")
+    elif args.write:
+        print(f"not added: the suggested recipe reads no posts from {settings.url}")
+    return 0 if posts else 2
+
+
+async def _load_html(
+    request: PageRequest, session: Session | None, allow_private_network: bool
+) -> tuple[str, str]:
+    """The rendered HTML of the first page and where the browser ended up."""
+    async with Browser(max_concurrent=1) as browser:
+        guard = browser.guard(allow_private_network)
+        async with browser.context(session, guard) as context:
+            snapshot, _posts = await load_pages(
+                context, request, adapter_for("generic"), browser.user_agent, browser.version
+            )
+    return snapshot.html_pages[0], snapshot.final_url
+
+
+def format_suggestion(suggestion: Suggestion) -> str:
+    """The proposed recipe as the watchlist's ``selectors:`` block, and why."""
+    lines = [f"suggested recipe ({suggestion.why}):", "    selectors:"]
+    lines += [
+        f"      {name}: {json.dumps(css, ensure_ascii=False)}"
+        for name, css in suggestion.selectors.items()
+    ]
+    return "\n".join(lines)
 
 
 def format_result(result: ProbeResult) -> str:

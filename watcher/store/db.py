@@ -223,6 +223,17 @@ class Store:
         return CheckBaseline(last.fingerprint, full[0]) if full else None
 
     @translated
+    def recent_post_counts(self, target: str, limit: int = 3) -> tuple[int, ...]:
+        """How many posts each of ``target``'s last ``limit`` successful captures read,
+        newest first (for telling a layout change from a quiet account)."""
+        rows = self.db.execute(
+            "SELECT (SELECT COUNT(*) FROM capture_posts cp WHERE cp.capture_id = c.id) "
+            "FROM captures c WHERE c.target = ? AND c.status = 'ok' ORDER BY c.id DESC LIMIT ?",
+            [target, limit],
+        ).fetchall()
+        return tuple(row[0] for row in rows)
+
+    @translated
     def has_ok_capture(self, target: str) -> bool:
         """True once a capture of ``target`` has succeeded (its baseline exists)."""
         row = self.db.execute(

@@ -16,11 +16,13 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from watcher.capture.blocks import Block, BlockContext, BlockRule, find_block
 from watcher.capture.recipe import Recipe, Selector
-from watcher.models import Post
+from watcher.models import PageEvent, Post
 from watcher.timeutil import normalise_page_time, to_iso
 
 _ADAPTERS: dict[str, type[Adapter]] = {}
 _SPACES = re.compile(r"[ \t\f\v]+")
+# Whitespace as HTML collapses it (not NBSP: a page that asks for a hard space shows one).
+_HTML_SPACE = re.compile(r"[ \t\n\r\f\v]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)['\"]?\s*\)")
 _SAFE_SCHEMES = ("http", "https")
@@ -63,21 +65,36 @@ class Adapter:
 
     def __init__(self, recipe: Recipe) -> None:
         self.recipe = recipe
+        self.now: datetime | None = None  # the capture time, set by extract()
 
     # -- the pure part -------------------------------------------------------------------
-    def extract(self, html: str, base_url: str) -> list[Post]:
-        """Every post on the page, in page order, with URLs made absolute."""
+    def extract(self, html: str, base_url: str, now: datetime | None = None) -> list[Post]:
+        """Every post on the page, in page order, with URLs made absolute.
+
+        ``now`` is the capture time: labels such as "today at 3:40 pm" are read against it
+        (left unread without it). Passed in so extraction stays pure.
+        """
         if self.recipe.post is None or self.recipe.post.css is None:
             return []
         tree = self.parse(html)
         posts: list[Post] = []
         seen: set[str] = set()
-        for node in tree.css(self.recipe.post.css):
+        self.now = now
+        for node in self.post_nodes(tree):
             post = self.extract_post(node, base_url)
             if post is not None and post.post_id not in seen:
                 seen.add(post.post_id)
                 posts.append(post)
         return posts
+
+    def post_nodes(self, tree: LexborHTMLParser) -> list[LexborNode]:
+        """The post elements, in page order."""
+        assert self.recipe.post is not None and self.recipe.post.css
+        return tree.css(self.recipe.post.css)
+
+    def page_events(self, html: str, base_url: str) -> list[PageEvent]:
+        """What the page shows besides posts (service messages); none by default."""
+        return []
 
     def parse(self, html: str) -> LexborHTMLParser:
         """The parsed page; adapters may prune it first (Facebook drops nested comments)."""
@@ -238,8 +255,9 @@ class Adapter:
 
 
 def node_text(node: LexborNode) -> str:
-    """Visible text of an element: ``<br>`` and block ends become newlines, spaces folded."""
-    html = node.html or ""
+    """Visible text of an element, as a browser renders it: line breaks in the HTML source
+    are spaces; ``<br>`` and block boundaries are line breaks; runs of spaces folded."""
+    html = _HTML_SPACE.sub(" ", node.html or "")
     html = re.sub(r"(?i)<br\s*/?>", "\n", html)
     html = re.sub(r"(?i)(</?(p|div|li|h[1-6]|blockquote|tr)\b[^>]*>)", "\n\\1", html)
     text = LexborHTMLParser(html).text(separator="") if html else ""

@@ -1,15 +1,19 @@
 """The ``facebook`` adapter: pages, profiles, groups and Marketplace seller pages on
 www.facebook.com, read through a logged-in session.
 
-Facebook's class names are generated and change weekly, so nothing here relies on them: posts
-are ``div[role="article"]`` (minus the comment articles nested inside them), ids come from
-permalink URLs, the text from ``data-ad-preview="message"`` or ``div[dir="auto"]`` blocks,
-photos from ``scontent*.fbcdn.net`` images and ``/photo/`` links.
+Facebook's class names are generated and change weekly, so little here relies on them. Post
+units, in the layouts seen on real pages: ``div[role="article"]`` (minus the comment articles
+nested inside them), ``div[aria-posinset]`` (2025 feeds), ``div.userContentWrapper`` (the
+classic www layout), ``article[data-ft]`` (m.facebook.com) and ``div[data-ft]`` stories with a
+``mf_story_key`` (mbasic). Ids come from permalink URLs (a post's own permalink before a
+``story.php`` link, a photo's id for a photo post), the text from the message block of each
+layout, photos from ``scontent*.fbcdn.net`` images and ``/photo`` links, avatars left out.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -22,20 +26,30 @@ from watcher.capture.adapters.base import (
     page_time,
     register_adapter,
 )
-from watcher.capture.blocks import BlockRule
+from watcher.capture.blocks import Block, BlockContext, BlockRule, block_for
 from watcher.capture.recipe import Recipe, Selector
 from watcher.models import Post
 
-# Post ids in permalink URLs, most specific first.
+# Post ids in permalink URLs, most specific first. A post's links are ranked by these: its
+# own permalink wins over a story.php link (m.facebook.com puts those first, and they may
+# name a shared post), and a photo's id names a post only when nothing better does.
 _ID_PATTERNS = (
     re.compile(r"/groups/[^/]+/(?:posts|permalink)/(\d+|pfbid[0-9A-Za-z]+)"),
     re.compile(r"/(?:posts|permalink|videos|reel)/(\d+|pfbid[0-9A-Za-z]+)"),
-    re.compile(r"[?&]story_fbid=(\d+|pfbid[0-9A-Za-z]+)"),
+    re.compile(r"/permalink\.php\?(?:.*&)?story_fbid=(\d+|pfbid[0-9A-Za-z]+)"),
     re.compile(r"/(pfbid[0-9A-Za-z]+)"),
+    re.compile(r"[?&]story_fbid=(\d+|pfbid[0-9A-Za-z]+)"),
+    re.compile(r"/photos/(?:[a-z]+\.[\d.]+/)?(\d+)"),
+    re.compile(r"/photo(?:\.php)?/?\?(?:.*&)?fbid=(\d+)"),
 )
+# Avatars and icons: a size of 100 px or less in the image URL (p50x50, s100x100, cp0 ... )
+# or the element, the m.facebook.com profile picture class, Facebook's emoji images.
+_SMALL_SIZE = re.compile(r"[/_.=](?:[ps]|cs=)?(\d{1,3})x(\d{1,3})(?:[/&_.]|$)")
+_AVATAR_CLASSES = ("profpic", "_s0")
 _LISTING_ID = re.compile(r"/marketplace/item/(\d+)")
 # Query parameters that identify the post; everything else is click tracking (__cft__, __tn__).
 _KEEP_QUERY = frozenset({"story_fbid", "id", "fbid", "set", "v"})
+_PUBLISH_TIME = re.compile(r'"publish_time"\s*:\s*(\d{9,11})')
 _BUTTON_WORDS = frozenset({"see more", "see less", "see original", "rate this translation"})
 
 
@@ -49,14 +63,19 @@ class FacebookAdapter(Adapter):
     login_url = "https://www.facebook.com/"
     default_recipe = Recipe.from_strings(
         {
-            "post": 'div[role="article"]',
+            "post": 'div[role="article"], div[aria-posinset], div.userContentWrapper, '
+            "article[data-ft], div[data-ft*=mf_story_key]",
             "id": "a[href]@href",
             "text": '[data-ad-preview="message"], [data-ad-comet-preview="message"], '
-            'div[dir="auto"]',
-            "time": "abbr[data-utime]@data-utime",
-            "images": 'a[href*="/photo"] img, img[src*="//scontent"]@src',
+            '[data-ad-rendering-role="story_message"], [data-testid="post_message"], '
+            "div.userContent, div.story_body_container > div._5rgt, "
+            'div[data-ft*=\'"tn":"*s"\'], div[dir="auto"]',
+            "time": "abbr[data-utime]@data-utime, footer abbr",
+            "images": 'a[href*="/photo"] img, img[src*="//scontent"], '
+            'a[href*="/photo"] i[style*="background-image"]@src',
             "link": "a[href]@href",
-            "author": "h2 a, h3 a, h4 a, strong a, h2 strong, h3 strong",
+            "author": "h2 a, h3 a, h4 a, h5 a, strong a, h2 strong, h3 strong, "
+            "header h3 a, header strong",
             "links": '[data-ad-preview="message"] a[href], div[dir="auto"] a[href]@href',
             "videos": "video@src",
             "see_more": '[role="article"] [role="button"]:text-is("See more")',
@@ -109,11 +128,33 @@ class FacebookAdapter(Adapter):
             nested.decompose()
         return tree
 
-    def extract(self, html: str, base_url: str) -> list[Post]:
+    def post_nodes(self, tree: LexborHTMLParser) -> list[LexborNode]:
+        """The outermost post units: layouts nest them (an ``aria-posinset`` unit around a
+        ``role="article"``, a story's ``data-ft`` inside an ``article``)."""
+        return _outermost(super().post_nodes(tree))
+
+    def extract(self, html: str, base_url: str, now: datetime | None = None) -> list[Post]:
         """Feed posts, or listing cards on a Marketplace page."""
-        if "/marketplace/" in urlsplit(base_url).path and self.recipe.listing is not None:
+        if is_marketplace(base_url) and self.recipe.listing is not None:
             return self.extract_listings(html, base_url)
-        return super().extract(html, base_url)
+        return super().extract(html, base_url, now)
+
+    def detect_block(
+        self,
+        html: str,
+        final_url: str,
+        requested_url: str,
+        posts: list[Post],
+        session: str | None,
+    ) -> Block | None:
+        """Adds "no posts read": a feed with no post where posts are expected is reported,
+        never taken for an account gone quiet (a page rendered by scripts that did not run, a
+        layout nobody taught watcher)."""
+        block = super().detect_block(html, final_url, requested_url, posts, session)
+        if block is None and not posts and not is_marketplace(requested_url):
+            context = BlockContext(self.label, session, self.login_url or "", requested_url)
+            return block_for("no_posts_read", context)
+        return block
 
     # -- posts ---------------------------------------------------------------------------
     def extract_post(self, node: LexborNode, base_url: str) -> Post | None:
@@ -122,7 +163,7 @@ class FacebookAdapter(Adapter):
         if found is None:
             return None
         post_id, permalink, anchor = found
-        posted_at = page_time(self.read_first(node, self.recipe.time))
+        posted_at = page_time(self.read_first(node, self.recipe.time)) or _data_ft_time(node)
         if posted_at is None and anchor is not None:
             # The timestamp link: "March 1, 2024 at 8:15 AM" in its label or text.
             label = anchor.attributes.get("aria-label") or node_text(anchor)
@@ -141,17 +182,36 @@ class FacebookAdapter(Adapter):
     def find_permalink(
         self, node: LexborNode, base_url: str
     ) -> tuple[str, str, LexborNode | None] | None:
-        """(post id, clean permalink, the link element) from the first permalink-like URL."""
+        """(post id, clean permalink, the link element) from the best permalink-like URL: the
+        most specific kind of link (see ``_ID_PATTERNS``), the first of that kind."""
         selector = self.recipe.id or Selector("a[href]", "href")
+        best: tuple[int, str, str, LexborNode] | None = None
         for part in selector.parts():
             targets = [node] if part.css is None else node.css(part.css)
             for target in targets:
                 raw = self.selector_value(target, part)
                 url = absolute_url(raw, base_url) if raw else None
-                post_id = post_id_from_url(url) if url else None
-                if url and post_id:
-                    return post_id, clean_permalink(url), target
+                ranked = ranked_post_id(url) if url else None
+                if url and ranked and (best is None or ranked[0] < best[0]):
+                    best = (ranked[0], ranked[1], url, target)
+            if best is not None:
+                return best[1], clean_permalink(best[2]), best[3]
         return None
+
+    def read_images(self, node: LexborNode, base_url: str) -> tuple[str, ...]:
+        """The post's photos without the author's avatar, icons and emoji images."""
+        selector = self.recipe.images
+        if selector is None:
+            return ()
+        urls = []
+        for target in node.css(selector.plain_css or ""):
+            if _is_avatar_or_icon(target):
+                continue
+            part = next((p for p in selector.parts() if target.mem_id in _ids(node, p)), None)
+            raw = self.selector_value(target, part) if part else None
+            if raw and (url := absolute_url(raw, base_url)) and not _is_small_url(url):
+                urls.append(url)
+        return _unique(urls)
 
     def read_text(self, node: LexborNode) -> str:
         """The message block; failing that, every top-level ``div[dir="auto"]`` block.
@@ -164,7 +224,7 @@ class FacebookAdapter(Adapter):
             return ""
         for part in selector.parts():
             blocks = _outermost(node.css(part.css)) if part.css else [node]
-            texts = [_message_text(block) for block in blocks]
+            texts = [_message_text(block) for block in blocks if not _is_avatar_or_icon(block)]
             texts = [t for t in texts if t]
             if texts:
                 return "\n\n".join(dict.fromkeys(texts))
@@ -200,15 +260,55 @@ class FacebookAdapter(Adapter):
 
 def post_id_from_url(url: str) -> str | None:
     """The post id in a Facebook permalink, or None when the URL is not one."""
+    ranked = ranked_post_id(url)
+    return ranked[1] if ranked else None
+
+
+def ranked_post_id(url: str) -> tuple[int, str] | None:
+    """(rank, post id) of a permalink-like URL, rank 0 the most specific; None if not one."""
     parts = urlsplit(url)
     if parts.hostname and not parts.hostname.endswith("facebook.com"):
         return None
     where = parts.path + ("?" + parts.query if parts.query else "")
-    for pattern in _ID_PATTERNS:
+    for rank, pattern in enumerate(_ID_PATTERNS):
         match = pattern.search(where)
         if match:
-            return match.group(1)
+            return rank, match.group(1)
     return None
+
+
+def is_marketplace(url: str) -> bool:
+    """True for Marketplace pages (listing cards, not a feed)."""
+    return "/marketplace/" in urlsplit(url).path
+
+
+def _ids(node: LexborNode, selector: Selector) -> set[int]:
+    return {n.mem_id for n in node.css(selector.css or "*")}
+
+
+def _is_avatar_or_icon(img: LexborNode) -> bool:
+    """An author's picture or an icon rather than a photo of the post."""
+    classes = (img.attributes.get("class") or "").split()
+    if any(c in classes for c in _AVATAR_CLASSES):
+        return True
+    for name in ("width", "height"):
+        value = (img.attributes.get(name) or "").strip()
+        if value.isdigit() and int(value) <= 100:
+            return True
+    return False
+
+
+def _is_small_url(url: str) -> bool:
+    """An image URL sized 100 px or less (``/p50x50/``, ``s100x100``), or an emoji."""
+    if "/emoji.php/" in url or "static.xx.fbcdn.net" in url:
+        return True
+    return any(int(w) <= 100 and int(h) <= 100 for w, h in _SMALL_SIZE.findall(url))
+
+
+def _data_ft_time(node: LexborNode) -> str | None:
+    """``publish_time`` from m.facebook.com's ``data-ft`` JSON (a Unix time)."""
+    match = _PUBLISH_TIME.search(node.attributes.get("data-ft") or "")
+    return page_time(match.group(1)) if match else None
 
 
 def clean_permalink(url: str) -> str:
@@ -247,6 +347,9 @@ def _outermost(nodes: list[LexborNode]) -> list[LexborNode]:
 def _message_text(block: LexborNode) -> str:
     """Text of a message block: emoji images as their characters, buttons left out."""
     copy = LexborHTMLParser(block.html or "")
+    # The classic layout's "... See more": a link and an ellipsis, hidden once expanded.
+    for hidden in copy.css(".text_exposed_hide, .see_more_link"):
+        hidden.decompose()
     for button in copy.css('[role="button"]'):
         if node_text(button).strip().lower() in _BUTTON_WORDS:
             button.decompose()

@@ -6,10 +6,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-from watcher.capture.adapters.base import Adapter, register_adapter
+from watcher.capture.adapters.base import Adapter, page_time, register_adapter
 from watcher.capture.blocks import Block, BlockContext, BlockRule, block_for
 from watcher.capture.recipe import Recipe
-from watcher.models import Post
+from watcher.models import PageEvent, Post
 
 
 @register_adapter
@@ -22,13 +22,16 @@ class TelegramAdapter(Adapter):
     login_url = "https://web.telegram.org/"
     default_recipe = Recipe.from_strings(
         {
-            "post": ".tgme_widget_message[data-post]",
+            # Service messages ("Channel created", "Channel photo updated", pins) carry
+            # data-post on real pages too; they are page events, not posts.
+            "post": ".tgme_widget_message[data-post]:not(.service_message)",
             "id": "@data-post",
             "text": ".tgme_widget_message_text",
             "time": "a.tgme_widget_message_date time@datetime",
             # Album items and video thumbnails are photos too (a dealer's video still is
             # reposted like any photo); link-preview thumbnails and avatars are not.
-            "images": "a.tgme_widget_message_photo_wrap, i.tgme_widget_message_video_thumb@style",
+            "images": "a.tgme_widget_message_photo_wrap, i.tgme_widget_message_video_thumb, "
+            "i.tgme_widget_message_roundvideo_thumb@style",
             "link": "a.tgme_widget_message_date@href",
             "author": ".tgme_widget_message_from_author, .tgme_widget_message_owner_name",
             "links": ".tgme_widget_message_text a@href",
@@ -59,6 +62,22 @@ class TelegramAdapter(Adapter):
             ),
         ),
     )
+
+    def page_events(self, html: str, base_url: str) -> list[PageEvent]:
+        """Service messages: the channel created, renamed, its photo changed, a pin."""
+        events = []
+        for node in LexborHTMLParser(html).css(".tgme_widget_message.service_message[data-post]"):
+            post_id = (node.attributes.get("data-post") or "").strip()
+            if post_id:
+                events.append(
+                    PageEvent(
+                        post_id=post_id,
+                        kind="service",
+                        text=self.read_text(node),
+                        posted_at=page_time(self.read_first(node, self.recipe.time)),
+                    )
+                )
+        return events
 
     def older_page_url(self, url: str, posts: list[Post]) -> str | None:
         """URL of the page before the oldest post read so far, or None when there is none."""
