@@ -4,12 +4,11 @@ on real SQLite files built with Store calls."""
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import watcher
 from watcher.demo.images import encode, make_photo, variant
 from watcher.detect import events as ev
 from watcher.detect.contacts import extract_contacts
@@ -186,16 +185,6 @@ def test_loaded_index_vetoes_by_dhash(archive: Archive):
 
 
 # -- the commands, as a user runs them -----------------------------------------------------
-
-
-def watcher(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_similar_command_lists_archived_images_and_known_references(tmp_path: Path, archive):

@@ -284,16 +284,9 @@ async def test_capture_details_opens_each_permalink(site, browser):
 
 
 # -- probe -----------------------------------------------------------------------------------
-PROBE = (
-    "import sys, watcher.cli as cli; "
-    "cli.COMMAND_MODULES = tuple(dict.fromkeys((*cli.COMMAND_MODULES, 'watcher.commands.probe'))); "
-    "sys.exit(cli.main())"
-)
-
-
 def _probe(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", PROBE, "probe", *args],
+        [sys.executable, "-m", "watcher", "probe", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -274,7 +274,7 @@ class Daemon:
 
     def current_target(self, name: str) -> Target | None:
         """The target called ``name`` in the running watchlist, if it is still there."""
-        return next((t for t in self.app.watchlist.targets if t.name == name), None)
+        return self.app.watchlist.find(name)
 
     def write_schedule(self) -> None:
         """Persist each target's next run, interval and failure streak for ``watcher status``."""

@@ -58,6 +58,7 @@ from watcher.errors import CaptureError, StoreError, WatcherError
 from watcher.models import (
     Artifact,
     CapturedPost,
+    CaptureMode,
     CaptureStatus,
     CaptureSummary,
     Event,
@@ -92,7 +93,7 @@ class Taken:
     # SHA-256 of the last capture's HTML, read once: the page skipped its MHTML against it, and
     # keep_files makes the web archive against the same value.
     previous_html: str | None = None
-    mode: str = "full"  # or "check": HTML and posts only, the page as the last capture saw it
+    mode: CaptureMode = CaptureMode.FULL
     # Requests the network guard refused (a redirect or image into a private network).
     refused: tuple[Refusal, ...] = ()
     # Cookie values of the capture's browser (the session's and any the page set): secrets
@@ -181,7 +182,7 @@ async def check(app: App, target: Target) -> Taken | None:
     except WatcherError as exc:
         log.info("check of %s failed (%s); taking a full capture", target.name, exc)
         return None
-    return Taken(snapshot, posts, {}, mode="check", refused=_refusals(guard))
+    return Taken(snapshot, posts, {}, mode=CaptureMode.CHECK, refused=_refusals(guard))
 
 
 def _account(
@@ -398,7 +399,7 @@ def keep_files(
     snap = taken.snapshot
     files = _capture_files(taken, meta)
     html_sha = sha256_hex(snap.html_pages[0].encode("utf-8")) if snap.html_pages else None
-    if taken.mode == "full" and html_sha != previous_html:
+    if taken.mode == CaptureMode.FULL and html_sha != previous_html:
         wacz = _web_archive(snap, meta, taken.cookie_values)
         files.append(_File("wacz", wacz, "application/wacz", snap.final_url))
     shas = blobs.put_many([f.data for f in files])
@@ -569,9 +570,9 @@ def _log_custody(
     app: App,
     capture_id: int,
     target: Target,
-    status: str,
+    status: CaptureStatus,
     artifacts: list[Artifact],
-    mode: str = "full",
+    mode: CaptureMode = CaptureMode.FULL,
 ) -> None:
     # The hashes taken at collection: `watcher verify` checks exported files against these.
     app.custody.append(
@@ -581,7 +582,7 @@ def _log_custody(
             "target": target.name,
             "url": target.url,
             "status": str(status),
-            "mode": mode,
+            "mode": str(mode),
             "artifacts": [{"kind": a.kind, "sha256": a.sha256, "size": a.size} for a in artifacts],
         },
     )

@@ -369,12 +369,16 @@ class Watchlist(_Model):
             raise _invalid("there are no targets to watch", _TARGETS_FIX)
         return targets
 
+    def find(self, name: str) -> Target | None:
+        """The target called ``name``, or None (an event of a target since removed)."""
+        return next((t for t in self.targets if t.name == name), None)
+
     def target(self, name: str) -> Target:
         """The target called ``name``; WatcherError naming the known ones if there is none."""
-        for target in self.targets:
-            if target.name == name:
-                return target
-        raise WatcherError(f"no target named {name}; known: {self._known_names()}")
+        found = self.find(name)
+        if found is None:
+            raise WatcherError(f"no target named {name}; known: {self._known_names()}")
+        return found
 
     def select(self, names: list[str]) -> list[Target]:
         """The named targets in the order given (every target when ``names`` is empty)."""

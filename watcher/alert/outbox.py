@@ -190,7 +190,7 @@ class OutboxSender:
         if len(batch) > 1:
             return await sink.send_text(chat, render_digest([r.event for r in batch]))
         event = batch[0].event
-        target = next((t for t in self.app.watchlist.targets if t.name == event.target), None)
+        target = self.app.watchlist.find(event.target)
         shot = self.app.store.screenshot_of(event.capture_id) if event.capture_id else None
         # Photos the sink cannot take are left out up front (and the alert says so), rather
         # than letting one bad photo get the whole alert refused. Decoding blocks: a thread.

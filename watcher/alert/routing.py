@@ -49,14 +49,14 @@ def routes_for(event: Event, watchlist: Watchlist) -> list[Destination]:
 
 
 def _alerts_on_everything(event: Event, watchlist: Watchlist) -> bool:
-    target = next((t for t in watchlist.targets if t.name == event.target), None)
+    target = watchlist.find(event.target)
     return target is None or target.alert_on == "all"
 
 
 def _target_wants(event: Event, watchlist: Watchlist) -> bool:
     if event.kind in ALWAYS:
         return True
-    target = next((t for t in watchlist.targets if t.name == event.target), None)
+    target = watchlist.find(event.target)
     if target is None or target.alert_on == "all":
         return True
     # alert_on: keyword — a noisy target only alerts on posts that matched a keyword.

@@ -52,7 +52,7 @@ from watcher.bot.work import (
 from watcher.bot.yaml_edit import NewTarget, add_target, propose
 from watcher.errors import WatcherError
 from watcher.evidence.bundle import Selection
-from watcher.models import Event
+from watcher.models import CaptureStatus, Event
 from watcher.store import search as queries
 from watcher.store.db import Store
 from watcher.timeutil import utc_now
@@ -213,7 +213,7 @@ class WatcherBot:
     async def status(self, request: Request) -> str:
         targets = self.ctx.watchlist.targets
         statuses = [self.store.target_status(t.name, t.platform) for t in targets]
-        blocked = [s.name for s in statuses if s.last_status == "blocked"]
+        blocked = [s.name for s in statuses if s.last_status == CaptureStatus.BLOCKED]
         await request.reply_all(
             replies.status_text(
                 statuses,

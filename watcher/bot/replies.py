@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from watcher.alert.console import format_summary
-from watcher.models import CaptureSummary, ImageSighting
+from watcher.models import CaptureStatus, CaptureSummary, ImageSighting
 from watcher.store.db import TargetStatus
 from watcher.store.search import PhotoLink, SearchHit, TargetState
 from watcher.watchlist import Target
@@ -96,7 +96,7 @@ def status_text(
 def _status_line(status: TargetStatus, state: TargetState | None, now: str) -> str:
     if status.last_status is None:
         outcome = "not captured yet"
-    elif status.last_status == "ok":
+    elif status.last_status == CaptureStatus.OK:
         outcome = f"ok {when(status.last_capture_at)}"
     else:
         outcome = (
@@ -145,7 +145,7 @@ def targets_text(
 
 def check_text(summary: CaptureSummary) -> str:
     """``/check``: the capture's outcome and what it found."""
-    icon = "✅" if summary.status == "ok" else "⚠️"
+    icon = "✅" if summary.status == CaptureStatus.OK else "⚠️"
     lines = [f"{icon} {e(format_summary(summary))}"]
     if summary.capture_id:
         lines.append(f"Evidence: /evidence {summary.capture_id}")

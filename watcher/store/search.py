@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from watcher.models import Event, EventKind, ImageSighting
+from watcher.models import CaptureStatus, Event, EventKind, ImageSighting
 from watcher.store.db import Store, translated
 from watcher.timeutil import to_iso, utc_now
 
@@ -317,6 +317,6 @@ def recent_blocked(store: Store, targets: list[str]) -> list[str]:
     blocked = []
     for name in targets:
         last = store.last_capture(name)
-        if last is not None and last.status == "blocked":
+        if last is not None and last.status == CaptureStatus.BLOCKED:
             blocked.append(name)
     return blocked
