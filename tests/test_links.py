@@ -4,6 +4,7 @@ on real SQLite files built with Store calls."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -168,11 +169,13 @@ def test_similar_images_lists_posts_of_each_match(archive: Archive):
     query = perceptual_hashes(variant(1, scale=0.8, watermark="x")).phash
     found = similar_images(archive.store, index, query, limit=5)
     # The original on the dealer and its repost on the front man; nothing else is that close.
-    assert sorted(s.posts[0][0] for s in found) == ["dealer", "frontman"]
+    assert sorted(s.posts[0].target for s in found) == ["dealer", "frontman"]
     assert all(len(s.posts) == 1 for s in found)
     assert all(s.distance <= 10 for s in found)
-    dealer = next(s for s in found if s.posts[0][0] == "dealer")
-    assert dealer.posts == [("dealer", "1", "https://t.me/dealer/1", "2026-11-01T10:01:00Z")]
+    dealer = next(s for s in found if s.posts[0].target == "dealer")
+    assert [(p.target, p.post_id, p.permalink, p.seen_at) for p in dealer.posts] == [
+        ("dealer", "1", "https://t.me/dealer/1", "2026-11-01T10:01:00Z")
+    ]
     assert similar_images(archive.store, index, query, limit=1)[0] == found[0]
 
 
@@ -265,26 +268,26 @@ def test_contact_seen_before_names_the_first_other_target(archive: Archive):
     archive.post("frontman", "5", "012-345-678 again")
     new = extract_contacts("WhatsApp +855 12 345 678, tg @ivory_kh, t.me/other_one")
     found = contact_seen_before(archive.store, "shop", new)
-    assert [(f["kind"], f["value"]) for f in found] == [
+    assert [(f.kind, f.value) for f in found] == [
         ("phone", "+85512345678"),
         ("telegram", "ivory_kh"),
     ]
-    assert found[0]["first_seen"]["target"] == "dealer"
-    assert found[0]["first_seen"]["post_id"] == "1"
-    assert found[0]["targets"] == ["dealer", "frontman"]
+    assert found[0].first_seen.target == "dealer"
+    assert found[0].first_seen.post_id == "1"
+    assert found[0].targets == ["dealer", "frontman"]
     # Its own earlier posts do not count.
     assert contact_seen_before(archive.store, "dealer", new) == [
-        {
-            **found[0],
-            "first_seen": found[0]["first_seen"]
-            | {
-                "target": "frontman",
-                "post_id": "5",
-                "seen_at": "2026-11-01T10:03:00Z",
-                "capture_id": 3,
-            },
-            "targets": ["frontman"],
-        }
+        replace(
+            found[0],
+            first_seen=replace(
+                found[0].first_seen,
+                target="frontman",
+                post_id="5",
+                seen_at="2026-11-01T10:03:00Z",
+                capture_id=3,
+            ),
+            targets=["frontman"],
+        )
     ]
 
 

@@ -52,7 +52,7 @@ from watcher.scheduler import (
     write_schedule_file,
 )
 from watcher.secrets import redact
-from watcher.store.search import is_paused
+from watcher.store.bot_state import is_paused
 from watcher.timeutil import to_iso, utc_now
 from watcher.watchlist import Target, Watchlist, load_watchlist
 

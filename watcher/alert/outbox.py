@@ -23,8 +23,8 @@ from watcher.alert.routing import ALWAYS
 from watcher.alert.telegram import TelegramSink, make_bot
 from watcher.app import App
 from watcher.errors import PermanentAlertError, StoreError, TransientAlertError
+from watcher.store.bot_state import is_muted
 from watcher.store.db import OutboxRow
-from watcher.store.search import is_muted
 from watcher.timeutil import to_iso, utc_now
 
 log = logging.getLogger(__name__)
