@@ -17,15 +17,17 @@ from tests.conftest import channel_target, shop_target
 from tests.fakes.telegram_api import FakeTelegram, RecordedCall
 from tests.reliability import evidence_state
 from watcher.alert.outbox import OutboxSender, build_sinks
+from watcher.alert.telegram import TelegramConnection
 from watcher.app import App
 from watcher.bot import replies
 from watcher.bot.access import ADMIN_ONLY, REFUSAL
 from watcher.bot.buttons import parse_callback
+from watcher.bot.connection import telegram_application
 from watcher.bot.context import BotContext
 from watcher.bot.service import serve_bot
 from watcher.bot.work import photo_seen
 from watcher.cli import main as cli_main
-from watcher.daemon import run_daemon, telegram_application
+from watcher.daemon import run_daemon
 from watcher.demo.images import variant
 from watcher.pipeline import run_capture
 from watcher.store import bot_state
@@ -396,7 +398,10 @@ async def test_alert_buttons_work_and_forged_presses_are_refused(site, make_app,
     app = await channel_app(site, make_app)
     site.add_post("dealer", "fresh horn")
     await run_capture(app, app.watchlist.target("dealer"))
-    sender = OutboxSender(app, build_sinks(app, fake_telegram.token, fake_telegram.base_url))
+    sender = OutboxSender(
+        app,
+        build_sinks(app, telegram=TelegramConnection(fake_telegram.token, fake_telegram.base_url)),
+    )
     assert await sender.deliver_due() == 1
     await sender.close()
     (alert,) = fake_telegram.sent_messages(TEAM)

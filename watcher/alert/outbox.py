@@ -16,11 +16,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
-from watcher.alert.render import AlertMessage, photo_shas, render_alert, render_digest
+from watcher.alert import telegram  # noqa: F401  (registers the Telegram sink)
+from watcher.alert.render import photo_shas, render_alert, render_digest
 from watcher.alert.routing import ALWAYS
-from watcher.alert.telegram import TelegramSink, make_bot
+from watcher.alert.sinks import SINKS, Sink
 from watcher.app import App
 from watcher.errors import PermanentAlertError, StoreError, TransientAlertError
 from watcher.store.bot_state import is_muted
@@ -37,40 +37,13 @@ BACKOFF_S = (2, 5, 15, 30, 60, 120, 300)
 IDLE_WAKE_S = 1.0
 
 
-class Sink(Protocol):
-    """Where alerts go. A sink is one small class; register it in :data:`SINK_BUILDERS`."""
-
-    name: str
-
-    async def send(self, chat_id: str, message: AlertMessage) -> list[int]: ...
-
-    async def send_text(self, chat_id: str, html: str) -> list[int]: ...
-
-    def unattachable(self, shas: tuple[str, ...]) -> dict[str, str]:
-        """The stored photos this sink cannot attach, each with why (may block: a thread)."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-def _telegram(app: App, token: str | None, base_url: str | None) -> Sink | None:
-    config = app.watchlist.alerts.telegram
-    if config is None or not token:
-        return None
-    return TelegramSink(make_bot(token, base_url or config.api_url), app.blobs)
-
-
-SINK_BUILDERS: dict[str, Callable[[App, str | None, str | None], Sink | None]] = {
-    "telegram": _telegram,
-}
-
-
-def build_sinks(app: App, token: str | None, base_url: str | None = None) -> dict[str, Sink]:
-    """The sinks the watchlist configures and the secrets allow. Without a token there is no
-    Telegram sink: its alerts stay in the outbox until one is configured."""
+def build_sinks(app: App, **given: object) -> dict[str, Sink]:
+    """A sink for each section of the watchlist's ``alerts`` that can send; ``given`` passes
+    a sink, by name, what the caller already holds (``telegram=TelegramConnection(...)``).
+    A sink that cannot send (no token) is left out: its alerts stay in the outbox."""
     sinks = {}
-    for name, build in SINK_BUILDERS.items():
-        sink = build(app, token, base_url)
+    for name in app.watchlist.alerts.configured():
+        sink = SINKS[name].from_watchlist(app, given.get(name))
         if sink is not None:
             sinks[name] = sink
     return sinks

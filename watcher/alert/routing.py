@@ -23,12 +23,12 @@ class Destination:
 
 
 def destinations(watchlist: Watchlist) -> list[Destination]:
-    """Every alert destination the watchlist configures."""
-    telegram = watchlist.alerts.telegram
-    if telegram is None:
-        return []
-    kinds = frozenset(telegram.kinds) | {str(EventKind.WATCHLIST_INVALID)}
-    return [Destination("telegram", str(chat), kinds) for chat in telegram.chat_ids]
+    """Every alert destination the watchlist configures, in each sink's section."""
+    found = []
+    for sink, settings in watchlist.alerts.configured().items():
+        kinds = frozenset(settings.kinds) | {str(EventKind.WATCHLIST_INVALID)}
+        found += [Destination(sink, address, kinds) for address in settings.addresses()]
+    return found
 
 
 def routes_for(event: Event, watchlist: Watchlist) -> list[Destination]:
