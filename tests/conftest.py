@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -25,6 +28,28 @@ SHOP_SELECTORS = """
       link: a.permalink@href
       author: .seller
 """
+
+
+def watcher(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str | None] | None = None,
+    timeout: float = 180,
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command line, ``python -m watcher ARGS``, to the end; text output.
+
+    ``env`` sets variables on top of this process's environment (None removes one).
+    """
+    merged = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "watcher", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={k: v for k, v in merged.items() if v is not None},
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture

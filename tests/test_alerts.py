@@ -14,7 +14,7 @@ from tests.conftest import alerts_yaml, channel_target
 from watcher.alert.console import format_event
 from watcher.alert.outbox import DIGEST_ABOVE, PER_MINUTE, OutboxSender, build_sinks
 from watcher.alert.render import render_alert
-from watcher.alert.telegram import load_token, read_secret_file
+from watcher.alert.telegram import TelegramConnection, load_token, read_secret_file
 from watcher.errors import WatcherError
 from watcher.models import Event, EventKind
 from watcher.pipeline import run_capture
@@ -44,7 +44,11 @@ def body(call) -> str:
 
 
 def sender_for(app, fake) -> OutboxSender:
-    return OutboxSender(app, build_sinks(app, fake.token, fake.base_url), report=lambda m: None)
+    return OutboxSender(
+        app,
+        build_sinks(app, telegram=TelegramConnection(fake.token, fake.base_url)),
+        report=lambda m: None,
+    )
 
 
 async def test_new_post_sends_one_alert_with_its_photos(site, make_app, fake_telegram):
@@ -192,7 +196,9 @@ async def test_permanent_error_is_recorded_and_reported(site, make_app, fake_tel
     await run_capture(app, target)
     reports: list[str] = []
     sender = OutboxSender(
-        app, build_sinks(app, fake_telegram.token, fake_telegram.base_url), report=reports.append
+        app,
+        build_sinks(app, telegram=TelegramConnection(fake_telegram.token, fake_telegram.base_url)),
+        report=reports.append,
     )
     fake_telegram.permanent_error_for_chat(CHAT)
 
@@ -210,7 +216,9 @@ async def test_without_a_token_alerts_stay_in_the_outbox(site, make_app, monkeyp
     site.add_post("dealer", "new one")
     await run_capture(app, target)
     token = load_token(app.watchlist.alerts.telegram)
-    sender = OutboxSender(app, build_sinks(app, token), report=lambda m: None)
+    sender = OutboxSender(
+        app, build_sinks(app, telegram=TelegramConnection(token)), report=lambda m: None
+    )
 
     assert token is None and sender.sinks == {}
     assert await sender.deliver_due() == 0
@@ -235,7 +243,11 @@ async def test_rejected_token_never_reaches_logs(site, make_app, fake_telegram, 
     await run_capture(app, target)
     reports: list[str] = []
     wrong = "999:WRONG-SECRET-TOKEN"
-    sender = OutboxSender(app, build_sinks(app, wrong, fake_telegram.base_url), reports.append)
+    sender = OutboxSender(
+        app,
+        build_sinks(app, telegram=TelegramConnection(wrong, fake_telegram.base_url)),
+        reports.append,
+    )
 
     assert await sender.deliver_due() == 0
     assert reports and "token" in reports[0]

@@ -17,16 +17,20 @@ from tests.conftest import channel_target, shop_target
 from tests.fakes.telegram_api import FakeTelegram, RecordedCall
 from tests.reliability import evidence_state
 from watcher.alert.outbox import OutboxSender, build_sinks
+from watcher.alert.telegram import TelegramConnection
 from watcher.app import App
+from watcher.bot import replies
 from watcher.bot.access import ADMIN_ONLY, REFUSAL
 from watcher.bot.buttons import parse_callback
+from watcher.bot.connection import telegram_application
 from watcher.bot.context import BotContext
 from watcher.bot.service import serve_bot
+from watcher.bot.work import photo_seen
 from watcher.cli import main as cli_main
-from watcher.daemon import run_daemon, telegram_application
+from watcher.daemon import run_daemon
 from watcher.demo.images import variant
 from watcher.pipeline import run_capture
-from watcher.store import search
+from watcher.store import bot_state
 from watcher.watchlist import load_watchlist
 
 ADMIN, MEMBER, STRANGER = 111, 222, 999
@@ -130,7 +134,7 @@ async def test_status_targets_and_search_answer_members_quickly(site, make_app, 
         assert newest.index("rhino horn cup") < newest.index("SOLD")  # newest first
         await ask(fake_telegram, '/search "elephant tusk', MEMBER, TEAM, "Nothing")
 
-    rows = search.recent_requests(app.store)
+    rows = bot_state.recent_requests(app.store)
     assert {(r["command"], r["user_id"], r["result"]) for r in rows} >= {
         ("status", MEMBER, "ok"),
         ("search", MEMBER, "ok"),
@@ -160,21 +164,21 @@ async def test_pause_and_resume_are_for_admins(site, make_app, fake_telegram):
 
     async with running_bot(app, fake_telegram):
         await ask(fake_telegram, "/pause dealer 2h", MEMBER, TEAM, ADMIN_ONLY)
-        assert not search.is_paused(app.store, "dealer")
+        assert not bot_state.is_paused(app.store, "dealer")
 
         (paused,) = await ask(fake_telegram, "/pause dealer 2h", ADMIN, TEAM, "paused")
         assert "dealer" in paused and "/resume dealer" in paused
-        assert search.is_paused(app.store, "dealer")
+        assert bot_state.is_paused(app.store, "dealer")
         (status,) = await ask(fake_telegram, "/status", MEMBER, TEAM, "watcher status")
         assert "1 paused" in status and "⏸ paused until" in status
 
         await ask(fake_telegram, "/pause dealer soon", ADMIN, TEAM, "not a duration")
         await ask(fake_telegram, "/resume dealer", ADMIN, TEAM, "resumed")
-        assert not search.is_paused(app.store, "dealer")
+        assert not bot_state.is_paused(app.store, "dealer")
 
     actions = [e.action for e in app.custody.entries()]
     assert "target_paused" in actions and "target_resumed" in actions
-    log = {(r["command"], r["user_id"], r["result"]) for r in search.recent_requests(app.store)}
+    log = {(r["command"], r["user_id"], r["result"]) for r in bot_state.recent_requests(app.store)}
     assert ("pause", MEMBER, "refused") in log and ("pause", ADMIN, "ok") in log
 
 
@@ -194,7 +198,7 @@ async def test_strangers_are_refused_everywhere_and_nothing_leaks(
         (in_team,) = await ask(fake_telegram, "/status", STRANGER, TEAM, REFUSAL)
         # A member, but in a group that is not the team's.
         (elsewhere,) = await ask(fake_telegram, "/status", MEMBER, OTHER_GROUP, REFUSAL)
-        await until(lambda: len(search.recent_requests(app.store)) >= 9)
+        await until(lambda: len(bot_state.recent_requests(app.store)) >= 9)
         later = said(fake_telegram, STRANGER, mark)
 
     assert first == in_team == elsewhere == REFUSAL.replace("'", "&#x27;")
@@ -202,7 +206,7 @@ async def test_strangers_are_refused_everywhere_and_nothing_leaks(
     everything = " ".join(said(fake_telegram, STRANGER) + said(fake_telegram, OTHER_GROUP))
     assert "dealer" not in everything and "ivory" not in everything
     assert not calls(fake_telegram, None, 0, ("sendDocument", "getFile"))
-    refusals = [r for r in search.recent_requests(app.store) if r["result"] == "refused"]
+    refusals = [r for r in bot_state.recent_requests(app.store) if r["result"] == "refused"]
     assert {r["user_id"] for r in refusals} == {STRANGER, MEMBER} and len(refusals) == 9
     assert "refused status from user 999" in caplog.text
     assert fake_telegram.token not in caplog.text
@@ -213,7 +217,7 @@ async def test_oversized_messages_are_refused_unread(site, make_app, fake_telegr
     async with running_bot(app, fake_telegram):
         (reply,) = await ask(fake_telegram, "/search " + "ivory " * 400, MEMBER, TEAM, "too long")
     assert "at most 1000" in reply
-    assert search.recent_requests(app.store)[0]["detail"] == "message too long"
+    assert bot_state.recent_requests(app.store)[0]["detail"] == "message too long"
 
 
 # -- /watch --------------------------------------------------------------------------------
@@ -322,6 +326,33 @@ async def test_forwarded_repost_photo_finds_the_original_post(site, make_app, fa
         assert "dealer" in other and "1 of its photos were theirs first" in other
 
 
+async def test_similar_in_the_chat_names_reference_photos_as_the_cli_does(site, make_app, tmp_path):
+    # One implementation behind /similar and `watcher similar`: the bot used to leave out
+    # the team's reference photos (images.known), which the CLI lists.
+    folder = tmp_path / "seized"
+    folder.mkdir()
+    (folder / "case-12-bangle.jpg").write_bytes(variant(77))
+    site.channel("dealer")
+    site.add_post("dealer", "old")
+    site.add_post("dealer", "new stock", images=[site.add_photo("x", seed=77, scale=0.7)])
+    app = make_app(
+        channel_target("dealer", f"{site.base_url}/s/dealer"),
+        header=f"images:\n  known: [{folder}]\n",
+    )
+    await run_capture(app, app.watchlist.target("dealer"))
+
+    answer = await photo_seen(app, variant(77, scale=0.5, watermark="@front"))
+    assert [post.target for post, _ in answer.matches] == ["dealer"]
+    (reference, distance) = answer.references[0]
+    assert reference.name.endswith("case-12-bangle.jpg") and distance <= 10
+    (text,) = replies.similar_text(answer)
+    assert "Seen in 1 post" in text and "case-12-bangle.jpg" in text
+
+    unrelated = await photo_seen(app, variant(3))
+    assert unrelated.matches == [] and unrelated.references == []
+    assert replies.similar_text(unrelated)[0].startswith("Not seen before")
+
+
 # -- evidence ------------------------------------------------------------------------------
 async def test_evidence_sends_a_bundle_that_watcher_verify_accepts(
     site, make_app, fake_telegram, tmp_path, capsys
@@ -367,7 +398,10 @@ async def test_alert_buttons_work_and_forged_presses_are_refused(site, make_app,
     app = await channel_app(site, make_app)
     site.add_post("dealer", "fresh horn")
     await run_capture(app, app.watchlist.target("dealer"))
-    sender = OutboxSender(app, build_sinks(app, fake_telegram.token, fake_telegram.base_url))
+    sender = OutboxSender(
+        app,
+        build_sinks(app, telegram=TelegramConnection(fake_telegram.token, fake_telegram.base_url)),
+    )
     assert await sender.deliver_due() == 1
     await sender.close()
     (alert,) = fake_telegram.sent_messages(TEAM)
@@ -386,24 +420,24 @@ async def test_alert_buttons_work_and_forged_presses_are_refused(site, make_app,
             return answer.fields.get("text", "")
 
         assert await press(f"rv:{event.id}", MEMBER) == "Marked reviewed"
-        assert search.reviewed_by(app.store, event) == MEMBER
+        assert bot_state.reviewed_by(app.store, event) == MEMBER
         assert await press(f"rv:{event.id}", MEMBER) == "Already marked reviewed."
         assert await press(f"mu:{event.id}", MEMBER) == ADMIN_ONLY
         assert await press(f"mu:{event.id}", STRANGER) == REFUSAL
-        assert not search.is_muted(app.store, "dealer")
+        assert not bot_state.is_muted(app.store, "dealer")
         # Forged: a real event id on another message, an unknown id, and junk.
         assert "does not belong" in await press(f"mu:{event.id}", ADMIN, message_id=alert_id + 50)
         assert "does not belong" in await press("ev:999999", ADMIN)
         assert await press("rm -rf:1", ADMIN) == "This button is not valid."
-        assert not search.is_muted(app.store, "dealer")
+        assert not bot_state.is_muted(app.store, "dealer")
         assert await press(f"mu:{event.id}", ADMIN) == "dealer muted for 24 h"
-        assert search.is_muted(app.store, "dealer")
+        assert bot_state.is_muted(app.store, "dealer")
 
         mark = len(fake_telegram.calls)
         assert await press(f"ev:{event.id}", MEMBER) == "Building the evidence bundle…"
         await until(lambda: calls(fake_telegram, TEAM, mark, ("sendDocument",)))
 
-    refused = [r for r in search.recent_requests(app.store) if r["result"] != "ok"]
+    refused = [r for r in bot_state.recent_requests(app.store) if r["result"] != "ok"]
     assert len(refused) >= 5
 
 
@@ -486,17 +520,17 @@ async def test_a_stranger_flooding_the_bot_is_counted_not_logged_line_by_line(
     app = await channel_app(site, make_app)
 
     def counted() -> int:
-        rows = search.recent_requests(app.store, limit=1000)
-        return sum(int(r["args"]) for r in rows if r["command"] == search.COUNTED)
+        rows = bot_state.recent_requests(app.store, limit=1000)
+        return sum(int(r["args"]) for r in rows if r["command"] == bot_state.COUNTED)
 
     async with running_bot(app, fake_telegram):
         for n in range(200):
             fake_telegram.push_message(f"hello {n}", STRANGER, STRANGER)
-        await until(lambda: counted() == 200 - search.REFUSALS_LOGGED, timeout=60)
+        await until(lambda: counted() == 200 - bot_state.REFUSALS_LOGGED, timeout=60)
 
-    rows = [r for r in search.recent_requests(app.store, limit=1000) if r["user_id"] == STRANGER]
-    assert len(rows) == search.REFUSALS_LOGGED + 1  # bounded, whatever the stranger sends
-    (summary,) = [r for r in rows if r["command"] == search.COUNTED]
+    rows = [r for r in bot_state.recent_requests(app.store, limit=1000) if r["user_id"] == STRANGER]
+    assert len(rows) == bot_state.REFUSALS_LOGGED + 1  # bounded, whatever the stranger sends
+    (summary,) = [r for r in rows if r["command"] == bot_state.COUNTED]
     assert summary["result"] == "refused" and summary["args"] == "180"
     assert "180 more refused requests" in summary["detail"]
-    assert caplog.text.count("refused text from user 999") == search.REFUSALS_LOGGED
+    assert caplog.text.count("refused text from user 999") == bot_state.REFUSALS_LOGGED

@@ -14,19 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import channel_target, shop_target
+from tests.conftest import channel_target, shop_target, watcher
 from watcher.app import CUSTODY_KEY_NAME
 from watcher.cli import build_parser
-
-
-def watcher(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
 
 
 def test_validate_lists_every_problem_with_line_and_fix(tmp_path, write_watchlist):

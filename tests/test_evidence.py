@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import channel_target, shop_target
+from tests.conftest import channel_target, shop_target, watcher
 from watcher.evidence.bundle import Selection, export_bundle
 from watcher.evidence.trust import Trust
 from watcher.evidence.verify import verify_bundle
@@ -242,37 +241,25 @@ def test_cli_export_and_verify(tmp_path, site):
     (tmp_path / "watchlist.yaml").write_text(
         "targets:\n" + channel_target("dealer", f"{site.base_url}/s/dealer")
     )
-    env = {**os.environ}
-
-    def watcher(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "watcher", *args],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env=env,
-        )
-
-    assert watcher("check").returncode == 0
-    exported = watcher("export", "--target", "dealer", "--out", "bundles")
+    assert watcher("check", cwd=tmp_path).returncode == 0
+    exported = watcher("export", "--target", "dealer", "--out", "bundles", cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
     (bundle,) = (tmp_path / "bundles").glob("*.zip")
-    unanchored = watcher("verify", str(bundle))
+    unanchored = watcher("verify", str(bundle), cwd=tmp_path)
     assert unanchored.returncode == 3 and "unanchored key" in unanchored.stdout
-    key = watcher("key")
+    key = watcher("key", cwd=tmp_path)
     assert key.returncode == 0 and "fingerprint:" in key.stdout, key.stderr
     fingerprint = key.stdout.split("fingerprint:")[1].splitlines()[0].strip()
-    verified = watcher("verify", str(bundle), "--key", fingerprint)
+    verified = watcher("verify", str(bundle), "--key", fingerprint, cwd=tmp_path)
     assert verified.returncode == 0 and "VERIFIED" in verified.stdout, verified.stdout
-    env["WATCHER_TRUSTED_KEYS"] = str(tmp_path / "data" / "keys" / "custody-ed25519.pem")
-    assert watcher("verify", str(bundle)).returncode == 0
+    env = {"WATCHER_TRUSTED_KEYS": str(tmp_path / "data" / "keys" / "custody-ed25519.pem")}
+    assert watcher("verify", str(bundle), cwd=tmp_path, env=env).returncode == 0
     data = bytearray(bundle.read_bytes())
     data[len(data) // 3] ^= 0xFF
     bundle.write_bytes(bytes(data))
-    tampered = watcher("verify", str(bundle))
+    tampered = watcher("verify", str(bundle), cwd=tmp_path, env=env)
     assert tampered.returncode == 1 and "NOT VERIFIED" in tampered.stdout
-    nothing = watcher("export", "--target", "nobody")
+    nothing = watcher("export", "--target", "nobody", cwd=tmp_path, env=env)
     assert nothing.returncode == 1 and "nothing to export" in nothing.stderr
 
 

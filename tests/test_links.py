@@ -4,12 +4,12 @@ on real SQLite files built with Store calls."""
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import watcher
 from watcher.demo.images import encode, make_photo, variant
 from watcher.detect import events as ev
 from watcher.detect.contacts import extract_contacts
@@ -169,11 +169,13 @@ def test_similar_images_lists_posts_of_each_match(archive: Archive):
     query = perceptual_hashes(variant(1, scale=0.8, watermark="x")).phash
     found = similar_images(archive.store, index, query, limit=5)
     # The original on the dealer and its repost on the front man; nothing else is that close.
-    assert sorted(s.posts[0][0] for s in found) == ["dealer", "frontman"]
+    assert sorted(s.posts[0].target for s in found) == ["dealer", "frontman"]
     assert all(len(s.posts) == 1 for s in found)
     assert all(s.distance <= 10 for s in found)
-    dealer = next(s for s in found if s.posts[0][0] == "dealer")
-    assert dealer.posts == [("dealer", "1", "https://t.me/dealer/1", "2026-11-01T10:01:00Z")]
+    dealer = next(s for s in found if s.posts[0].target == "dealer")
+    assert [(p.target, p.post_id, p.permalink, p.seen_at) for p in dealer.posts] == [
+        ("dealer", "1", "https://t.me/dealer/1", "2026-11-01T10:01:00Z")
+    ]
     assert similar_images(archive.store, index, query, limit=1)[0] == found[0]
 
 
@@ -186,16 +188,6 @@ def test_loaded_index_vetoes_by_dhash(archive: Archive):
 
 
 # -- the commands, as a user runs them -----------------------------------------------------
-
-
-def watcher(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_similar_command_lists_archived_images_and_known_references(tmp_path: Path, archive):
@@ -276,26 +268,26 @@ def test_contact_seen_before_names_the_first_other_target(archive: Archive):
     archive.post("frontman", "5", "012-345-678 again")
     new = extract_contacts("WhatsApp +855 12 345 678, tg @ivory_kh, t.me/other_one")
     found = contact_seen_before(archive.store, "shop", new)
-    assert [(f["kind"], f["value"]) for f in found] == [
+    assert [(f.kind, f.value) for f in found] == [
         ("phone", "+85512345678"),
         ("telegram", "ivory_kh"),
     ]
-    assert found[0]["first_seen"]["target"] == "dealer"
-    assert found[0]["first_seen"]["post_id"] == "1"
-    assert found[0]["targets"] == ["dealer", "frontman"]
+    assert found[0].first_seen.target == "dealer"
+    assert found[0].first_seen.post_id == "1"
+    assert found[0].targets == ["dealer", "frontman"]
     # Its own earlier posts do not count.
     assert contact_seen_before(archive.store, "dealer", new) == [
-        {
-            **found[0],
-            "first_seen": found[0]["first_seen"]
-            | {
-                "target": "frontman",
-                "post_id": "5",
-                "seen_at": "2026-11-01T10:03:00Z",
-                "capture_id": 3,
-            },
-            "targets": ["frontman"],
-        }
+        replace(
+            found[0],
+            first_seen=replace(
+                found[0].first_seen,
+                target="frontman",
+                post_id="5",
+                seen_at="2026-11-01T10:03:00Z",
+                capture_id=3,
+            ),
+            targets=["frontman"],
+        )
     ]
 
 

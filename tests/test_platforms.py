@@ -284,17 +284,10 @@ async def test_capture_details_opens_each_permalink(site, browser):
 
 
 # -- probe -----------------------------------------------------------------------------------
-PROBE = (
-    "import sys, watcher.cli as cli; "
-    "cli.COMMAND_MODULES = tuple(dict.fromkeys((*cli.COMMAND_MODULES, 'watcher.commands.probe'))); "
-    "sys.exit(cli.main())"
-)
-
-
 def _probe(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         # The fixture site is on loopback, which probe refuses unless told.
-        [sys.executable, "-c", PROBE, "probe", *args, "--allow-private-network"],
+        [sys.executable, "-m", "watcher", "probe", *args, "--allow-private-network"],
         capture_output=True,
         text=True,
         timeout=120,

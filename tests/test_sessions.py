@@ -7,8 +7,6 @@ import json
 import logging
 import os
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +14,7 @@ from threading import Thread
 
 import pytest
 
+from tests.conftest import watcher
 from watcher.capture.browser import Browser
 from watcher.capture.sessions import (
     Session,
@@ -146,16 +145,6 @@ def echo_server() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-def watcher_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-    )
 
 
 # -- importing cookies --------------------------------------------------------------------------
@@ -290,7 +279,7 @@ def test_cookie_values_never_reach_list_output_repr_or_logs(tmp_path, caplog):
     data = tmp_path / "data"
     SessionStore(data).import_cookies("puppet", write(tmp_path, "c.txt", NETSCAPE_TXT))
 
-    listed = watcher_cli("session", "list", "--data", str(data))
+    listed = watcher("session", "list", "--data", str(data))
     assert listed.returncode == 0, listed.stderr
     assert "puppet" in listed.stdout and "example.org" in listed.stdout
     assert " 2 " in listed.stdout  # the cookie count
@@ -373,7 +362,7 @@ def test_session_check_tells_logged_in_from_a_login_wall(
     url = f"http://127.0.0.1:{login_site.port}{path}"
     extra = ["--platform", platform] if platform else []
 
-    result = watcher_cli(
+    result = watcher(
         "session", "check", session.name, "--url", url, "--data", str(store.folder.parent), *extra
     )
 
@@ -384,9 +373,16 @@ def test_session_check_tells_logged_in_from_a_login_wall(
 
 
 def test_login_without_a_screen_points_to_import(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    result = watcher_cli(
-        "session", "login", "acct", "--url", "http://127.0.0.1:9/", "--data", str(tmp_path), env=env
+    no_screen: dict[str, str | None] = {"DISPLAY": None, "WAYLAND_DISPLAY": None}
+    result = watcher(
+        "session",
+        "login",
+        "acct",
+        "--url",
+        "http://127.0.0.1:9/",
+        "--data",
+        str(tmp_path),
+        env=no_screen,
     )
     assert result.returncode == 1
     assert "no screen" in result.stderr and "watcher session import" in result.stderr

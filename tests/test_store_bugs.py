@@ -7,24 +7,8 @@ post's row with a constraint error, as a schema or code mistake of ours would.
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 
-from tests.conftest import channel_target
-
-
-def watcher(*args: str, cwd: Path, env: dict[str, str] | None = None):
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, **(env or {})},
-    )
+from tests.conftest import channel_target, watcher
 
 
 def test_a_store_refusal_is_reported_as_a_bug_and_shown_red(site, tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import os
 import sys
@@ -17,8 +16,9 @@ from typing import Any
 from watcher import __version__
 from watcher.alert.console import format_summary
 from watcher.app import App, resolve_data_dir
+from watcher.commands import detect, key, probe, session
 from watcher.errors import WatcherError, WatchlistError
-from watcher.models import CaptureSummary, Event, EventKind
+from watcher.models import CaptureStatus, CaptureSummary, Event, EventKind
 from watcher.pipeline import STORE_BUG, run_capture
 from watcher.scheduler import read_schedule_file
 from watcher.store.db import OutboxRow, Store
@@ -202,17 +202,12 @@ def _add_help_texts(parser: argparse.ArgumentParser, sub: argparse._SubParsersAc
 
 # Commands that live beside their subject: each module has `add_commands(sub, common)`
 # (adds its subparsers) and `COMMANDS` (name -> handler), like the built-ins below.
-COMMAND_MODULES: tuple[str, ...] = (
-    "watcher.commands.session",
-    "watcher.commands.detect",
-    "watcher.commands.probe",
-    "watcher.commands.key",
-)
+COMMAND_MODULES: tuple[ModuleType, ...] = (session, detect, probe, key)
 
 
 def command_modules() -> list[ModuleType]:
     """The modules that contribute subcommands."""
-    return [importlib.import_module(name) for name in COMMAND_MODULES]
+    return list(COMMAND_MODULES)
 
 
 def handler_for(command: str) -> Callable[[argparse.Namespace], int]:
@@ -273,7 +268,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(event.to_json_line())
         else:
             print(format_summary(summary))
-    return 0 if all(s.status == "ok" for s in summaries) else 2
+    return 0 if all(s.status == CaptureStatus.OK for s in summaries) else 2
 
 
 async def _check(watchlist: Watchlist, data_dir: Path, targets, full: bool) -> list[CaptureSummary]:

@@ -5,8 +5,8 @@
     alert sender, the bot -> wait for SIGTERM -> drain, flush alerts, close.
 
 Telegram being down does not stop the watching: when it cannot be reached at start, captures
-run anyway, alerts wait in the outbox, and the bot is attached once Telegram answers (see
-:func:`telegram_application` and :func:`_bot`). Only a refused token stops the start.
+run anyway, alerts wait in the outbox, and the bot is attached once Telegram answers (the
+connection's life is :mod:`watcher.bot.connection`'s). Only a refused token stops the start.
 
 A target that keeps failing is captured less and less often (see
 :func:`watcher.scheduler.backoff_interval`); each target's next run is written to
@@ -21,7 +21,7 @@ import hashlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 
@@ -29,15 +29,14 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
-from telegram.error import InvalidToken, TelegramError
-from telegram.ext import Application, ApplicationBuilder
 
 from watcher.alert.console import ConsoleSink, events_to_show, format_progress
 from watcher.alert.outbox import OutboxSender, build_sinks
-from watcher.alert.telegram import load_token
+from watcher.alert.sinks import Sink
+from watcher.alert.telegram import TelegramConnection, TelegramSink, load_token
 from watcher.app import App
+from watcher.bot.connection import attached_bot, configured_api_url, telegram_application
 from watcher.bot.context import BotContext
-from watcher.bot.service import serve_bot
 from watcher.errors import WatcherError, WatchlistError
 from watcher.lock import DataFolderLock
 from watcher.models import CaptureSummary, Event, EventKind
@@ -51,8 +50,7 @@ from watcher.scheduler import (
     schedule_target,
     write_schedule_file,
 )
-from watcher.secrets import redact
-from watcher.store.search import is_paused
+from watcher.store.bot_state import is_paused
 from watcher.timeutil import to_iso, utc_now
 from watcher.watchlist import Target, Watchlist, load_watchlist
 
@@ -63,9 +61,6 @@ DRAIN_TIMEOUT_S = 30.0  # running captures get this long to finish at shutdown
 SENDER_STOP_S = 5.0
 FLUSH_TIMEOUT_S = 10.0
 RELOAD_JOB = "watchlist-reload"
-RECONNECT_FIRST_S = 2.0  # Telegram unreachable at start: first retry after this long,
-RECONNECT_MAX_S = 300.0  # then doubling up to this
-BOT_STOP_S = 10.0  # a bot still connecting or polling gets this long to stop at shutdown
 
 
 async def run_daemon(
@@ -91,15 +86,22 @@ async def run_daemon(
     with DataFolderLock(data_dir):
         watchlist = load_watchlist(watchlist_path)
         token = load_token(watchlist.alerts.telegram)
-        api_url = telegram_base_url or _configured_api_url(watchlist)
+        api_url = telegram_base_url or configured_api_url(watchlist)
         app = App.open(watchlist, data_dir)
         try:
             async with telegram_application(watchlist, token, api_url) as application:
                 daemon = Daemon(app, Path(watchlist_path), console, quiet)
                 print(describe_start(watchlist, data_dir, token), flush=True)
-                async with _bot(application, daemon, watchlist):
+                ctx = BotContext(
+                    app=app,
+                    watchlist_path=daemon.watchlist_file.path,
+                    capture=daemon.capture_now,
+                    self_hosted=configured_api_url(watchlist) is not None,
+                )
+                async with attached_bot(application, ctx, daemon.telegram_is_back):
                     with _signals_set(stop, enabled=owns_signals):
-                        await daemon.serve(stop, token, api_url)
+                        sinks = build_sinks(app, telegram=TelegramConnection(token, api_url))
+                        await daemon.serve(stop, sinks)
         finally:
             remove_schedule_file(data_dir)
             await app.close()
@@ -137,9 +139,9 @@ class Daemon:
         self.running: set[asyncio.Task] = set()
         self.sender: OutboxSender | None = None
 
-    async def serve(self, stop: asyncio.Event, token: str | None, api_url: str | None) -> None:
+    async def serve(self, stop: asyncio.Event, sinks: dict[str, Sink]) -> None:
         """Schedule everything, run until ``stop`` is set, then shut down in order."""
-        self.sender = OutboxSender(self.app, build_sinks(self.app, token, api_url))
+        self.sender = OutboxSender(self.app, sinks)
         sender_stop = asyncio.Event()
         sender_task = asyncio.create_task(self.sender.run(sender_stop), name="alert-sender")
         sender_task.add_done_callback(_warn_if_died_early)
@@ -242,7 +244,7 @@ class Daemon:
 
     def telegram_is_back(self) -> None:
         """Telegram answers again: alerts waiting out a backoff of up to 5 min go now."""
-        waiting = self.app.store.retry_now("telegram", utc_now())
+        waiting = self.app.store.retry_now(TelegramSink.name, utc_now())
         if waiting and self.sender is not None:
             log.info("%d alert(s) waiting for Telegram are due now", waiting)
             self.sender.wake()
@@ -274,7 +276,7 @@ class Daemon:
 
     def current_target(self, name: str) -> Target | None:
         """The target called ``name`` in the running watchlist, if it is still there."""
-        return next((t for t in self.app.watchlist.targets if t.name == name), None)
+        return self.app.watchlist.find(name)
 
     def write_schedule(self) -> None:
         """Persist each target's next run, interval and failure streak for ``watcher status``."""
@@ -422,177 +424,7 @@ def _describe_reload(added: list[Target], removed: list[str], changed: list[Targ
     return "watchlist reloaded" + (f" ({'; '.join(parts)})" if parts else " (no target changed)")
 
 
-# -- Telegram and signals ------------------------------------------------------------------
-class TelegramUnreachable(WatcherError):
-    """Telegram did not answer (no network, a timeout, a server error): worth trying again."""
-
-
-def _configured_api_url(watchlist: Watchlist) -> str | None:
-    telegram = watchlist.alerts.telegram
-    return telegram.api_url if telegram else None
-
-
-@contextlib.asynccontextmanager
-async def telegram_application(
-    watchlist: Watchlist, token: str | None, api_url: str | None
-) -> AsyncIterator[Application | None]:
-    """The bot's Application, closed when the block ends; polling begins in :func:`_bot`.
-
-    Connected (initialised and started) when Telegram answers at once; when it cannot be
-    reached, one line says so and the Application comes unconnected (``running`` is false),
-    for :func:`_bot` to connect later. None when Telegram is not configured or there is no
-    token: alerts then stay on the console and in the outbox.
-
-    Raises WatcherError when Telegram refuses the token: no retry can fix that.
-    """
-    if watchlist.alerts.telegram is None or not token:
-        yield None
-        return
-    application = build_application(token, api_url)
-    try:
-        await _first_connection(application)
-        yield application
-    finally:
-        await close_application(application)
-
-
-def build_application(token: str, api_url: str | None) -> Application:
-    """The bot's Application, not connected yet.
-
-    Built without a JobQueue: PTB would start a second scheduler, and the daemon's own must
-    run the captures whether or not Telegram answers.
-    """
-    builder = ApplicationBuilder().token(token).job_queue(None)
-    if api_url:
-        base = api_url.rstrip("/")
-        builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
-    return builder.build()
-
-
-async def connect(application: Application) -> None:
-    """Initialise (``getMe``) and start ``application``; PTB's errors become ours here.
-
-    Raises WatcherError when Telegram refuses the token, TelegramUnreachable on any other
-    failure (no network, a timeout, a server error, a rate limit): those pass.
-    """
-    try:
-        await application.initialize()
-    except InvalidToken:
-        # PTB's message quotes the token: keep it out of the chain (and so of any traceback).
-        raise WatcherError(
-            "Telegram refused the bot token; check WATCHER_TELEGRAM_TOKEN (or the token file) "
-            "holds the token @BotFather gave you"
-        ) from None
-    except TelegramError as exc:
-        raise TelegramUnreachable(redact(f"{type(exc).__name__}: {exc.message}")) from exc
-    await application.start()
-
-
-async def close_application(application: Application) -> None:
-    """Stop and shut down ``application``, whether it ever connected or not."""
-    if application.running:
-        await application.stop()
-    await application.shutdown()
-    # Application.shutdown skips an Application that never finished initialising, but the
-    # failed attempts opened its bot's HTTP clients: close those too.
-    await application.bot.shutdown()
-
-
-async def _first_connection(application: Application) -> None:
-    try:
-        await connect(application)
-    except TelegramUnreachable as exc:
-        print(describe_outage(exc), flush=True)
-
-
-def describe_outage(exc: TelegramUnreachable) -> str:
-    """The line ``watcher run`` prints when Telegram cannot be reached at start."""
-    return (
-        f"Telegram is unreachable ({exc}); capturing anyway, alerts wait in the outbox until it "
-        f"answers; retrying the connection in {RECONNECT_FIRST_S:g}s, backing off to every "
-        f"{RECONNECT_MAX_S / 60:g} min"
-    )
-
-
-@contextlib.asynccontextmanager
-async def _bot(
-    application: Application | None, daemon: Daemon, watchlist: Watchlist
-) -> AsyncIterator[None]:
-    """The chat bot on the daemon's Application, polling for the whole run (none without
-    Telegram). It reads the daemon's app, so watchlist reloads reach it too.
-
-    An Application that could not connect at start is connected by a background task, which
-    starts the bot once Telegram answers; shutdown cancels it wherever it is.
-    """
-    if application is None:
-        yield
-        return
-    ctx = BotContext(
-        app=daemon.app,
-        watchlist_path=daemon.watchlist_file.path,
-        capture=daemon.capture_now,
-        self_hosted=_configured_api_url(watchlist) is not None,
-    )
-    if application.running:
-        async with serve_bot(application, ctx):
-            yield
-        return
-    attach = asyncio.create_task(
-        _attach_when_reachable(application, ctx, daemon.telegram_is_back), name="telegram-bot"
-    )
-    attach.add_done_callback(_warn_if_bot_failed)
-    try:
-        yield
-    finally:
-        await _cancel_task(attach, BOT_STOP_S)
-
-
-async def _attach_when_reachable(
-    application: Application, ctx: BotContext, on_connect: Callable[[], None]
-) -> None:
-    """Connect with backoff; once Telegram answers, call ``on_connect`` and serve the bot
-    until cancelled."""
-    try:
-        await _reconnect(application)
-    except WatcherError as exc:  # the token was refused after all: retrying cannot fix that
-        log.error("%s; the bot stays off until watcher is restarted", exc)
-        return
-    print("Telegram is reachable again: the bot is connected", flush=True)
-    on_connect()
-    async with serve_bot(application, ctx):
-        await asyncio.Event().wait()  # shutdown cancels the task, which stops the bot
-
-
-async def _reconnect(application: Application) -> None:
-    """:func:`connect` until it succeeds, waiting 2 s, 4 s, 8 s, ... up to 5 min in between."""
-    delay = RECONNECT_FIRST_S
-    while True:
-        await asyncio.sleep(delay)
-        try:
-            await connect(application)
-        except TelegramUnreachable as exc:
-            delay = min(delay * 2, RECONNECT_MAX_S)
-            log.info("Telegram still unreachable (%s); next try in %.0fs", exc, delay)
-        else:
-            return
-
-
-def _warn_if_bot_failed(task: asyncio.Task) -> None:
-    # Captures and alerts do not need the bot; say at once that the chat commands are gone.
-    if not task.cancelled() and task.exception() is not None:
-        log.error("the Telegram bot stopped: %r; capturing and alerts go on", task.exception())
-
-
-async def _cancel_task(task: asyncio.Task, timeout: float) -> None:
-    """Cancel ``task`` and give it ``timeout`` to clean up: shutdown never waits longer."""
-    task.cancel()
-    await asyncio.wait({task}, timeout=timeout)
-    if not task.done():
-        log.warning(
-            "%s did not stop within %ss; shutting down without it", task.get_name(), timeout
-        )
-
-
+# -- signals -------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _signals_set(stop: asyncio.Event, *, enabled: bool) -> Iterator[None]:
     """SIGTERM (systemd stop) and SIGINT (Ctrl-C) set ``stop`` for a clean shutdown."""

@@ -66,6 +66,10 @@ class StoreError(WatcherError):
         super().__init__(message)
 
 
+class TelegramUnreachable(WatcherError):
+    """Telegram did not answer (no network, a timeout, a server error): worth trying again."""
+
+
 class AlertError(WatcherError):
     """An alert could not be delivered."""
 

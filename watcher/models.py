@@ -100,6 +100,13 @@ class CaptureStatus(StrEnum):
     BLOCKED = "blocked"
 
 
+class CaptureMode(StrEnum):
+    """How a capture looked at its page."""
+
+    FULL = "full"  # every page, screenshot, images, web archive
+    CHECK = "check"  # a light look: the first page's HTML and posts, as the last capture saw it
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """Something the team may need to know, produced by the diff or the capture pipeline."""
@@ -183,7 +190,7 @@ class CaptureSummary:
     baseline: bool
     events: tuple[Event, ...] = ()
     new_images: int = 0
-    mode: str = "full"  # or "check": a light look that found the page as it was
+    mode: CaptureMode = CaptureMode.FULL
 
     def count(self, kind: EventKind) -> int:
         """How many events of ``kind`` this capture produced."""

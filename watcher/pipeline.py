@@ -60,6 +60,7 @@ from watcher.errors import CaptureError, StoreError, WatcherError
 from watcher.models import (
     Artifact,
     CapturedPost,
+    CaptureMode,
     CaptureStatus,
     CaptureSummary,
     Event,
@@ -94,7 +95,7 @@ class Taken:
     # SHA-256 of the last capture's HTML, read once: the page skipped its MHTML against it, and
     # keep_files makes the web archive against the same value.
     previous_html: str | None = None
-    mode: str = "full"  # or "check": HTML and posts only, the page as the last capture saw it
+    mode: CaptureMode = CaptureMode.FULL
     # Requests the network guard refused (a redirect or image into a private network).
     refused: tuple[Refusal, ...] = ()
     # Cookie values of the capture's browser (the session's and any the page set): secrets
@@ -184,7 +185,7 @@ async def check(app: App, target: Target) -> Taken | None:
     except WatcherError as exc:
         log.info("check of %s failed (%s); taking a full capture", target.name, exc)
         return None
-    return Taken(snapshot, posts, {}, mode="check", refused=_refusals(guard))
+    return Taken(snapshot, posts, {}, mode=CaptureMode.CHECK, refused=_refusals(guard))
 
 
 def _account(
@@ -397,7 +398,7 @@ async def keep(app: App, target: Target, taken: Taken, started: str) -> Kept:
     CPU work), reusing what the archive already knows about the page and its images."""
     meta = _metadata(app, target, taken, started)
     known = app.store.stored_images({d.sha256 for d in taken.downloads.values() if d.sha256})
-    payloads = await known_payloads(app.store, taken.snapshot, taken.mode == "full")
+    payloads = await known_payloads(app.store, taken.snapshot, taken.mode == CaptureMode.FULL)
     return await asyncio.to_thread(
         keep_files,
         app.blobs,
@@ -432,7 +433,7 @@ def keep_files(
     files = _capture_files(taken, meta)
     html_sha = sha256_hex(snap.html_pages[0].encode("utf-8")) if snap.html_pages else None
     archive = None
-    if taken.mode == "full" and html_sha != previous_html:
+    if taken.mode == CaptureMode.FULL and html_sha != previous_html:
         known = payloads or KnownPayloads()
         archive = web_archive(snap, meta, taken.cookie_values, known, taken.downloads, signer)
         files.append(_File("wacz", archive.wacz, "application/wacz", snap.final_url))
@@ -605,9 +606,9 @@ def _log_custody(
     app: App,
     capture_id: int,
     target: Target,
-    status: str,
+    status: CaptureStatus,
     artifacts: list[Artifact],
-    mode: str = "full",
+    mode: CaptureMode = CaptureMode.FULL,
 ) -> None:
     # The hashes taken at collection: `watcher verify` checks exported files against these.
     app.custody.append(
@@ -617,7 +618,7 @@ def _log_custody(
             "target": target.name,
             "url": target.url,
             "status": str(status),
-            "mode": mode,
+            "mode": str(mode),
             "artifacts": [{"kind": a.kind, "sha256": a.sha256, "size": a.size} for a in artifacts],
         },
     )

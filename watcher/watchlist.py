@@ -13,7 +13,7 @@ import re
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Protocol, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import yaml
@@ -294,11 +294,29 @@ class TelegramAlerts(_Model):
             )
         return chat_ids
 
+    def addresses(self) -> list[str]:
+        """The chats alerts go to, as the outbox names them."""
+        return [str(chat) for chat in self.chat_ids]
+
+
+class SinkSettings(Protocol):
+    """A section of ``alerts:``: one sink's destinations and the kinds they want."""
+
+    kinds: list[str]
+
+    def addresses(self) -> list[str]: ...
+
 
 class Alerts(_Model):
-    """Alert channels; none configured means alerts are only logged."""
+    """Alert sinks, one section each, keyed by the sink's name (see watcher.alert.sinks);
+    none configured means alerts are only shown on the console."""
 
     telegram: TelegramAlerts | None = None
+
+    def configured(self) -> dict[str, SinkSettings]:
+        """Each sink's section the watchlist fills in, by the sink's name."""
+        sections = {name: getattr(self, name) for name in type(self).model_fields}
+        return {name: section for name, section in sections.items() if section is not None}
 
 
 class Images(_Model):
@@ -369,12 +387,16 @@ class Watchlist(_Model):
             raise _invalid("there are no targets to watch", _TARGETS_FIX)
         return targets
 
+    def find(self, name: str) -> Target | None:
+        """The target called ``name``, or None (an event of a target since removed)."""
+        return next((t for t in self.targets if t.name == name), None)
+
     def target(self, name: str) -> Target:
         """The target called ``name``; WatcherError naming the known ones if there is none."""
-        for target in self.targets:
-            if target.name == name:
-                return target
-        raise WatcherError(f"no target named {name}; known: {self._known_names()}")
+        found = self.find(name)
+        if found is None:
+            raise WatcherError(f"no target named {name}; known: {self._known_names()}")
+        return found
 
     def select(self, names: list[str]) -> list[Target]:
         """The named targets in the order given (every target when ``names`` is empty)."""

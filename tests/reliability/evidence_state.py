@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.conftest import watcher
 from watcher.app import App
 from watcher.store.custody import verify_chain
 from watcher.watchlist import load_watchlist
@@ -131,12 +132,4 @@ def watcher_cli(*args: str, cwd: Path, **kwargs) -> subprocess.Popen:
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python -m watcher ARGS`` to the end; text output."""
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdin=subprocess.DEVNULL,
-    )
+    return watcher(*args, cwd=cwd, timeout=timeout)

@@ -24,6 +24,7 @@ from tests.fakes.telegram_api import (
 )
 from watcher.alert.outbox import OutboxSender, build_sinks
 from watcher.alert.render import fit_html, visible_length
+from watcher.alert.telegram import TelegramConnection
 from watcher.pipeline import run_capture
 
 CHAT = -100123
@@ -44,7 +45,11 @@ async def watched(site, make_app):
 
 async def deliver(app, fake) -> list[RecordedCall]:
     """Run the outbox once; what reached the chat. Every alert must be sent, none failed."""
-    sender = OutboxSender(app, build_sinks(app, fake.token, fake.base_url), report=lambda m: None)
+    sender = OutboxSender(
+        app,
+        build_sinks(app, telegram=TelegramConnection(fake.token, fake.base_url)),
+        report=lambda m: None,
+    )
     try:
         await sender.deliver_due()
     finally:
@@ -149,7 +154,9 @@ async def test_an_alert_refused_twice_is_failed_not_retried_forever(site, make_a
     await run_capture(app, target)
     fake_telegram.fail_next(2, status=400)
     sender = OutboxSender(
-        app, build_sinks(app, fake_telegram.token, fake_telegram.base_url), report=lambda m: None
+        app,
+        build_sinks(app, telegram=TelegramConnection(fake_telegram.token, fake_telegram.base_url)),
+        report=lambda m: None,
     )
     assert await sender.deliver_due() == 0
     await sender.close()

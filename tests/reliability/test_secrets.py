@@ -16,6 +16,7 @@ from tests.conftest import alerts_yaml
 from tests.fakes.telegram_api import FakeTelegram
 from tests.reliability.conftest import hostile_target, listing, shop_page
 from watcher.alert.outbox import OutboxSender, build_sinks
+from watcher.alert.telegram import TelegramConnection
 from watcher.pipeline import run_capture
 
 TOKEN = "424242:SCAN-ME-token-7f3a9c"
@@ -70,13 +71,19 @@ async def test_secrets_stay_out_of_logs_evidence_and_errors(site, make_app, tmp_
         site.route("/shop", shop_page(listing("a", "first"), listing("b", "second")))
         assert (await run_capture(app, target)).status == "ok"
         reports: list[str] = []
-        sender = OutboxSender(app, build_sinks(app, TOKEN, fake.base_url), reports.append)
+        sender = OutboxSender(
+            app, build_sinks(app, telegram=TelegramConnection(TOKEN, fake.base_url)), reports.append
+        )
         assert await sender.deliver_due() == 1
         await sender.close()
         # A rejected token: the error text and the outbox must not carry it.
         site.route("/shop", shop_page(*(listing(x, x) for x in "abc")))
         await run_capture(app, target)
-        wrong = OutboxSender(app, build_sinks(app, WRONG_TOKEN, fake.base_url), reports.append)
+        wrong = OutboxSender(
+            app,
+            build_sinks(app, telegram=TelegramConnection(WRONG_TOKEN, fake.base_url)),
+            reports.append,
+        )
         await wrong.deliver_due()
         await wrong.close()
     errors = [row[0] or "" for row in app.store.db.execute("SELECT last_error FROM outbox")]

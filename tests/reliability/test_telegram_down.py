@@ -8,6 +8,7 @@ import re
 from tests.conftest import alerts_yaml
 from tests.reliability.conftest import hostile_target, listing, shop_page
 from watcher.alert.outbox import DIGEST_SIZE, OutboxSender, build_sinks
+from watcher.alert.telegram import TelegramConnection
 from watcher.pipeline import run_capture
 
 CHAT = -100555
@@ -25,7 +26,9 @@ async def test_hours_down_then_drains_in_order_digested(site, make_app, fake_tel
     target = app.watchlist.target("shop")
     await run_capture(app, target)  # the baseline: no alerts
     sender = OutboxSender(
-        app, build_sinks(app, fake_telegram.token, fake_telegram.base_url), report=lambda m: None
+        app,
+        build_sinks(app, telegram=TelegramConnection(fake_telegram.token, fake_telegram.base_url)),
+        report=lambda m: None,
     )
     fake_telegram.go_down()
     # New listings arrive in three captures while Telegram is down.

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from watcher.alert.textdiff import changed, word_diff
-from watcher.models import CaptureSummary, Event, EventKind
+from watcher.models import CaptureMode, CaptureStatus, CaptureSummary, Event, EventKind
 from watcher.timeutil import human_time
 
 _LABELS = {
@@ -71,8 +71,8 @@ def format_event(event: Event, now: datetime | None = None) -> str:
 
 def format_summary(summary: CaptureSummary) -> str:
     """One line per capture for ``watcher check``."""
-    if summary.status != "ok":
-        label = "BLOCKED" if summary.status == "blocked" else "FAILED"
+    if summary.status != CaptureStatus.OK:
+        label = "BLOCKED" if summary.status == CaptureStatus.BLOCKED else "FAILED"
         return f"{summary.target}: {label} ({summary.reason}) {_first_message(summary)}"
     counts = ", ".join(
         f"{summary.count(kind)} {name}"
@@ -85,7 +85,7 @@ def format_summary(summary: CaptureSummary) -> str:
         )
     )
     base = " (baseline)" if summary.baseline else ""
-    if summary.mode == "check":
+    if summary.mode == CaptureMode.CHECK:
         return (
             f"{summary.target}: ok, check #{summary.capture_id}: the same {summary.post_count} "
             "posts as the last capture"
@@ -112,10 +112,10 @@ def format_progress(summary: CaptureSummary, seconds: float) -> str:
     """One line per capture for ``watcher run``, so a person sees it working, e.g.
     ``dealer ok, 2 new posts (capture #7, 3.4 s)`` or ``shop failed: HTTP 503 (0.8 s)``."""
     where = f"capture #{summary.capture_id}, " if summary.capture_id is not None else ""
-    if summary.mode == "check" and summary.status == "ok":
+    if summary.mode == CaptureMode.CHECK and summary.status == CaptureStatus.OK:
         where = f"check #{summary.capture_id}, "
     tail = f"({where}{seconds:.1f} s)"
-    if summary.status != "ok":
+    if summary.status != CaptureStatus.OK:
         message = _first_message(summary).removeprefix("- ") or summary.reason or "unknown"
         return f"{summary.target} {summary.status}: {_excerpt(message, 200)} {tail}"
     if summary.baseline:

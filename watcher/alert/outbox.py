@@ -16,15 +16,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
-from watcher.alert.render import AlertMessage, photo_shas, render_alert, render_digest
+from watcher.alert import telegram  # noqa: F401  (registers the Telegram sink)
+from watcher.alert.render import photo_shas, render_alert, render_digest
 from watcher.alert.routing import ALWAYS
-from watcher.alert.telegram import TelegramSink, make_bot
+from watcher.alert.sinks import SINKS, Sink
 from watcher.app import App
 from watcher.errors import PermanentAlertError, StoreError, TransientAlertError
+from watcher.store.bot_state import is_muted
 from watcher.store.db import OutboxRow
-from watcher.store.search import is_muted
 from watcher.timeutil import to_iso, utc_now
 
 log = logging.getLogger(__name__)
@@ -37,40 +37,13 @@ BACKOFF_S = (2, 5, 15, 30, 60, 120, 300)
 IDLE_WAKE_S = 1.0
 
 
-class Sink(Protocol):
-    """Where alerts go. A sink is one small class; register it in :data:`SINK_BUILDERS`."""
-
-    name: str
-
-    async def send(self, chat_id: str, message: AlertMessage) -> list[int]: ...
-
-    async def send_text(self, chat_id: str, html: str) -> list[int]: ...
-
-    def unattachable(self, shas: tuple[str, ...]) -> dict[str, str]:
-        """The stored photos this sink cannot attach, each with why (may block: a thread)."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-def _telegram(app: App, token: str | None, base_url: str | None) -> Sink | None:
-    config = app.watchlist.alerts.telegram
-    if config is None or not token:
-        return None
-    return TelegramSink(make_bot(token, base_url or config.api_url), app.blobs)
-
-
-SINK_BUILDERS: dict[str, Callable[[App, str | None, str | None], Sink | None]] = {
-    "telegram": _telegram,
-}
-
-
-def build_sinks(app: App, token: str | None, base_url: str | None = None) -> dict[str, Sink]:
-    """The sinks the watchlist configures and the secrets allow. Without a token there is no
-    Telegram sink: its alerts stay in the outbox until one is configured."""
+def build_sinks(app: App, **given: object) -> dict[str, Sink]:
+    """A sink for each section of the watchlist's ``alerts`` that can send; ``given`` passes
+    a sink, by name, what the caller already holds (``telegram=TelegramConnection(...)``).
+    A sink that cannot send (no token) is left out: its alerts stay in the outbox."""
     sinks = {}
-    for name, build in SINK_BUILDERS.items():
-        sink = build(app, token, base_url)
+    for name in app.watchlist.alerts.configured():
+        sink = SINKS[name].from_watchlist(app, given.get(name))
         if sink is not None:
             sinks[name] = sink
     return sinks
@@ -190,7 +163,7 @@ class OutboxSender:
         if len(batch) > 1:
             return await sink.send_text(chat, render_digest([r.event for r in batch]))
         event = batch[0].event
-        target = next((t for t in self.app.watchlist.targets if t.name == event.target), None)
+        target = self.app.watchlist.find(event.target)
         shot = self.app.store.screenshot_of(event.capture_id) if event.capture_id else None
         # Photos the sink cannot take are left out up front (and the alert says so), rather
         # than letting one bad photo get the whole alert refused. Decoding blocks: a thread.

@@ -23,12 +23,12 @@ class Destination:
 
 
 def destinations(watchlist: Watchlist) -> list[Destination]:
-    """Every alert destination the watchlist configures."""
-    telegram = watchlist.alerts.telegram
-    if telegram is None:
-        return []
-    kinds = frozenset(telegram.kinds) | {str(EventKind.WATCHLIST_INVALID)}
-    return [Destination("telegram", str(chat), kinds) for chat in telegram.chat_ids]
+    """Every alert destination the watchlist configures, in each sink's section."""
+    found = []
+    for sink, settings in watchlist.alerts.configured().items():
+        kinds = frozenset(settings.kinds) | {str(EventKind.WATCHLIST_INVALID)}
+        found += [Destination(sink, address, kinds) for address in settings.addresses()]
+    return found
 
 
 def routes_for(event: Event, watchlist: Watchlist) -> list[Destination]:
@@ -49,14 +49,14 @@ def routes_for(event: Event, watchlist: Watchlist) -> list[Destination]:
 
 
 def _alerts_on_everything(event: Event, watchlist: Watchlist) -> bool:
-    target = next((t for t in watchlist.targets if t.name == event.target), None)
+    target = watchlist.find(event.target)
     return target is None or target.alert_on == "all"
 
 
 def _target_wants(event: Event, watchlist: Watchlist) -> bool:
     if event.kind in ALWAYS:
         return True
-    target = next((t for t in watchlist.targets if t.name == event.target), None)
+    target = watchlist.find(event.target)
     if target is None or target.alert_on == "all":
         return True
     # alert_on: keyword — a noisy target only alerts on posts that matched a keyword.

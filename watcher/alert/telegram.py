@@ -13,7 +13,9 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from telegram import (
     Bot,
@@ -29,10 +31,14 @@ from telegram.request import HTTPXRequest
 
 from watcher.alert.photos import photo_problem
 from watcher.alert.render import TEXT_LIMIT, AlertMessage, plain_text
+from watcher.alert.sinks import register_sink
 from watcher.errors import PermanentAlertError, TransientAlertError, WatcherError
 from watcher.secrets import register_secret
 from watcher.store.blobs import BlobStore
 from watcher.watchlist import TelegramAlerts
+
+if TYPE_CHECKING:
+    from watcher.app import App
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +87,16 @@ def make_bot(token: str, api_url: str | None = None) -> Bot:
     return Bot(token, request=request)
 
 
+@dataclass(frozen=True, slots=True)
+class TelegramConnection:
+    """What the Telegram sink needs beyond ``alerts.telegram``: the bot token (a secret, never
+    in the watchlist) and, to override the section's, a Bot API address."""
+
+    token: str | None
+    api_url: str | None = None
+
+
+@register_sink
 class TelegramSink:
     """Delivers alerts to Telegram chats; each alert is one API call, so a retry never
     repeats half an alert."""
@@ -90,6 +106,20 @@ class TelegramSink:
     def __init__(self, bot: Bot, blobs: BlobStore) -> None:
         self.bot = bot
         self.blobs = blobs
+
+    @classmethod
+    def from_watchlist(
+        cls, app: App, given: TelegramConnection | None = None
+    ) -> TelegramSink | None:
+        """The sink for ``alerts.telegram``, with the token ``given`` (the daemon's) or from
+        the environment or token file; None without a token (alerts stay in the outbox)."""
+        config = app.watchlist.alerts.telegram
+        if config is None:
+            return None
+        connection = given or TelegramConnection(load_token(config))
+        if not connection.token:
+            return None
+        return cls(make_bot(connection.token, connection.api_url or config.api_url), app.blobs)
 
     def unattachable(self, shas: tuple[str, ...]) -> dict[str, str]:
         """The photos among ``shas`` Telegram would refuse, each with why (blocking: decodes)."""

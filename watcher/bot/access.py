@@ -17,7 +17,7 @@ from watcher.watchlist import Watchlist
 REFUSAL = "Sorry, this bot only answers its team."
 ADMIN_ONLY = "Only an admin can do that."
 REFUSAL_EVERY_S = 60.0  # a stranger who keeps writing is answered once a minute (always logged
-# or, past a bound, counted: see watcher.store.search.log_refusal)
+# or, past a bound, counted: see watcher.store.bot_state.log_refusal)
 
 
 class Role(IntEnum):

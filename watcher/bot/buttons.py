@@ -5,7 +5,7 @@ data with a button press). So it is never trusted:
 
 * alert buttons (``ev:42``, ``mu:42``, ``rv:42``, from
   :func:`watcher.alert.render.alert_buttons`) count only when event 42 was delivered as
-  the very message pressed, in that chat (:func:`watcher.store.search.sent_alert`);
+  the very message pressed, in that chat (:func:`watcher.store.bot_state.sent_alert`);
 * ``/watch`` confirmations carry a random token naming a proposal this bot holds, made for
   that chat, not yet used and not expired.
 """

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,15 +45,17 @@ from watcher.bot.work import (
     build_bundles,
     evidence_request,
     in_seconds,
+    photo_seen,
     until_after,
-    where_seen,
 )
 from watcher.bot.yaml_edit import NewTarget, add_target, propose
 from watcher.errors import WatcherError
 from watcher.evidence.bundle import Selection
-from watcher.models import Event
-from watcher.store import search as queries
+from watcher.models import CaptureStatus, Event
+from watcher.store import bot_state as queries
+from watcher.store import links
 from watcher.store.db import Store
+from watcher.store.search import search_posts
 from watcher.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ class WatcherBot:
         self, bot: Bot, chat_id: int, user_id: int | None, name: str, decision: Decision
     ) -> None:
         """Refuse briefly (strangers once a minute at most), log it (bounded: see
-        :func:`~watcher.store.search.log_refusal`), and reveal nothing."""
+        :func:`~watcher.store.bot_state.log_refusal`), and reveal nothing."""
         reason = decision.reason
         try:
             own_row = queries.log_refusal(self.store, user_id, chat_id, name, reason)
@@ -213,7 +214,7 @@ class WatcherBot:
     async def status(self, request: Request) -> str:
         targets = self.ctx.watchlist.targets
         statuses = [self.store.target_status(t.name, t.platform) for t in targets]
-        blocked = [s.name for s in statuses if s.last_status == "blocked"]
+        blocked = [s.name for s in statuses if s.last_status == CaptureStatus.BLOCKED]
         await request.reply_all(
             replies.status_text(
                 statuses,
@@ -245,7 +246,7 @@ class WatcherBot:
         query = " ".join(request.args).strip()
         if not query:
             raise WatcherError("say what to look for: /search white gold")
-        hits, total = queries.search_posts(self.store, query)
+        hits, total = search_posts(self.store, query)
         await request.reply_all(replies.search_text(query, hits, total))
         return f"{total} posts"
 
@@ -255,8 +256,8 @@ class WatcherBot:
             name
         ):
             self.ctx.watchlist.target(name)  # raises, naming the known targets
-        photo = queries.photo_links(self.store, name)
-        contacts = _shared_contacts(self.store, name)
+        photo = links.photo_links(self.store, name)
+        contacts = links.shared_contacts(self.store, name)
         await request.reply_all(replies.links_text(name, photo, contacts))
         return f"{len(photo)} photo links"
 
@@ -317,9 +318,9 @@ class WatcherBot:
         return await self._answer_similar(request, data)
 
     async def _answer_similar(self, request: Request, data: bytes) -> str:
-        matches, compared = await where_seen(self.ctx.app, data)
-        await request.reply_all(replies.similar_text(matches, compared))
-        return f"{len(matches)} matches"
+        answer = await photo_seen(self.ctx.app, data)
+        await request.reply_all(replies.similar_text(answer))
+        return f"{len(answer.matches)} matches"
 
     async def _image_of(self, request: Request, message: Message) -> bytes | None:
         """The bytes of the photo (largest size) or image file in ``message``; None if none."""
@@ -531,27 +532,6 @@ def _evidence_for(event: Event) -> EvidenceRequest:
     if event.post_id:
         return EvidenceRequest(Selection(post_id=event.post_id), f"post {event.post_id}")
     raise WatcherError("this alert has no capture to export")
-
-
-def _shared_contacts(store: Store, name: str) -> list[str] | None:
-    """Contacts ``name`` shares with other accounts, from :mod:`watcher.store.links` when it
-    is installed and its table exists (else None: "not available")."""
-    try:
-        from watcher.store.links import shared_contacts
-    except ImportError:
-        return None
-    try:
-        return [_describe(link, name) for link in shared_contacts(store, name)]
-    except (WatcherError, sqlite3.Error) as exc:
-        log.warning("shared contacts unavailable: %s", exc)
-        return None
-
-
-def _describe(link: object, name: str) -> str:
-    """One shared contact as text: ``phone +855…: other-a, other-b``."""
-    kind, value = getattr(link, "kind", "contact"), getattr(link, "value", link)
-    others = [t for t in getattr(link, "targets", []) if t != name]
-    return f"{kind} {value}: {', '.join(others)}" if others else f"{kind} {value}"
 
 
 def _mb(size: int) -> str:

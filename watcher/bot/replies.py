@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from watcher.alert.console import format_summary
-from watcher.models import CaptureSummary, ImageSighting
+from watcher.models import CaptureStatus, CaptureSummary
+from watcher.store.bot_state import TargetState
 from watcher.store.db import TargetStatus
-from watcher.store.search import PhotoLink, SearchHit, TargetState
+from watcher.store.links import ContactLink, PhotoLink
+from watcher.store.search import SearchHit
 from watcher.watchlist import Target
+
+if TYPE_CHECKING:
+    from watcher.bot.work import PhotoAnswer
 
 TEXT_LIMIT = 4096
 WORKING = "⏳ working…"
@@ -96,7 +102,7 @@ def status_text(
 def _status_line(status: TargetStatus, state: TargetState | None, now: str) -> str:
     if status.last_status is None:
         outcome = "not captured yet"
-    elif status.last_status == "ok":
+    elif status.last_status == CaptureStatus.OK:
         outcome = f"ok {when(status.last_capture_at)}"
     else:
         outcome = (
@@ -145,7 +151,7 @@ def targets_text(
 
 def check_text(summary: CaptureSummary) -> str:
     """``/check``: the capture's outcome and what it found."""
-    icon = "✅" if summary.status == "ok" else "⚠️"
+    icon = "✅" if summary.status == CaptureStatus.OK else "⚠️"
     lines = [f"{icon} {e(format_summary(summary))}"]
     if summary.capture_id:
         lines.append(f"Evidence: /evidence {summary.capture_id}")
@@ -170,50 +176,68 @@ def search_text(query: str, hits: list[SearchHit], total: int) -> list[str]:
     return chunks(lines)
 
 
-def similar_text(matches: list[tuple[ImageSighting, int]], compared: int) -> list[str]:
-    """Where a photo has been seen: posts, targets and pHash distances (0 = identical)."""
-    if not matches:
-        return [f"Not seen before: no stored photo is close to this one ({compared} compared)."]
-    targets = sorted({post.target for post, _ in matches})
+def similar_text(answer: PhotoAnswer) -> list[str]:
+    """Where a photo has been seen: posts, targets and pHash distances (0 = identical), and
+    the team's reference photos it matches."""
+    references = [
+        f"• reference photo <b>{e(known.name)}</b> · distance {distance}"
+        for known, distance in answer.references
+    ]
+    if references:
+        references.insert(0, "<b>Matches the team's reference photos:</b>")
+    if not answer.matches:
+        compared = answer.compared
+        return [
+            f"Not seen before: no stored photo is close to this one ({compared} compared).",
+            *references,
+        ]
+    targets = sorted({post.target for post, _ in answer.matches})
+    count = len(answer.matches)
     lines = [
-        f"<b>Seen in {len(matches)} post{'s' * (len(matches) != 1)}</b> on "
+        f"<b>Seen in {count} post{'s' * (count != 1)}</b> on "
         f"{', '.join(f'<b>{e(t)}</b>' for t in targets)} (distance 0 = same photo, up to 10 = "
         "resized, recompressed or watermarked copy):"
     ]
-    for post, distance in matches:
+    for post, distance in answer.matches:
         gone = " 🗑 deleted" if post.deleted else ""
         lines.append(
             f"• <b>{e(post.target)}</b> {_post_link(post.post_id, post.permalink)}{gone} · "
             f"first seen {when(post.seen_at)} · capture #{post.capture_id} · "
             f"distance {distance}"
         )
-    return chunks(lines)
+    return chunks(lines + references)
 
 
-def links_text(name: str, photo: list[PhotoLink], contacts: list[str] | None) -> list[str]:
-    """``/links NAME``: accounts linked by shared photos (and contacts when known)."""
+def links_text(name: str, photo: list[PhotoLink], contacts: list[ContactLink]) -> list[str]:
+    """``/links NAME``: accounts linked by shared photos and shared contacts."""
     lines = [f"<b>Accounts linked to {e(name)}</b>"]
     if photo:
         lines.append("By shared photos:")
         for link in photo:
             parts = []
-            if link.reposted_from:
-                parts.append(f"{link.reposted_from} of its photos were theirs first")
-            if link.reposted_by:
-                parts.append(f"{link.reposted_by} of theirs were its first")
+            if theirs := link.reposted_from(name):
+                parts.append(f"{theirs} of its photos were theirs first")
+            if its := link.reposted_by(name):
+                parts.append(f"{its} of theirs were its first")
             lines.append(
-                f"• <b>{e(link.other)}</b>: {'; '.join(parts)} (last {when(link.last_at)})"
+                f"• <b>{e(link.other(name))}</b>: {'; '.join(parts)} (last {when(link.last_at)})"
             )
     else:
         lines.append("No shared photos with another account.")
-    if contacts is None:
-        lines.append("Shared contacts: not available in this version.")
-    elif contacts:
+    if contacts:
         lines.append("By shared contacts:")
-        lines += [f"• {e(c)}" for c in contacts]
+        lines += [f"• {e(_contact(link, name))}" for link in contacts]
     else:
         lines.append("No shared contacts.")
     return chunks(lines)
+
+
+def _contact(link: ContactLink, name: str) -> str:
+    """One shared contact as text: ``phone +855…: other-a, other-b``."""
+    others = [t for t in link.targets if t != name]
+    return (
+        f"{link.kind} {link.value}: {', '.join(others)}" if others else f"{link.kind} {link.value}"
+    )
 
 
 def telegram_problem(exc: TelegramError) -> str:

@@ -12,11 +12,12 @@ from pathlib import Path
 
 from watcher.app import App
 from watcher.detect.images import ImageDecodeError, perceptual_hashes
+from watcher.detect.known import KnownImage
 from watcher.errors import WatcherError
 from watcher.evidence.bundle import Selection, export_bundle
 from watcher.models import ImageSighting
 from watcher.store.db import Store
-from watcher.store.search import posts_with_image
+from watcher.store.links import where_seen
 from watcher.timeutil import parse_duration, to_iso
 
 MAX_MATCHES = 15
@@ -67,18 +68,26 @@ def _quiet(done: int, total: int) -> None:
 
 
 # -- photos --------------------------------------------------------------------------------
-async def where_seen(app: App, data: bytes) -> tuple[list[tuple[ImageSighting, int]], int]:
-    """Stored posts showing this photo or a near copy: (post, distance) closest first, and
-    how many stored photos were compared."""
+@dataclass(frozen=True, slots=True)
+class PhotoAnswer:
+    """Where a photo sent to the bot was seen, as ``watcher similar`` finds it."""
+
+    matches: list[tuple[ImageSighting, int]]  # (post, pHash distance), closest first
+    references: list[tuple[KnownImage, int]]  # the team's reference photos near it
+    compared: int  # stored photos compared
+
+
+async def photo_seen(app: App, data: bytes) -> PhotoAnswer:
+    """Stored posts showing this photo or a near copy (at most ``MAX_MATCHES``), and the
+    reference photos (``images.known``) it matches."""
     try:
         hashes = await asyncio.to_thread(perceptual_hashes, data)
     except ImageDecodeError as exc:
         raise WatcherError(f"that file is not a photo I can read ({exc})") from exc
-    matches: list[tuple[ImageSighting, int]] = []
-    for sha, distance in app.images.near(hashes.phash):
-        matches += [(post, distance) for post in posts_with_image(app.store, sha)]
+    found = where_seen(app.store, app.images, app.known, hashes.phash, limit=None)
+    matches = [(post, image.distance) for image in found.archived for post in image.posts]
     matches.sort(key=lambda pair: (pair[1], pair[0].seen_at))
-    return matches[:MAX_MATCHES], len(app.images)
+    return PhotoAnswer(matches[:MAX_MATCHES], found.references, len(app.images))
 
 
 # -- durations -----------------------------------------------------------------------------

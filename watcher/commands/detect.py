@@ -14,7 +14,7 @@ from pathlib import Path
 
 from watcher.app import DB_NAME, resolve_data_dir
 from watcher.detect.images import SAME_PHOTO_DISTANCE, ImageDecodeError, perceptual_hashes
-from watcher.detect.known import load_known_images, match_known
+from watcher.detect.known import KnownImage, load_known_images
 from watcher.errors import WatcherError
 from watcher.store.db import Store
 from watcher.store.links import (
@@ -25,7 +25,7 @@ from watcher.store.links import (
     load_image_index,
     photo_links,
     shared_contacts,
-    similar_images,
+    where_seen,
 )
 from watcher.watchlist import load_watchlist
 
@@ -77,19 +77,25 @@ def cmd_similar(args: argparse.Namespace) -> int:
     phash = _phash_of(path)
     if not 0 <= args.distance <= 64 or args.limit < 1:
         raise WatcherError("--distance must be 0-64 and --limit at least 1")
+    references = _reference_photos(args)
     store = _open_store(args)
     try:
-        found = similar_images(store, load_image_index(store), phash, args.limit, args.distance)
+        index = load_image_index(store)
+        found = where_seen(store, index, references or [], phash, args.limit, args.distance)
     finally:
         store.close()
     print(f"{path}: pHash {phash:016x}")
-    if not found:
+    if not found.archived:
         print(f"no archived image within distance {args.distance}")
-    for image in found:
+    for image in found.archived:
         print(_similar_line(image))
-        for target, post_id, permalink, seen_at in image.posts:
-            print(f"    {target} post {post_id}  first seen {seen_at}  {permalink or ''}".rstrip())
-    _print_known(args, phash)
+        for post in image.posts:
+            line = f"    {post.target} post {post.post_id}  first seen {post.seen_at}"
+            print(f"{line}  {post.permalink or ''}".rstrip())
+    if references is not None:
+        print(f"known reference photos within distance {args.distance}: {len(found.references)}")
+        for known, distance in found.references:
+            print(f"distance {distance:2}  reference {known.name}  ({known.path})")
     return 0
 
 
@@ -109,19 +115,15 @@ def _similar_line(image: SimilarImage) -> str:
     return f"distance {image.distance:2}  {verdict:10}  image {image.sha256}"
 
 
-def _print_known(args: argparse.Namespace, phash: int) -> None:
-    """Reference photos from the watchlist's ``images.known`` folders, when there is one."""
+def _reference_photos(args: argparse.Namespace) -> list[KnownImage] | None:
+    """The watchlist's ``images.known`` reference photos; None when it names none."""
     watchlist_path = Path(args.watchlist)
     if not watchlist_path.is_file():
-        return
+        return None
     watchlist = load_watchlist(watchlist_path)
     if not watchlist.images.known:
-        return
-    base = watchlist_path.resolve().parent
-    matches = match_known(phash, load_known_images(watchlist.images.known, base), args.distance)
-    print(f"known reference photos within distance {args.distance}: {len(matches)}")
-    for known, distance in matches:
-        print(f"distance {distance:2}  reference {known.name}  ({known.path})")
+        return None
+    return load_known_images(watchlist.images.known, watchlist_path.resolve().parent)
 
 
 def cmd_links(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from watcher.app import CUSTODY_KEY_NAME, App, resolve_data_dir
 from watcher.demo.scenario import DEMO_PATHS, DEMO_PORT, DemoScenario, build_demo_site
 from watcher.demo.site import DemoSite
 from watcher.errors import WatcherError
+from watcher.models import CaptureStatus
 from watcher.pipeline import run_capture
 from watcher.scheduler import schedule_target
 from watcher.timeutil import utc_now
@@ -166,7 +167,7 @@ async def run_demo(args: argparse.Namespace) -> int:
         running.add(task)
         try:
             summary = await run_capture(app, target)
-            if summary.baseline or summary.status != "ok":
+            if summary.baseline or summary.status != CaptureStatus.OK:
                 print(format_summary(summary), flush=True)
             for event in events_to_show(summary.events):
                 sink.show(event)

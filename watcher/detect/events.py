@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
 from watcher.detect.diff import Edit, PostDiff, Restore
 from watcher.detect.images import DHASH_CONFIRM_DISTANCE, ImageIndex
 from watcher.detect.keywords import KeywordMatch
 from watcher.models import CapturedPost, Event, EventKind, ImageRecord, ImageSighting, StoredPost
+
+if TYPE_CHECKING:
+    from watcher.store.links import ContactSighting
 
 EXCERPT_CHARS = 500
 
@@ -97,9 +101,9 @@ def repost_events(
     return events
 
 
-def contact_events(target: str, post_id: str, seen: list[dict]) -> list[Event]:
+def contact_events(target: str, post_id: str, seen: list[ContactSighting]) -> list[Event]:
     """``contact_seen_before`` for each contact of a post already seen on another target."""
-    return [Event(EventKind.CONTACT_SEEN_BEFORE, target, post_id, details) for details in seen]
+    return [Event(EventKind.CONTACT_SEEN_BEFORE, target, post_id, asdict(s)) for s in seen]
 
 
 def known_image_event(target: str, new: NewImage, details: dict) -> Event:

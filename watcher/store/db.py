@@ -22,6 +22,8 @@ from watcher.errors import StoreError
 from watcher.models import (
     Artifact,
     CapturedPost,
+    CaptureMode,
+    CaptureStatus,
     Event,
     EventKind,
     ImageRecord,
@@ -77,7 +79,7 @@ class CaptureRow:
     """A capture as stored in ``captures``."""
 
     target: str
-    status: str
+    status: CaptureStatus
     started_at: str
     ended_at: str
     requested_url: str
@@ -90,7 +92,7 @@ class CaptureRow:
     watcher_version: str | None = None
     post_count: int = 0
     baseline: bool = False
-    mode: str = "full"  # "full", or "check": a light look at a page (see pipeline.take_or_check)
+    mode: CaptureMode = CaptureMode.FULL  # a check: see pipeline.take_or_check
     fingerprint: str | None = None  # posts_fingerprint of the posts this capture saw
     id: int | None = None
 
@@ -133,7 +135,7 @@ class TargetStatus:
     name: str
     platform: str
     last_capture_at: str | None
-    last_status: str | None
+    last_status: CaptureStatus | None
     last_reason: str | None
     live_posts: int
     deleted_posts: int
@@ -213,7 +215,7 @@ class Store:
         """What a light check of ``target`` compares with: the last capture, when it succeeded,
         and when the last full capture started. None when there is nothing to compare with."""
         last = self.last_capture(target)
-        if last is None or last.status != "ok" or not last.fingerprint:
+        if last is None or last.status != CaptureStatus.OK or not last.fingerprint:
             return None
         full = self.db.execute(
             "SELECT started_at FROM captures WHERE target = ? AND status = 'ok'"
@@ -816,6 +818,8 @@ class Store:
 def _capture_row(row: dict[str, Any]) -> CaptureRow:
     values = {k: row[k] for k in CaptureRow.__slots__}
     values["baseline"] = bool(row["baseline"])
+    values["status"] = CaptureStatus(row["status"])
+    values["mode"] = CaptureMode(row["mode"])
     return CaptureRow(**values)
 
 

@@ -1,8 +1,9 @@
-"""Links between watched accounts: shared contacts, reposted photos, similar archived images.
+"""Where else was this seen: shared contacts, reposted photos, similar archived images.
 
-SQL reads and writes for ``watcher links`` and ``watcher similar`` and for recording the
-contacts found in post text. Functions take a :class:`Store` first; ``translated`` turns
-SQLite errors into ``StoreError`` as for the Store's own methods.
+The one implementation behind the CLI's ``watcher links`` / ``watcher similar`` and the
+bot's ``/links`` / ``/similar``, and the capture's record of the contacts in post text.
+Functions take a :class:`Store` first and return records; ``translated`` turns SQLite errors
+into ``StoreError`` as for the Store's own methods.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import numpy as np
 
 from watcher.detect.contacts import Contact
 from watcher.detect.images import SAME_PHOTO_DISTANCE, ImageIndex
+from watcher.detect.known import KnownImage, match_known
+from watcher.models import EventKind, ImageSighting
 from watcher.store.db import Store, translated
 
 # Phone-like values (E.164) link accounts whatever the messenger they were given for: the
 # number on one shop's WhatsApp link is the number in another's "call 0...".
 _PHONE_KINDS = ("phone", "whatsapp", "zalo", "wechat")
 MAX_EXAMPLES = 5
-_SIGHTING = ("target", "post_id", "seen_at", "capture_id")
 _LOAD_BATCH = 200_000
 
 
@@ -38,22 +40,66 @@ class ContactLink:
 
 
 @dataclass(frozen=True, slots=True)
+class FirstSighting:
+    """Where a contact was first seen: the target, its post, when, in which capture."""
+
+    target: str
+    post_id: str
+    seen_at: str
+    capture_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContactSighting:
+    """A contact of a new post that another target gave first (see contact_seen_before)."""
+
+    kind: str  # phone-like kinds are "phone"
+    value: str
+    raw: str  # as this post wrote it
+    first_seen: FirstSighting
+    targets: list[str]  # every other target that gave it
+
+
+@dataclass(frozen=True, slots=True)
 class PhotoLink:
-    """Two targets that posted the same photo: how often, and a few (post, post, distance)."""
+    """Two targets that posted the same photo: how often, who had it first, a few examples."""
 
     target_a: str
     target_b: str
     count: int
     examples: list[tuple[str, str, int]]  # (post of target_a, post of target_b, pHash distance)
+    a_first: int = 0  # photos target_a had first (target_b reposted them)
+    b_first: int = 0  # photos target_b had first
+    last_at: str = ""  # when the latest repost was found
+
+    def other(self, name: str) -> str:
+        """The target at the other end of the link from ``name``."""
+        return self.target_b if name == self.target_a else self.target_a
+
+    def reposted_from(self, name: str) -> int:
+        """Photos ``name`` posted that the other target had first."""
+        return self.b_first if name == self.target_a else self.a_first
+
+    def reposted_by(self, name: str) -> int:
+        """Photos the other target posted that ``name`` had first."""
+        return self.a_first if name == self.target_a else self.b_first
 
 
 @dataclass(frozen=True, slots=True)
 class SimilarImage:
-    """An archived image near a query, with the posts that carried it."""
+    """An archived image near a query, with the posts that carried it (first sighting each)."""
 
     sha256: str
     distance: int
-    posts: list[tuple[str, str, str | None, str]]  # (target, post_id, permalink, seen_at)
+    posts: list[ImageSighting]
+
+
+@dataclass(frozen=True, slots=True)
+class Similar:
+    """Where a photo was seen: archived images near it and the team's reference photos."""
+
+    archived: list[SimilarImage]
+    references: list[tuple[KnownImage, int]]  # (reference photo, pHash distance), closest first
 
 
 def _sql(store: Store, sql: str, params: Iterable[object] = ()) -> list[tuple]:
@@ -93,12 +139,13 @@ def record_contacts(
 
 
 @translated
-def contact_seen_before(store: Store, target: str, contacts: list[Contact]) -> list[dict]:
-    """For each distinct contact first seen on *another* target, the details of an alert.
+def contact_seen_before(
+    store: Store, target: str, contacts: list[Contact]
+) -> list[ContactSighting]:
+    """Each distinct contact of ``contacts`` first seen on *another* target.
 
     Call before :func:`record_contacts` for the same post. Phone-like values match across
-    kinds (a phone here, the same number as a WhatsApp there). One dict per contact:
-    ``{kind, value, raw, first_seen: {target, post_id, seen_at, capture_id}, targets}``.
+    kinds (a phone here, the same number as a WhatsApp there).
     """
     found, done = [], set()
     for contact in contacts:
@@ -115,16 +162,9 @@ def contact_seen_before(store: Store, target: str, contacts: list[Contact]) -> l
             [contact.value, *kinds, target],
         )
         if rows:
-            first = rows[0]
-            found.append(
-                {
-                    "kind": key[0],
-                    "value": contact.value,
-                    "raw": contact.raw,
-                    "first_seen": dict(zip(_SIGHTING, first, strict=True)),
-                    "targets": sorted({r[0] for r in rows}),
-                }
-            )
+            first = FirstSighting(*rows[0])
+            targets = sorted({r[0] for r in rows})
+            found.append(ContactSighting(key[0], contact.value, contact.raw, first, targets))
     return found
 
 
@@ -167,29 +207,38 @@ def shared_contacts(store: Store, target: str | None = None) -> list[ContactLink
 def photo_links(
     store: Store, target: str | None = None, examples: int | None = MAX_EXAMPLES
 ) -> list[PhotoLink]:
-    """Pairs of targets that posted the same photo, from ``image_seen_before`` events.
+    """Pairs of targets that posted the same photo, from ``image_seen_before`` events
+    (only pairs involving ``target`` when given).
 
     Targets in a pair are in name order; the most-linked pairs first. Each link carries its
     first ``examples`` pairs of posts (every one when None).
     """
     rows = _sql(
         store,
-        "SELECT target, post_id, details FROM events WHERE kind = 'image_seen_before' ORDER BY id",
+        "SELECT target, post_id, details, created_at FROM events WHERE kind = ? ORDER BY id",
+        [str(EventKind.IMAGE_SEEN_BEFORE)],
     )
     pairs: dict[tuple[str, str], list[tuple[str, str, int]]] = defaultdict(list)
-    for repost_target, repost_post, details_json in rows:
+    firsts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    last: dict[tuple[str, str], str] = defaultdict(str)
+    for repost_target, repost_post, details_json, at in rows:
         details = json.loads(details_json or "{}")
         first = details.get("first_seen") or {}
         first_target = first.get("target")
         if not first_target or first_target == repost_target:
-            continue
+            continue  # the same account reposting itself is not a link
         if target and target not in (first_target, repost_target):
             continue
         a, b = sorted((first_target, repost_target))
         posts = (first.get("post_id"), repost_post)
         post_a, post_b = posts if a == first_target else posts[::-1]
         pairs[(a, b)].append((str(post_a), str(post_b), int(details.get("distance", 0))))
-    links = [PhotoLink(a, b, len(found), found[:examples]) for (a, b), found in pairs.items()]
+        firsts[(a, b)][0 if a == first_target else 1] += 1
+        last[(a, b)] = max(last[(a, b)], at or "")
+    links = [
+        PhotoLink(a, b, len(found), found[:examples], *firsts[(a, b)], last[(a, b)])
+        for (a, b), found in pairs.items()
+    ]
     return sorted(links, key=lambda link: (-link.count, link.target_a, link.target_b))
 
 
@@ -227,24 +276,40 @@ def similar_images(
     store: Store,
     index: ImageIndex,
     phash: int,
-    limit: int = 10,
+    limit: int | None = 10,
     max_distance: int = SAME_PHOTO_DISTANCE,
 ) -> list[SimilarImage]:
-    """The ``limit`` archived images closest to ``phash`` with the posts that carried them."""
+    """The ``limit`` archived images closest to ``phash`` (every one within ``max_distance``
+    when None) with the posts that carried them."""
     return [
         SimilarImage(sha, distance, image_posts(store, sha))
         for sha, distance in index.near(phash, max_distance)[:limit]
     ]
 
 
+def where_seen(
+    store: Store,
+    index: ImageIndex,
+    known: list[KnownImage],
+    phash: int,
+    limit: int | None = 10,
+    max_distance: int = SAME_PHOTO_DISTANCE,
+) -> Similar:
+    """The archived images (with their posts) and the reference photos near ``phash``."""
+    return Similar(
+        similar_images(store, index, phash, limit, max_distance),
+        match_known(phash, known, max_distance),
+    )
+
+
 @translated
-def image_posts(store: Store, sha256: str) -> list[tuple[str, str, str | None, str]]:
-    """(target, post_id, permalink, first seen_at) of every post that carried the image."""
+def image_posts(store: Store, sha256: str) -> list[ImageSighting]:
+    """Every post that carried the image (its first sighting), oldest first."""
     rows = _sql(
         store,
-        "SELECT p.target, p.post_id, v.permalink, MIN(v.seen_at) FROM post_images pi "
-        "JOIN post_versions v ON v.id = pi.version_id JOIN posts p ON p.id = v.post_row "
-        "WHERE pi.sha256 = ? GROUP BY p.id ORDER BY MIN(v.id)",
+        "SELECT pi.sha256, p.target, p.post_id, v.permalink, MIN(v.seen_at), MIN(v.capture_id),"
+        " p.deleted_at IS NOT NULL FROM post_images pi JOIN post_versions v ON v.id = pi.version_id"
+        " JOIN posts p ON p.id = v.post_row WHERE pi.sha256 = ? GROUP BY p.id ORDER BY MIN(v.id)",
         [sha256],
     )
-    return [(r[0], r[1], r[2], r[3]) for r in rows]
+    return [ImageSighting(*r[:6], deleted=bool(r[6])) for r in rows]
