@@ -51,6 +51,8 @@ fonts: $(STAMP)
 	else \
 	  echo "fonts: missing" $$missing "- screenshots will show empty boxes for those scripts;"; \
 	  echo "       run: sudo apt-get install" $$missing; \
+	fi
+
 # ReplayWeb.page (AGPL, so fetched, never committed) for the test that replays exported
 # archives: `npm pack` gives its prebuilt ui.js and sw.js (`npm install` fails on a
 # dependency's version). Cached in .cache/; without npm or the registry the replay test skips.
