@@ -360,7 +360,9 @@ def test_session_check_tells_logged_in_from_a_login_wall(
 ):
     store, session = local_session(tmp_path)
     url = f"http://127.0.0.1:{login_site.port}{path}"
+    # The login site is on loopback, which a session check refuses unless told.
     extra = ["--platform", platform] if platform else []
+    extra.append("--allow-private-network")
 
     result = watcher(
         "session", "check", session.name, "--url", url, "--data", str(store.folder.parent), *extra
