@@ -273,7 +273,7 @@ def test_known_reference_photos_are_loaded_recursively_and_matched(tmp_path):
     assert match[0].name == "seized-2023/box-2/bangle.PNG" and match[1] <= SAME_PHOTO_DISTANCE
     assert match_known(perceptual_hashes(encode(make_photo(14))).phash, known) == []
     details = known_match_details("abc", [match])
-    assert details["reference"] == "seized-2023/box-2/bangle.PNG"
+    assert details.reference == "seized-2023/box-2/bangle.PNG"
 
 
 def test_oversized_reference_photo_is_skipped(tmp_path, monkeypatch):

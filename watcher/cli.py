@@ -18,6 +18,7 @@ from watcher.alert.console import format_summary
 from watcher.app import App, resolve_data_dir
 from watcher.commands import detect, key, probe, session
 from watcher.errors import WatcherError, WatchlistError
+from watcher.kinds import CaptureFailed
 from watcher.models import CaptureStatus, CaptureSummary, Event, EventKind
 from watcher.pipeline import STORE_BUG, run_capture
 from watcher.scheduler import read_schedule_file
@@ -384,7 +385,8 @@ def _recent_events(store: Store, limit: int) -> list[Event]:
 
 def _failure_reason(store: Store, event: Event) -> str:
     """Why a capture failed: as the event recorded it, else as its capture row did."""
-    reason, message = event.details.get("reason"), event.details.get("message")
+    failed = event.payload if isinstance(event.payload, CaptureFailed) else None
+    reason, message = (failed.reason, failed.message) if failed else (None, None)
     if not message and event.capture_id is not None:
         row = store.capture(event.capture_id)
         reason, message = (row.reason, row.message) if row else (reason, message)

@@ -38,6 +38,7 @@ from watcher.app import App
 from watcher.bot.connection import attached_bot, configured_api_url, telegram_application
 from watcher.bot.context import BotContext
 from watcher.errors import WatcherError, WatchlistError
+from watcher.kinds import WatchlistInvalid
 from watcher.lock import DataFolderLock
 from watcher.models import CaptureSummary, Event, EventKind
 from watcher.pipeline import record_events, run_capture
@@ -335,7 +336,7 @@ class Daemon:
         event = Event(
             kind=EventKind.WATCHLIST_INVALID,
             target="watchlist",
-            details={"message": str(exc)},
+            payload=WatchlistInvalid(message=str(exc)),
             created_at=utc_now(),
         )
         with self.app.store.transaction():

@@ -7,6 +7,10 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+# EventKind lives with the kinds' payloads; it is imported from here too (a re-export).
+from watcher.kinds import EventKind as EventKind
+from watcher.kinds import Payload, payload_from_json
+
 
 @dataclass(frozen=True, slots=True)
 class Post:
@@ -76,22 +80,6 @@ class PageEvent:
 _EXTRA_FIELDS = ("video_urls", "forwarded_from", "views", "edited", "link_preview")
 
 
-class EventKind(StrEnum):
-    """What a diff or a capture found. Alerts and ``check --json`` use these names."""
-
-    NEW_POST = "new_post"
-    EDITED_POST = "edited_post"
-    DELETED_POST = "deleted_post"
-    IMAGE_SEEN_BEFORE = "image_seen_before"
-    CAPTURE_FAILED = "capture_failed"
-    CAPTURE_RECOVERED = "capture_recovered"
-    RESTORED_POST = "restored_post"
-    KEYWORD = "keyword"
-    CONTACT_SEEN_BEFORE = "contact_seen_before"
-    KNOWN_IMAGE = "known_image"
-    WATCHLIST_INVALID = "watchlist_invalid"
-
-
 class CaptureStatus(StrEnum):
     """Outcome of one capture."""
 
@@ -109,15 +97,30 @@ class CaptureMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Something the team may need to know, produced by the diff or the capture pipeline."""
+    """Something the team may need to know, produced by the diff or the capture pipeline.
+
+    ``payload`` is the kind's own record (:mod:`watcher.kinds`). A JSON object (a stored
+    row's ``details``) is accepted in its place and read into that record.
+    """
 
     kind: EventKind
     target: str
     post_id: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    payload: Payload = field(default_factory=dict)  # type: ignore[assignment]  # see above
     capture_id: int | None = None
     created_at: str | None = None
     id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.payload, Payload):
+            object.__setattr__(self, "payload", payload_from_json(self.kind, self.payload))
+        elif self.payload.kind != self.kind:
+            raise ValueError(f"a {self.kind} event cannot carry a {self.payload.kind} payload")
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """The payload's JSON form, as stored in ``events.details``."""
+        return self.payload.to_json()
 
     def to_json(self) -> dict[str, Any]:
         """One JSON object, the form ``watcher check --json`` prints."""

@@ -32,6 +32,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from watcher.capture.adapters import Adapter, adapter_for, known_platforms
 from watcher.capture.recipe import RECIPE_FIELDS, Selector
 from watcher.errors import WatcherError, WatchlistError, WatchlistProblem
+from watcher.kinds import default_kinds
 from watcher.models import EventKind
 from watcher.timeutil import format_duration, parse_duration
 
@@ -48,18 +49,7 @@ _NAME_FIX = (
     "at most 64 characters, e.g. ivory-market-1"
 )
 _SELECTOR_EXAMPLES = {"post": ".listing", "id": "@data-id", "text": ".description"}
-_DEFAULT_KINDS = [
-    "new_post",
-    "edited_post",
-    "deleted_post",
-    "restored_post",
-    "image_seen_before",
-    "keyword",
-    "contact_seen_before",
-    "known_image",
-    "capture_failed",
-    "capture_recovered",
-]
+_DEFAULT_KINDS = default_kinds()  # every kind but watchlist_invalid (each chat gets that)
 # Keys the loader fills in itself; a `path:` written in the file is a mistake.
 _INTERNAL_KEYS = frozenset({"path"})
 

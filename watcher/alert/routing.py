@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from watcher.kinds import Keyword, always_sent
 from watcher.models import Event, EventKind
 from watcher.watchlist import Watchlist
 
 # Problems with watcher itself reach the team whatever a target's alert_on says.
-ALWAYS = frozenset(
-    {EventKind.CAPTURE_FAILED, EventKind.CAPTURE_RECOVERED, EventKind.WATCHLIST_INVALID}
-)
+ALWAYS = always_sent()
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +38,7 @@ def routes_for(event: Event, watchlist: Watchlist) -> list[Destination]:
     """
     if not _target_wants(event, watchlist):
         return []
-    companion = event.details.get("post_event") if event.kind == EventKind.KEYWORD else None
+    companion = event.payload.post_event if isinstance(event.payload, Keyword) else None
     covered = companion is not None and _alerts_on_everything(event, watchlist)
     return [
         d

@@ -1,14 +1,29 @@
-"""Turn a diff and image matches into events. Pure: no database, no browser."""
+"""Turn a diff and image matches into events, each with its kind's payload
+(:mod:`watcher.kinds`). Pure: no database, no browser."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from watcher.detect.diff import Edit, PostDiff, Restore
 from watcher.detect.images import DHASH_CONFIRM_DISTANCE, ImageIndex
 from watcher.detect.keywords import KeywordMatch
+from watcher.kinds import (
+    CaptureFailed,
+    CaptureRecovered,
+    ContactSeenBefore,
+    Deleted,
+    Edited,
+    ImageSeenBefore,
+    Keyword,
+    KeywordHit,
+    KnownImageMatch,
+    NewPost,
+    PhotoSighting,
+    Restored,
+)
 from watcher.models import CapturedPost, Event, EventKind, ImageRecord, ImageSighting, StoredPost
 
 if TYPE_CHECKING:
@@ -57,10 +72,9 @@ def keyword_events(
     for captured, companion in posts:
         matches = keywords.get(captured.post.post_id)
         if matches:
-            details = _post_details(captured)
-            details.update(_keyword_details(matches))
-            details["post_event"] = str(companion)
-            events.append(Event(EventKind.KEYWORD, target, captured.post.post_id, details))
+            fields = _post_fields(captured) | _keyword_fields(matches)
+            payload = Keyword(**fields, post_event=companion)
+            events.append(Event(EventKind.KEYWORD, target, captured.post.post_id, payload))
     return events
 
 
@@ -103,31 +117,39 @@ def repost_events(
 
 def contact_events(target: str, post_id: str, seen: list[ContactSighting]) -> list[Event]:
     """``contact_seen_before`` for each contact of a post already seen on another target."""
-    return [Event(EventKind.CONTACT_SEEN_BEFORE, target, post_id, asdict(s)) for s in seen]
+    return [
+        Event(
+            EventKind.CONTACT_SEEN_BEFORE,
+            target,
+            post_id,
+            ContactSeenBefore(
+                contact=s.kind,
+                value=s.value,
+                raw=s.raw,
+                first_seen=s.first_seen,
+                targets=tuple(s.targets),
+            ),
+        )
+        for s in seen
+    ]
 
 
-def known_image_event(target: str, new: NewImage, details: dict) -> Event:
+def known_image_event(target: str, new: NewImage, match: KnownImageMatch) -> Event:
     """A captured image matches a reference photo the team supplied."""
-    return Event(
-        EventKind.KNOWN_IMAGE,
-        target,
-        new.post.post.post_id,
-        {**details, "image_url": new.image.url, "permalink": new.post.post.permalink},
-    )
+    post = new.post.post
+    payload = replace(match, image_url=new.image.url, permalink=post.permalink)
+    return Event(EventKind.KNOWN_IMAGE, target, post.post_id, payload)
 
 
 def capture_failed(target: str, reason: str, message: str, streak: int) -> Event:
     """A capture failed (``streak`` counts failures in a row, this one included)."""
-    return Event(
-        EventKind.CAPTURE_FAILED,
-        target,
-        details={"reason": reason, "message": message, "failure_streak": streak},
-    )
+    payload = CaptureFailed(reason=reason, message=message, failure_streak=streak)
+    return Event(EventKind.CAPTURE_FAILED, target, payload=payload)
 
 
 def capture_recovered(target: str, failures: int) -> Event:
     """A capture succeeded after ``failures`` failed ones."""
-    return Event(EventKind.CAPTURE_RECOVERED, target, details={"failures": failures})
+    return Event(EventKind.CAPTURE_RECOVERED, target, payload=CaptureRecovered(failures=failures))
 
 
 def _decoded(captured: CapturedPost, images: dict[str, ImageRecord], known: set) -> list[NewImage]:
@@ -140,99 +162,94 @@ def _decoded(captured: CapturedPost, images: dict[str, ImageRecord], known: set)
     return out
 
 
-def _keyword_details(matches: list[KeywordMatch]) -> dict:
-    return {
-        "keywords": [
-            {"group": m.group, "term": m.term, "start": m.start, "end": m.end, "text": m.text}
-            for m in matches
-        ],
-        "groups": sorted({m.group for m in matches}),
-    }
+def _keyword_fields(matches: list[KeywordMatch]) -> dict:
+    hits = tuple(
+        KeywordHit(group=m.group, term=m.term, start=m.start, end=m.end, text=m.text)
+        for m in matches
+    )
+    return {"keywords": hits, "groups": tuple(sorted({m.group for m in matches}))}
 
 
 def _with_keywords(event: Event, keywords: dict[str, list[KeywordMatch]]) -> Event:
     matches = keywords.get(event.post_id or "")
     if not matches:
         return event
-    return replace(event, details={**event.details, **_keyword_details(matches)})
+    return replace(event, payload=replace(event.payload, **_keyword_fields(matches)))
 
 
-def _post_details(captured: CapturedPost) -> dict:
+def _post_fields(captured: CapturedPost) -> dict:
     post = captured.post
     return {
         "text": post.text[:EXCERPT_CHARS],
         "permalink": post.permalink,
         "author": post.author,
         "posted_at": post.posted_at,
-        "image_shas": [s for s in captured.image_shas if s],
-        "links": list(post.links),
+        "image_shas": tuple(s for s in captured.image_shas if s),
+        "links": tuple(post.links),
     }
 
 
 def _new_post(target: str, captured: CapturedPost) -> Event:
-    return Event(EventKind.NEW_POST, target, captured.post.post_id, _post_details(captured))
+    payload = NewPost(**_post_fields(captured))
+    return Event(EventKind.NEW_POST, target, captured.post.post_id, payload)
 
 
 def _edited_post(target: str, edit: Edit) -> Event:
-    details = _post_details(edit.after)
     before = set(edit.before.image_shas)
     after = set(edit.after.image_shas)
-    details.update(
-        {
-            "previous_text": edit.before.text[:EXCERPT_CHARS],
-            "text_changed": edit.text_changed,
-            "images_added": sorted(s for s in after - before if s),
-            "images_removed": sorted(s for s in before - after if s),
-            "version": edit.before.version + 1,
-        }
+    payload = Edited(
+        **_post_fields(edit.after),
+        previous_text=edit.before.text[:EXCERPT_CHARS],
+        text_changed=edit.text_changed,
+        images_added=tuple(sorted(s for s in after - before if s)),
+        images_removed=tuple(sorted(s for s in before - after if s)),
+        version=edit.before.version + 1,
     )
-    return Event(EventKind.EDITED_POST, target, edit.after.post.post_id, details)
+    return Event(EventKind.EDITED_POST, target, edit.after.post.post_id, payload)
 
 
 def _deleted_post(target: str, post: StoredPost) -> Event:
-    details = {
-        "text": post.text[:EXCERPT_CHARS],
-        "permalink": post.permalink,
-        "posted_at": post.posted_at,
-        "first_seen_at": post.first_seen_at,
-        "last_seen_at": post.last_seen_at,
-        "last_capture_id": post.last_capture_id,
-        "image_shas": [s for s in post.image_shas if s],
-    }
-    return Event(EventKind.DELETED_POST, target, post.post_id, details)
+    payload = Deleted(
+        text=post.text[:EXCERPT_CHARS],
+        permalink=post.permalink,
+        posted_at=post.posted_at,
+        first_seen_at=post.first_seen_at,
+        last_seen_at=post.last_seen_at,
+        last_capture_id=post.last_capture_id,
+        image_shas=tuple(s for s in post.image_shas if s),
+    )
+    return Event(EventKind.DELETED_POST, target, post.post_id, payload)
 
 
 def _restored_post(target: str, back: Restore) -> Event:
-    details = _post_details(back.after)
-    details.update(
-        {
-            # Hidden somewhere between the last capture that saw it and the one that found
-            # it gone; back by this capture (its own time is the event's).
-            "last_seen_at": back.before.last_seen_at,
-            "deleted_at": back.before.deleted_at,
-            "deleted_capture_id": back.before.deleted_capture_id,
-            "first_seen_at": back.before.first_seen_at,
-            "changed_while_hidden": back.edited,
-        }
+    payload = Restored(
+        **_post_fields(back.after),
+        # Hidden somewhere between the last capture that saw it and the one that found it
+        # gone; back by this capture (its own time is the event's).
+        last_seen_at=back.before.last_seen_at,
+        deleted_at=back.before.deleted_at,
+        deleted_capture_id=back.before.deleted_capture_id,
+        first_seen_at=back.before.first_seen_at,
+        changed_while_hidden=back.edited,
     )
-    return Event(EventKind.RESTORED_POST, target, back.after.post.post_id, details)
+    return Event(EventKind.RESTORED_POST, target, back.after.post.post_id, payload)
 
 
 def _seen_before(target: str, new: NewImage, sightings: list[tuple[ImageSighting, int]]) -> Event:
     first, distance = min(sightings, key=lambda pair: (pair[0].capture_id, pair[1]))
-    details = {
-        "image_sha256": new.image.sha256,
-        "image_url": new.image.url,
-        "distance": distance,
-        "same_target": first.target == target,
-        "first_seen": {
-            "target": first.target,
-            "post_id": first.post_id,
-            "permalink": first.permalink,
-            "seen_at": first.seen_at,
-            "capture_id": first.capture_id,
-            "image_sha256": first.sha256,
-        },
-        "matches": len(sightings),
-    }
-    return Event(EventKind.IMAGE_SEEN_BEFORE, target, new.post.post.post_id, details)
+    payload = ImageSeenBefore(
+        image_sha256=new.image.sha256,
+        image_url=new.image.url,
+        distance=distance,
+        same_target=first.target == target,
+        first_seen=PhotoSighting(
+            target=first.target,
+            post_id=first.post_id,
+            permalink=first.permalink,
+            seen_at=first.seen_at,
+            capture_id=first.capture_id,
+            image_sha256=first.sha256,
+        ),
+        matches=len(sightings),
+    )
+    return Event(EventKind.IMAGE_SEEN_BEFORE, target, new.post.post.post_id, payload)

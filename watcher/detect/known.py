@@ -16,6 +16,7 @@ from watcher.detect.images import (
     hamming,
     perceptual_hashes,
 )
+from watcher.kinds import KnownImageMatch, Reference
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +107,16 @@ def match_known(
     return sorted(hits, key=lambda hit: (hit[1], hit[0].name))
 
 
-def known_match_details(image_sha256: str, matches: list[tuple[KnownImage, int]]) -> dict:
-    """Event details for a captured image that matches reference photos (closest first)."""
-    return {
-        "image_sha256": image_sha256,
-        "reference": matches[0][0].name,
-        "distance": matches[0][1],
-        "references": [
-            {"name": image.name, "sha256": image.sha256, "distance": distance}
+def known_match_details(
+    image_sha256: str, matches: list[tuple[KnownImage, int]]
+) -> KnownImageMatch:
+    """The payload of a captured image that matches reference photos (closest first)."""
+    return KnownImageMatch(
+        image_sha256=image_sha256,
+        reference=matches[0][0].name,
+        distance=matches[0][1],
+        references=tuple(
+            Reference(name=image.name, sha256=image.sha256, distance=distance)
             for image, distance in matches
-        ],
-    }
+        ),
+    )

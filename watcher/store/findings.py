@@ -12,21 +12,11 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from watcher.kinds import ImageSeenBefore, KeywordHit
 from watcher.store.db import Store, VisibilityChange, translated
 from watcher.store.links import ContactLink, shared_contacts
 
 _CHUNK = 500  # ids per IN (...) list, under SQLite's bound-variable limit
-
-
-@dataclass(frozen=True, slots=True)
-class KeywordHit:
-    """A lexicon term found in a post version: ``text`` is ``version text[start:end]``."""
-
-    group: str
-    term: str
-    start: int
-    end: int
-    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +189,8 @@ def _versions(store: Store, row_ids: list[int]) -> dict[int, list[ReportVersion]
             f" WHERE v.post_row IN ({_marks(chunk)}) ORDER BY k.version_id, k.start, k.id",
             chunk,
         ).fetchall():
-            hits[version_id].append(KeywordHit(grp, term, start, end, text))
+            hit = KeywordHit(group=grp, term=term, start=start, end=end, text=text)
+            hits[version_id].append(hit)
     return {
         row_id: [
             ReportVersion(
@@ -252,22 +243,22 @@ def _photos_seen_before(store: Store, keys: set[tuple[str, str]]) -> list[PhotoS
         "SELECT target, post_id, details, created_at FROM events"
         " WHERE kind = 'image_seen_before' ORDER BY id"
     ).fetchall():
-        details = json.loads(details_json or "{}")
-        first = details.get("first_seen") or {}
-        later, earlier = (target, str(post_id)), (first.get("target"), str(first.get("post_id")))
+        repost = ImageSeenBefore.from_json(json.loads(details_json or "{}"))
+        first = repost.first_seen
+        later, earlier = (target, str(post_id)), (first.target, str(first.post_id))
         if later not in keys and earlier not in keys:
             continue
-        if not details.get("image_sha256") or not first.get("image_sha256"):
+        if not repost.image_sha256 or not first.image_sha256:
             continue
         found.append(
             PhotoSeenBefore(
                 later=later,
-                later_sha=details["image_sha256"],
+                later_sha=repost.image_sha256,
                 later_seen_at=created_at,
                 first=(str(earlier[0]), earlier[1]),
-                first_sha=first["image_sha256"],
-                first_seen_at=first.get("seen_at"),
-                distance=int(details.get("distance", 0)),
+                first_sha=first.image_sha256,
+                first_seen_at=first.seen_at,
+                distance=int(repost.distance or 0),
             )
         )
     return found

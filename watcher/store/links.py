@@ -18,6 +18,7 @@ import numpy as np
 from watcher.detect.contacts import Contact
 from watcher.detect.images import SAME_PHOTO_DISTANCE, ImageIndex
 from watcher.detect.known import KnownImage, match_known
+from watcher.kinds import ImageSeenBefore, Sighting
 from watcher.models import EventKind, ImageSighting
 from watcher.store.db import Store, translated
 
@@ -40,23 +41,13 @@ class ContactLink:
 
 
 @dataclass(frozen=True, slots=True)
-class FirstSighting:
-    """Where a contact was first seen: the target, its post, when, in which capture."""
-
-    target: str
-    post_id: str
-    seen_at: str
-    capture_id: int
-
-
-@dataclass(frozen=True, slots=True)
 class ContactSighting:
     """A contact of a new post that another target gave first (see contact_seen_before)."""
 
     kind: str  # phone-like kinds are "phone"
     value: str
     raw: str  # as this post wrote it
-    first_seen: FirstSighting
+    first_seen: Sighting  # the first post of another target that gave it
     targets: list[str]  # every other target that gave it
 
 
@@ -162,7 +153,10 @@ def contact_seen_before(
             [contact.value, *kinds, target],
         )
         if rows:
-            first = FirstSighting(*rows[0])
+            target_0, post_id, seen_at, capture_id = rows[0]
+            first = Sighting(
+                target=target_0, post_id=post_id, seen_at=seen_at, capture_id=capture_id
+            )
             targets = sorted({r[0] for r in rows})
             found.append(ContactSighting(key[0], contact.value, contact.raw, first, targets))
     return found
@@ -222,17 +216,16 @@ def photo_links(
     firsts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     last: dict[tuple[str, str], str] = defaultdict(str)
     for repost_target, repost_post, details_json, at in rows:
-        details = json.loads(details_json or "{}")
-        first = details.get("first_seen") or {}
-        first_target = first.get("target")
+        repost = ImageSeenBefore.from_json(json.loads(details_json or "{}"))
+        first_target = repost.first_seen.target
         if not first_target or first_target == repost_target:
             continue  # the same account reposting itself is not a link
         if target and target not in (first_target, repost_target):
             continue
         a, b = sorted((first_target, repost_target))
-        posts = (first.get("post_id"), repost_post)
+        posts = (repost.first_seen.post_id, repost_post)
         post_a, post_b = posts if a == first_target else posts[::-1]
-        pairs[(a, b)].append((str(post_a), str(post_b), int(details.get("distance", 0))))
+        pairs[(a, b)].append((str(post_a), str(post_b), int(repost.distance or 0)))
         firsts[(a, b)][0 if a == first_target else 1] += 1
         last[(a, b)] = max(last[(a, b)], at or "")
     links = [
