@@ -24,7 +24,7 @@ record_success, as ``pipeline.run_capture`` does) so the time of each step is kn
 Round 1 is every target's first capture (baseline: every post and image is new); round 2
 captures the unchanged pages again (the steady state of a watch, every capture full); the last
 round sets ``full_every: 6h`` on every target, so each unchanged page gets a light check (its
-first page without images, posts compared with the last capture's; see pipeline.take_or_check).
+first page without images, posts compared with the last capture's; see steps.take.take_or_check).
 
 Run: .venv/bin/python benchmarks/bench_capture.py [--targets 100] [--concurrency 4 8]
      [--naive 20] [--naive-concurrency 1 2 4]
@@ -68,7 +68,9 @@ from playwright.async_api import Playwright, async_playwright
 from watcher.app import App
 from watcher.capture.browser import Browser, find_chromium, launch_args
 from watcher.demo.site import DemoSite
-from watcher.pipeline import Kept, _metadata, keep_files, record_success, take_or_check
+from watcher.steps.keep import Kept, _metadata, keep_files
+from watcher.steps.record import record_success
+from watcher.steps.take import take_or_check
 from watcher.timeutil import utc_now
 from watcher.watchlist import Target, load_watchlist
 
@@ -112,7 +114,7 @@ async def timed_capture(
     if not keep:
         timings.take.append(t1 - t0)
         return
-    # pipeline.keep, with the CPU time of the worker thread that runs keep_files.
+    # steps.keep.keep, with the CPU time of the worker thread that runs keep_files.
     meta = _metadata(app, target, taken, started)
     known = app.store.stored_images({d.sha256 for d in taken.downloads.values() if d.sha256})
     kept, keep_cpu = await asyncio.to_thread(

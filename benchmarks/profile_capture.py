@@ -29,7 +29,9 @@ from watcher.capture.media import download_images
 from watcher.capture.page import _content, _open, take_screenshot
 from watcher.demo.site import DemoSite
 from watcher.detect.images import perceptual_hashes
-from watcher.pipeline import _metadata, keep_files, run_capture, take
+from watcher.pipeline import run_capture
+from watcher.steps.keep import _metadata, keep_files
+from watcher.steps.take import take
 from watcher.timeutil import utc_now
 from watcher.watchlist import load_watchlist
 

@@ -11,7 +11,9 @@ from tests.conftest import channel_target, shop_target
 from watcher.capture.page import MAX_SCREENSHOT_HEIGHT
 from watcher.demo.images import big_photo_bytes
 from watcher.models import CaptureStatus, EventKind
-from watcher.pipeline import keep, run_capture, take
+from watcher.pipeline import run_capture
+from watcher.steps.keep import keep
+from watcher.steps.take import take
 from watcher.timeutil import utc_now
 
 

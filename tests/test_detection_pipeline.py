@@ -5,7 +5,8 @@ from __future__ import annotations
 from tests.conftest import alerts_yaml, channel_target, shop_target
 from watcher.demo.images import variant
 from watcher.models import EventKind
-from watcher.pipeline import DETECT_CHARS, DETECT_MATCHES, run_capture
+from watcher.pipeline import run_capture
+from watcher.steps.keywords import DETECT_CHARS, DETECT_MATCHES
 
 CHAT = -100777
 

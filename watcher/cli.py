@@ -20,8 +20,9 @@ from watcher.commands import detect, key, probe, session
 from watcher.errors import WatcherError, WatchlistError
 from watcher.kinds import CaptureFailed
 from watcher.models import CaptureStatus, CaptureSummary, Event, EventKind
-from watcher.pipeline import STORE_BUG, run_capture
+from watcher.pipeline import run_capture
 from watcher.scheduler import read_schedule_file
+from watcher.steps.record import STORE_BUG
 from watcher.store.db import OutboxRow, Store
 from watcher.timeutil import format_duration, parse_iso, to_iso
 from watcher.watchlist import Watchlist, check_watchlist, load_watchlist

@@ -41,7 +41,7 @@ from watcher.errors import WatcherError, WatchlistError
 from watcher.kinds import WatchlistInvalid
 from watcher.lock import DataFolderLock
 from watcher.models import CaptureSummary, Event, EventKind
-from watcher.pipeline import record_events, run_capture
+from watcher.pipeline import run_capture
 from watcher.scheduler import (
     backoff_interval,
     job_id,
@@ -51,6 +51,7 @@ from watcher.scheduler import (
     schedule_target,
     write_schedule_file,
 )
+from watcher.steps.record import record_events
 from watcher.store.bot_state import is_paused
 from watcher.timeutil import to_iso, utc_now
 from watcher.watchlist import Target, Watchlist, load_watchlist

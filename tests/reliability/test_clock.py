@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import watcher.pipeline
+import watcher.steps.record
 from tests.conftest import alerts_yaml, channel_target
 from watcher.store.custody import verify_chain
 from watcher.timeutil import to_iso, utc_now
@@ -27,7 +28,8 @@ async def test_captures_and_alerts_survive_a_clock_jumping_back_two_days(
     await run_and_check(app, target)
 
     past = datetime.now(UTC) - timedelta(days=2)
-    monkeypatch.setattr(watcher.pipeline, "utc_now", lambda: to_iso(past))
+    for step in (watcher.pipeline, watcher.steps.record):  # the capture's start and end
+        monkeypatch.setattr(step, "utc_now", lambda: to_iso(past))
     site.add_post("dealer", "captured after the jump")
     summary = await run_and_check(app, target)
     assert [e.post_id for e in summary.events] == ["dealer/5"]

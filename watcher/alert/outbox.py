@@ -1,7 +1,7 @@
 """The durable outbox sender: delivers queued alerts in order, once, within Telegram's limits.
 
 Events are queued as ``outbox`` rows in the same transaction that stores them (see
-:func:`watcher.pipeline.record_events`), so a crash never loses an alert. The sender takes
+:func:`watcher.steps.record.record_events`), so a crash never loses an alert. The sender takes
 the due rows per chat, oldest first, and marks each delivered with the platform's message ids.
 A burst (a dealer posting 40 items at once, or a backlog after an outage) is folded into
 digest messages rather than dropped or flooded.

@@ -92,7 +92,7 @@ class CaptureRow:
     watcher_version: str | None = None
     post_count: int = 0
     baseline: bool = False
-    mode: CaptureMode = CaptureMode.FULL  # a check: see pipeline.take_or_check
+    mode: CaptureMode = CaptureMode.FULL  # a check: see steps.take.take_or_check
     fingerprint: str | None = None  # posts_fingerprint of the posts this capture saw
     id: int | None = None
 

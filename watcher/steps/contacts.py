@@ -1,0 +1,46 @@
+"""Findings: the phones, handles and links in new and edited posts, recorded; a contact
+another target gave first links the two accounts."""
+
+from __future__ import annotations
+
+import logging
+
+from watcher.app import App
+from watcher.detect import events as ev
+from watcher.detect.contacts import extract_contacts
+from watcher.detect.diff import PostDiff
+from watcher.models import Event
+from watcher.steps.keywords import DETECT_CHARS, DETECT_MATCHES
+from watcher.store.links import contact_seen_before, record_contacts
+
+log = logging.getLogger(__name__)
+
+
+def find_contacts(
+    app: App,
+    target: str,
+    diff: PostDiff,
+    rows: dict[str, tuple[int, int]],
+    capture_id: int,
+    now: str,
+) -> list[Event]:
+    """Record the phones, handles and links of new and edited posts; a contact already seen
+    on another target links the two accounts (also on a baseline: that is when a new
+    front man is most useful to know about)."""
+    events = []
+    for captured in [*diff.new, *(e.after for e in diff.edited)]:
+        post = captured.post
+        text = post.text[:DETECT_CHARS]  # as for keywords (see DETECT_CHARS)
+        found = extract_contacts("\n".join([text, *post.links[:DETECT_MATCHES]]))[:DETECT_MATCHES]
+        if not found:
+            continue
+        seen = contact_seen_before(app.store, target, found)
+        if seen:
+            log.info(
+                "%s: post %s gives %d contact(s) seen elsewhere", target, post.post_id, len(seen)
+            )
+        record_contacts(
+            app.store, target, post.post_id, rows[post.post_id][1], capture_id, found, now
+        )
+        events += ev.contact_events(target, post.post_id, seen)
+    return events
