@@ -55,7 +55,7 @@ def test_suggest_reads_the_real_listing_pages_without_a_hand_edit():
 def test_suggest_on_feeds_is_measured_not_trusted():
     # Feeds have their own adapters; the figure is reported, and an empty page is no feed.
     hits, total = hit_rate(FEEDS)
-    assert total == 4 and hits >= 1  # the unrendered page: no suggestion, rightly
+    assert total == len(FEEDS) >= 8 and hits >= 1  # the unrendered page: no suggestion, rightly
 
 
 def test_suggest_prefers_cards_over_bare_links_and_skips_linkless_cards():

@@ -25,6 +25,9 @@ _SPACES = re.compile(r"[ \t\f\v]+")
 _HTML_SPACE = re.compile(r"[ \t\n\r\f\v]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)['\"]?\s*\)")
+# A CSS escape: a backslash, 1-6 hex digits and one optional space (m.facebook.com writes
+# ``url('https\\3a //scontent...\\26 oh\\3d ...')``), or a backslash before any other character.
+_CSS_ESCAPE = re.compile(r"\\([0-9a-fA-F]{1,6}) ?|\\(.)")
 _SAFE_SCHEMES = ("http", "https")
 
 
@@ -250,8 +253,20 @@ class Adapter:
         value = target.attributes.get(selector.attr)
         if value and selector.attr == "style":
             match = _CSS_URL.search(value)
-            return match.group(1) if match else None
+            return css_unescape(match.group(1)) if match else None
         return value
+
+
+def css_unescape(value: str) -> str:
+    """A CSS string with its escapes resolved: ``https\\3a //x`` -> ``https://x``."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(2) is not None:
+            return match.group(2)
+        code = int(match.group(1), 16)
+        return chr(code) if 0 < code <= 0x10FFFF else "\ufffd"
+
+    return _CSS_ESCAPE.sub(one, value)
 
 
 def node_text(node: LexborNode) -> str:
