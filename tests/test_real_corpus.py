@@ -83,7 +83,7 @@ def _post_mismatches(post: Post, want: dict) -> list[str]:
 
 def test_corpus_has_real_pages_per_platform():
     names = {p.parent.name for p in CASES}
-    assert {"telegram", "facebook"} <= names
+    assert {"telegram", "facebook", "vk"} <= names
     for html in CASES:
         assert html.with_suffix(".json").exists(), f"{html} has no expectation beside it"
 
