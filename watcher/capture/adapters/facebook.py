@@ -6,7 +6,8 @@ units, in the layouts seen on real pages: ``div[role="article"]`` (minus the com
 nested inside them), ``div[aria-posinset]`` (2025 feeds), ``div.userContentWrapper`` (the
 classic www layout), ``article[data-ft]`` (m.facebook.com) and ``div[data-ft]`` stories with a
 ``mf_story_key`` (mbasic). Ids come from permalink URLs (a post's own permalink before a
-``story.php`` link, a photo's id for a photo post), the text from the message block of each
+``story.php`` link, a photo's id for a photo post; without an own permalink, the
+``top_level_post_id`` of m.facebook.com's ``data-ft``), the text from the message block of each
 layout, photos from ``scontent*.fbcdn.net`` images and ``/photo`` links, avatars left out.
 """
 
@@ -46,6 +47,9 @@ _ID_PATTERNS = (
     re.compile(r"/photos/(?:[a-z]+\.[\d.]+/)?(\d+)"),
     re.compile(r"/photo(?:\.php)?/?\?(?:.*&)?fbid=(\d+)"),
 )
+# Ranks of _ID_PATTERNS that are a post's own permalink (posts/, permalink/, a group's
+# permalink, permalink.php, pfbid); story.php and photo links come after them.
+_OWN_RANK = 4
 # Avatars and icons: a size of 100 px or less in the image URL (p50x50, s100x100, cp0 ... )
 # or the element, the m.facebook.com profile picture class, Facebook's emoji images.
 _SMALL_SIZE = re.compile(r"[/_.=](?:[ps]|cs=)?(\d{1,3})x(\d{1,3})(?:[/&_.]|$)")
@@ -166,9 +170,11 @@ class FacebookAdapter(Adapter):
         """One ``div[role="article"]``; None when no permalink names it (ads, suggestions)."""
         found = self.find_permalink(node, base_url)
         story = _data_ft(node)
-        if story.post_id is not None:
-            # m.facebook.com / mbasic: data-ft names the post itself, where its links may
-            # name a shared post first (story.php of the original) or only a photo.
+        own_link = found is not None and (ranked_post_id(found[1]) or (99, ""))[0] <= _OWN_RANK
+        if story.post_id is not None and not own_link:
+            # m.facebook.com / mbasic: without a link of the post's own permalink kind,
+            # data-ft names the post, where its links may name a shared post first
+            # (story.php of the original) or only a photo.
             found = self.link_naming(node, base_url, story.post_id) or (
                 story.post_id,
                 f"https://www.facebook.com/{story.post_id}",
