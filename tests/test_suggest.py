@@ -122,3 +122,20 @@ def test_probe_suggest_write_adds_a_working_target_keeping_comments(site, tmp_pa
         f"{site.base_url}/a/show/1014626088",
         f"{site.base_url}/a/show/789012",
     ]
+
+
+def test_suggested_ids_survive_a_new_page_load_of_marketplace():
+    # Each load of the search page tags every listing link with a new tracking id: the
+    # listings' ids must not change with it, or every capture would see all of them as new.
+    html = (REAL / "facebook" / "marketplace_2025_search.html").read_text(encoding="utf-8")
+    reloaded = html.replace(
+        "fbc35d9f-9d12-44f1-ba61-71b50dbe36fe", "00000000-1111-2222-3333-444444444444"
+    )
+    assert reloaded != html
+    suggestion = suggest_recipe(html)
+    assert suggestion is not None
+    adapter = adapter_for("generic", suggestion.selectors)
+    url = "https://www.facebook.com/marketplace/houston/search/?query=dji"
+    ids = [p.post_id for p in adapter.extract(html, url)]
+    assert ids[0] == "/marketplace/item/628088039705732/"
+    assert ids == [p.post_id for p in adapter.extract(reloaded, url)]
