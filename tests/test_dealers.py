@@ -115,3 +115,115 @@ def test_a_renamed_dealer_answers_to_both_names(archive: Archive):
         rename(archive.store, dealer, "two words")
     with pytest.raises(WatcherError, match="no dealer named nobody; known: tiger-bones-pp"):
         find_dealer(archive.store, "nobody")
+
+
+# -- the dealer who comes back (real captures of the loopback fixture site) -------------------
+async def test_a_returning_dealer_is_announced_once_for_a_new_account(site, make_app):
+    from datetime import UTC, datetime, timedelta
+
+    from tests.conftest import channel_target
+    from watcher.models import EventKind
+    from watcher.pipeline import run_capture
+
+    old = (datetime.now(UTC) - timedelta(days=30)).isoformat()
+    site.channel("ivory-kh")
+    site.add_post("ivory-kh", "Ivory bangles, call +855 12 345 678", posted_at=old)
+    site.channel("bystander")
+    site.add_post("bystander", "ceramic cats")
+    app = make_app(
+        channel_target("ivory-kh", f"{site.base_url}/s/ivory-kh"),
+        channel_target("bystander", f"{site.base_url}/s/bystander"),
+        channel_target("ivory-kh2", f"{site.base_url}/s/ivory-kh2"),
+    )
+    first = await run_capture(app, app.watchlist.target("ivory-kh"))
+    assert not [e for e in first.events if e.kind == EventKind.DEALER_RETURNED]
+    # A new page of the same phone a month after the old page went quiet.
+    site.channel("ivory-kh2")
+    site.add_post("ivory-kh2", "New shop! bangles, WhatsApp 012 345 678")
+    back = await run_capture(app, app.watchlist.target("ivory-kh2"))
+    (event,) = [e for e in back.events if e.kind == EventKind.DEALER_RETURNED]
+    payload = event.payload
+    assert (payload.account, payload.accounts, payload.how) == (
+        "ivory-kh2",
+        ("ivory-kh",),
+        "silent",
+    )
+    assert payload.dealer.startswith("ivory-kh-") and payload.same == ("phone +85512345678",)
+    assert payload.gone_since[:10] == old[:10]
+    line = payload.console(event, None)
+    assert line.startswith(f"ivory-kh2 looks like {payload.dealer} (accounts ivory-kh, silent")
+    assert "same phone +85512345678" in line
+    # The same account again, with more of the same: it has history now, no second alert.
+    site.add_post("ivory-kh2", "more bangles, call +855 12 345 678")
+    again = await run_capture(app, app.watchlist.target("ivory-kh2"))
+    assert again.status == "ok" and again.events
+    assert not [e for e in again.events if e.kind == EventKind.DEALER_RETURNED]
+    # An old account that starts sharing the phone is a front man, not a return.
+    await run_capture(app, app.watchlist.target("bystander"))
+    site.add_post("bystander", "also bangles: +855 12 345 678")
+    later = await run_capture(app, app.watchlist.target("bystander"))
+    assert [e.kind for e in later.events if e.kind == EventKind.DEALER_RETURNED] == []
+    count = app.store.db.execute("SELECT COUNT(*) FROM events WHERE kind = 'dealer_returned'")
+    assert count.fetchone()[0] == 1
+
+
+async def test_no_return_while_the_dealer_is_still_posting(site, make_app):
+    from tests.conftest import channel_target
+    from watcher.models import EventKind
+    from watcher.pipeline import run_capture
+
+    site.channel("live")
+    site.add_post("live", "call +855 12 345 678")
+    site.channel("mirror")
+    site.add_post("mirror", "call 012 345 678")
+    app = make_app(
+        channel_target("live", f"{site.base_url}/s/live"),
+        channel_target("mirror", f"{site.base_url}/s/mirror"),
+    )
+    await run_capture(app, app.watchlist.target("live"))
+    summary = await run_capture(app, app.watchlist.target("mirror"))
+    assert [e for e in summary.events if e.kind == EventKind.CONTACT_SEEN_BEFORE]
+    assert not [e for e in summary.events if e.kind == EventKind.DEALER_RETURNED]
+
+
+# -- the command line -------------------------------------------------------------------------
+def test_cli_lists_shows_rejects_and_renames(archive: Archive, tmp_path: Path):
+    from tests.conftest import watcher
+
+    archive.post("dealer", "1", "Ivory bangle, call 012 345 678")
+    archive.post("front", "10", "new stock WhatsApp +855 12 345 678")
+    archive.post("cousin", "20", "tg @ivory_kh")
+    archive.post("dealer", "2", "t.me/ivory_kh")
+    archive.store.close()
+    data = ["--data", str(tmp_path / "data"), "--watchlist", str(tmp_path / "none.yaml")]
+
+    listed = watcher("dealers", *data)
+    assert listed.returncode == 0, listed.stderr
+    head = listed.stdout.splitlines()
+    assert head[0] == "dealers: 1"
+    name = head[1].split(":")[0]
+    silent = "(silent since 2026-11-01)"  # their posts are a month old: marked as gone
+    assert head[1] == f"{name}: 3 accounts: dealer {silent}, front {silent}, cousin {silent}"
+    assert "phone +85512345678" in listed.stdout and "telegram ivory_kh" in listed.stdout
+
+    shown = watcher("dealer", name, *data)
+    assert shown.returncode == 0, shown.stderr
+    assert '      dealer post 1  2026-11-01T10:01:00Z  "012 345 678"' in shown.stdout
+    assert '      front post 10  2026-11-01T10:02:00Z  "+855 12 345 678"' in shown.stdout
+
+    rejected = watcher("dealer", name, "--reject", "cousin,dealer", *data)
+    assert rejected.returncode == 0, rejected.stderr
+    assert "rejected; kept for good" in rejected.stdout
+    after = watcher("dealers", *data)
+    assert f"{name}: 2 accounts: dealer {silent}, front {silent}" in after.stdout
+    assert "cousin" not in after.stdout
+
+    renamed = watcher("dealer", name, "--rename", "tiger-bones-pp", *data)
+    assert renamed.returncode == 0, renamed.stderr
+    old_name = watcher("dealer", name, *data)
+    assert old_name.stdout.startswith("tiger-bones-pp: 2 accounts")
+    assert f"also called: {name}" in old_name.stdout
+
+    missing = watcher("dealer", "nobody", *data)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "watcher: no dealer named nobody; known: tiger-bones-pp"
