@@ -227,3 +227,55 @@ def test_cli_lists_shows_rejects_and_renames(archive: Archive, tmp_path: Path):
     missing = watcher("dealer", "nobody", *data)
     assert missing.returncode == 1
     assert missing.stderr.strip() == "watcher: no dealer named nobody; known: tiger-bones-pp"
+
+
+# -- the dossier --------------------------------------------------------------------------------
+async def test_the_dossier_bundle_verifies_and_leads_with_graph_and_timeline(
+    site, make_app, tmp_path
+):
+    import re
+    import zipfile
+
+    from tests.conftest import channel_target, watcher
+    from watcher.pipeline import run_capture
+
+    site.channel("ivory-kh")
+    site.channel("ivory-kh2")
+    site.add_photo("bangle", 41)
+    site.add_photo("bangle-repost", 41, **REPOST)
+    site.add_post("ivory-kh", "Ivory bangles, call +855 12 345 678", images=["bangle"])
+    site.add_post("ivory-kh2", "Bangles again, WhatsApp 012 345 678", images=["bangle-repost"])
+    app = make_app(
+        channel_target("ivory-kh", f"{site.base_url}/s/ivory-kh"),
+        channel_target("ivory-kh2", f"{site.base_url}/s/ivory-kh2"),
+    )
+    for name in ("ivory-kh", "ivory-kh2"):
+        await run_capture(app, app.watchlist.target(name))
+    (dealer,) = dealers(app.store)
+    fingerprint = app.custody.key.fingerprint
+
+    exported = watcher("export", "--dealer", dealer.name, "--out", "bundles", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    (bundle,) = (tmp_path / "bundles").glob("*.zip")
+    assert bundle.name.startswith(f"watcher-evidence-dealer-{dealer.name}-")
+    verified = watcher("verify", str(bundle), "--key", fingerprint, cwd=tmp_path)
+    assert verified.returncode == 0 and "VERIFIED" in verified.stdout, verified.stdout
+
+    with zipfile.ZipFile(bundle) as opened:
+        report = opened.read("index.html").decode()
+        names = set(opened.namelist())
+    dossier = report.index("<h2 id=dealer>")
+    assert report.index("<h2 class=first>Summary") < dossier < report.index("<h2 id=activity>")
+    graph = re.search(r"<svg[^>]*class=graph.*?</svg>", report, re.S).group(0)
+    assert graph.count("<circle") == 2 and graph.count("<line") == 1
+    assert ">ivory-kh<" in graph and ">ivory-kh2<" in graph and "phone, 1 photo" in graph
+    assert "<script" not in report.lower()
+    assert "+85512345678" in report[dossier:]
+    assert report.count("<svg xmlns") >= 3  # the graph and a timeline per account
+    assert "class=timeline" in report
+    # The shared photo side by side: both images are files of the bundle.
+    pair = re.search(r"id=dealer-photos>.*?<div class=pair>(.*?)</div>", report, re.S).group(1)
+    shown = re.findall(r"src='(images/[0-9a-f]{64}\.jpg)'", pair)
+    assert len(shown) == 2 and set(shown) <= names
+    custody = watcher("dealer", dealer.name, cwd=tmp_path)
+    assert custody.returncode == 0 and "photo" in custody.stdout
