@@ -279,3 +279,105 @@ async def test_the_dossier_bundle_verifies_and_leads_with_graph_and_timeline(
     assert len(shown) == 2 and set(shown) <= names
     custody = watcher("dealer", dealer.name, cwd=tmp_path)
     assert custody.returncode == 0 and "photo" in custody.stdout
+
+
+# -- the bot ------------------------------------------------------------------------------------
+async def test_bot_dealer_obeys_access_and_alerts_offer_the_dealer(site, make_app, fake_telegram):
+    from tests.conftest import channel_target
+    from tests.test_bot import (
+        ADMIN,
+        HEADER,
+        MEMBER,
+        STRANGER,
+        TEAM,
+        _last_bot_message_id,
+        ask,
+        calls,
+        running_bot,
+        until,
+    )
+    from watcher.alert.outbox import OutboxSender, build_sinks
+    from watcher.alert.telegram import TelegramConnection
+    from watcher.bot.access import ADMIN_ONLY, REFUSAL
+    from watcher.pipeline import run_capture
+
+    site.channel("ivory-kh")
+    site.channel("front")
+    site.add_post("ivory-kh", "Ivory bangles, call +855 12 345 678")
+    site.add_post("front", "ceramic cats")
+    app = make_app(
+        channel_target("ivory-kh", f"{site.base_url}/s/ivory-kh"),
+        channel_target("front", f"{site.base_url}/s/front"),
+        header=HEADER,
+    )
+    await run_capture(app, app.watchlist.target("ivory-kh"))
+    await run_capture(app, app.watchlist.target("front"))
+    site.add_post("front", "bangles too, WhatsApp 012 345 678")
+    await run_capture(app, app.watchlist.target("front"))
+    (dealer,) = dealers(app.store)
+    sender = OutboxSender(
+        app,
+        build_sinks(app, telegram=TelegramConnection(fake_telegram.token, fake_telegram.base_url)),
+    )
+    await sender.deliver_due()
+    await sender.close()
+    (contact,) = [e for e in app.store.events() if e.kind == "contact_seen_before"]
+    (alert,) = [
+        m
+        for m in fake_telegram.sent_messages(TEAM)
+        if "Contact seen on another account" in (m.fields.get("text") or "")
+    ]
+    buttons = [b for row in alert.json("reply_markup")["inline_keyboard"] for b in row]
+    assert [b["text"] for b in buttons][-1] == "Dealer"
+    (row,) = app.store.outbox_for_event(contact.id)
+    alert_id = row.message_ids[0]  # the contact alert (not the newest message)
+
+    async with running_bot(app, fake_telegram):
+        (listed,) = await ask(fake_telegram, "/dealer", MEMBER, TEAM, "dealer")
+        assert dealer.name in listed and "ivory-kh, front" in listed
+        (shown,) = await ask(fake_telegram, f"/dealer {dealer.name}", MEMBER, TEAM, "Dealer ")
+        assert "phone +85512345678" in shown and "reject TIE" not in shown  # a member's view
+        (stranger,) = await ask(fake_telegram, f"/dealer {dealer.name}", STRANGER, TEAM, REFUSAL)
+        assert dealer.name not in stranger
+        tie = dealer.ties[0].id
+        (member,) = await ask(
+            fake_telegram, f"/dealer {dealer.name} reject {tie}", MEMBER, TEAM, ADMIN_ONLY
+        )
+        assert member == ADMIN_ONLY
+        assert dealers(app.store) == [dealer]  # still one dealer: a member cannot reject
+        (admin,) = await ask(fake_telegram, f"/dealer {dealer.name}", ADMIN, TEAM, "Dealer ")
+        assert "reject TIE" in admin
+
+        mark = len(fake_telegram.calls)
+        fake_telegram.push_callback(f"dl:{contact.id}", MEMBER, TEAM, alert_id)
+        await until(lambda: calls(fake_telegram, TEAM, mark, ("sendMessage",)))
+        (pressed,) = calls(fake_telegram, TEAM, mark, ("sendMessage",))
+        assert f"Dealer {dealer.name}" in pressed.fields["text"]
+
+        await ask(fake_telegram, f"/dealer {dealer.name} reject {tie}", ADMIN, TEAM, "kept")
+    assert dealers(app.store) == []
+    assert _last_bot_message_id(fake_telegram, TEAM) > alert_id
+
+
+def test_the_return_alert_reads_as_one_sentence_with_the_dealer_button():
+    from watcher.alert.render import render_alert
+    from watcher.kinds import DealerReturned
+    from watcher.models import Event, EventKind
+
+    payload = DealerReturned(
+        account="ivory-kh2",
+        dealer="ivory-kh-3f9a",
+        accounts=("ivory-kh", "author:Ivory Shop"),
+        gone_since="2026-11-01T01:00:00Z",
+        how="blocked",
+        same=("phone +85512345678",),
+        photos_seen=3,
+    )
+    event = Event(EventKind.DEALER_RETURNED, "ivory-kh2", "ivory-kh2/1", payload, 7, id=12)
+    message = render_alert(event, "ivory-kh2", None)
+    assert (
+        "<b>ivory-kh2</b> looks like <b>ivory-kh-3f9a</b> (accounts ivory-kh, Ivory Shop, "
+        "blocked since 1 Nov 2026, 01:00 UTC): same phone +85512345678, 3 photos seen before."
+    ) in message.html
+    assert "/dealer ivory-kh-3f9a" in message.html
+    assert ("Dealer", "dl:12") in message.buttons

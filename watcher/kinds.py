@@ -163,6 +163,7 @@ class Payload(_Record):
     by_default: ClassVar[bool] = True
     shows_page: ClassVar[bool] = False
     actionable: ClassVar[bool] = True
+    links_accounts: ClassVar[bool] = False  # ties two accounts: its alert offers "Dealer"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # No super() here: a slots dataclass is a copy of the class its body defined. Both
@@ -383,6 +384,7 @@ class ImageSeenBefore(Payload):
     """A photo already archived from another post or account (a repost)."""
 
     kind = EventKind.IMAGE_SEEN_BEFORE
+    links_accounts = True
     title = "🔁 Photo seen before"
     label = "PHOTO SEEN BEFORE"
     found = ("photo seen before", "photos seen before")
@@ -457,6 +459,7 @@ class ContactSeenBefore(Payload):
     """A phone number or messenger handle already seen on another account."""
 
     kind = EventKind.CONTACT_SEEN_BEFORE
+    links_accounts = True
     title = "☎️ Contact seen on another account"
     label = "CONTACT SEEN BEFORE"
     found = ("contact seen before", "contacts seen before")
@@ -574,6 +577,7 @@ class DealerReturned(Payload):
     may be back under a new name. Sent once per new account."""
 
     kind = EventKind.DEALER_RETURNED
+    links_accounts = True
     title = "🔄 A dealer may be back"
     label = "DEALER BACK?"
     found = ("dealer come back", "dealers come back")
@@ -585,7 +589,7 @@ class DealerReturned(Payload):
     gone_since: str | None = None  # the latest of their going
     how: str = ""  # blocked, failing, silent (the last account's)
     same: tuple[str, ...] = ()  # the strongest shared keys, e.g. "phone +85512345678"
-    photos: int = 0  # photos of the dealer seen again
+    photos_seen: int = 0  # photos of the dealer seen again (photos() is what an alert attaches)
     tie_ids: tuple[str, ...] = ()
 
     def excerpt(self) -> str:
@@ -606,8 +610,9 @@ class DealerReturned(Payload):
         bold = (lambda s: f"<b>{m.e(s)}</b>") if html else str
         when = m.when(self.gone_since, now) if html else human_time(self.gone_since, now)
         same = [f"same {esc(s)}" for s in self.same]
-        if self.photos:
-            same.append(f"{self.photos} photo{'s' if self.photos != 1 else ''} seen before")
+        if self.photos_seen:
+            n = self.photos_seen
+            same.append(f"{n} photo{'s' if n != 1 else ''} seen before")
         return (
             f"{bold(self.account.removeprefix('author:'))} looks like {bold(self.dealer)} "
             f"(accounts {esc(', '.join(a.removeprefix('author:') for a in self.accounts))}, "

@@ -83,7 +83,7 @@ def find_returning_dealers(
                         gone_since=last.since,
                         how=last.how,
                         same=tuple(same),
-                        photos=photos,
+                        photos_seen=photos,
                         tie_ids=tuple(t.id for t in mine),
                     ),
                 )

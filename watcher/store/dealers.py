@@ -35,6 +35,7 @@ from watcher.timeutil import parse_iso, to_iso, utc_now
 
 _PHONE_KINDS = ("phone", "whatsapp", "zalo", "wechat")  # as store.links: one number, one key
 VERDICTS = ("confirmed", "rejected")
+VERDICTS_SAID = {"confirm": "confirmed", "reject": "rejected"}  # as a person types them
 SILENT_AFTER_S = 14 * 86400.0
 
 
