@@ -381,3 +381,36 @@ def test_the_return_alert_reads_as_one_sentence_with_the_dealer_button():
     ) in message.html
     assert "/dealer ivory-kh-3f9a" in message.html
     assert ("Dealer", "dl:12") in message.buttons
+
+
+def test_a_forward_ties_the_forwarder_to_the_account_forwarded_from():
+    seen = [
+        Observation("forward", "author:Ivory Wholesale", "front", "1"),
+        Observation("forward", "author:Ivory Wholesale", "other-front", "9"),
+        Observation("photo", "a" * 64, "front", "2"),
+        Observation("photo", "a" * 64, "author:Ivory Wholesale", "3"),
+    ]
+    (dealer,) = group(build_ties(seen))
+    assert dealer.accounts == ("author:Ivory Wholesale", "front")  # 0.3 + 0.3 joins
+    (tie,) = dealer.ties
+    assert [k.kind for k in tie.keys] == ["forward", "photo"]
+
+
+async def test_in_a_group_the_author_is_the_account(site, make_app):
+    from tests.conftest import channel_target
+    from watcher.pipeline import run_capture
+
+    site.channel("market")
+    site.add_post("market", "Ivory bangles, call +855 12 345 678", author="Ivory Shop")
+    site.add_post("market", "ceramic cats", author="Cat Lady")
+    site.channel("ivory-new")
+    site.add_post("ivory-new", "bangles, WhatsApp 012 345 678")
+    app = make_app(
+        channel_target("market", f"{site.base_url}/s/market"),
+        channel_target("ivory-new", f"{site.base_url}/s/ivory-new"),
+    )
+    for name in ("market", "ivory-new"):
+        await run_capture(app, app.watchlist.target(name))
+    (dealer,) = dealers(app.store)
+    assert dealer.accounts == ("author:Ivory Shop", "ivory-new")  # not the whole group
+    assert dealer.ties[0].keys[0].seen[0].target == "market"

@@ -105,19 +105,28 @@ def graph_svg(dealer: Dealer) -> str:
     for account in accounts:
         x, y = place[account]
         watched = not account.startswith(AUTHOR_PREFIX)
-        fill = "#ffffff" if watched else "#f3f3f5"
+        fill = "#ffffff" if watched else "#c8c8cc"
         parts.append(
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="9" fill="{fill}" stroke="#1d1d1f" '
             'stroke-width="2"/>'
         )
-        label = account.removeprefix(AUTHOR_PREFIX)
-        below = round(y) >= round(cy)
+        # The name outside the ellipse, away from the lines that meet at the node.
+        dx, dy = x - cx, y - cy
+        length = math.hypot(dx, dy) or 1.0
+        ux, uy = dx / length, dy / length
+        anchor = "start" if ux > 0.3 else "end" if ux < -0.3 else "middle"
+        lx, ly = x + ux * 16, y + uy * 18 + (4 if abs(uy) < 0.5 else 9 if uy > 0 else 0)
         parts.append(
-            f'<text x="{x:.1f}" y="{y + (24 if below else -16):.1f}" text-anchor="middle" '
-            f"class=node>{_e(label[:32])}</text>"
+            f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}" class=node '
+            f'stroke="#fff" stroke-width="4" paint-order="stroke">'
+            f"{_e(_short(account.removeprefix(AUTHOR_PREFIX)))}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _short(name: str, limit: int = 22) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def _edge_label(keys: tuple[SharedKey, ...]) -> str:
