@@ -17,7 +17,7 @@ from watcher.detect.dealers import AUTHOR_PREFIX, Rules, Tie
 from watcher.detect.diff import PostDiff
 from watcher.kinds import DealerReturned
 from watcher.models import Event, EventKind
-from watcher.store.dealers import announced, dealers, gone, group_targets
+from watcher.store.dealers import announced, dealers, gone, is_group
 
 log = logging.getLogger(__name__)
 MAX_SAME = 3  # shared keys named in the alert
@@ -34,7 +34,10 @@ def new_accounts(
     """The accounts this capture saw for the first time: the target at its first capture;
     in a group, authors of new posts that no earlier capture saw."""
     fresh = []
-    if target in group_targets(app.store):
+    authored = any(c.post.author for c in diff.new)
+    if not baseline and not authored:
+        return []  # the common case, every capture of a page: nothing new to look at
+    if authored and is_group(app.store, target):
         authors = {
             c.post.author.strip() for c in diff.new if c.post.author and c.post.author.strip()
         }

@@ -59,6 +59,17 @@ def group_targets(store: Store) -> set[str]:
     return {r[0] for r in rows}
 
 
+@translated
+def is_group(store: Store, target: str) -> bool:
+    """Whether ``target``'s posts have more than one author (one target: uses its index)."""
+    row = store.db.execute(
+        "SELECT COUNT(DISTINCT v.author) FROM posts p JOIN post_versions v "
+        "ON v.id = p.current_version_id WHERE p.target = ? AND COALESCE(v.author, '') != ''",
+        [target],
+    ).fetchone()
+    return bool(row and row[0] > 1)
+
+
 def _author_account(author: str | None) -> str | None:
     return AUTHOR_PREFIX + author.strip() if author and author.strip() else None
 
