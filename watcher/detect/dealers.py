@@ -138,8 +138,10 @@ def build_ties(
     observations: Iterable[Observation],
     verdicts: dict[str, str] | None = None,
     rules: Rules | None = None,
+    judged: Iterable[tuple[str, str]] = (),
 ) -> list[Tie]:
-    """Every pair of accounts that share a key, weighed; ``verdicts`` by tie id."""
+    """Every pair of accounts that share a key, weighed; ``verdicts`` by tie id; ``judged``
+    the pairs a person gave a verdict on (kept even when they share only common keys)."""
     rules, verdicts = rules or Rules(), verdicts or {}
     by_key: dict[tuple[str, str], list[Observation]] = defaultdict(list)
     done: set[tuple[str, str, str, str | None]] = set()
@@ -155,30 +157,56 @@ def build_ties(
                 Observation("forward", seen.key, seen.key, None, seen.at, "forwarded from")
             )
     pairs: dict[tuple[str, str], list[SharedKey]] = defaultdict(list)
+    common_keys: dict[str, list[tuple[str, str]]] = defaultdict(list)  # account -> its common keys
+    holders: dict[tuple[str, str], list[str]] = {}
+    by_account: dict[tuple[str, str], dict[str, list[Observation]]] = {}
     for (kind, key), seen in by_key.items():
-        accounts = sorted({s.account for s in seen})
-        if len(accounts) < 2:
+        mine: dict[str, list[Observation]] = defaultdict(list)
+        for s in seen:
+            mine[s.account].append(s)
+        if len(mine) < 2:
             continue
-        common = len(accounts) > rules.common_after
-        weight = rules.weights.get(kind, DEFAULT_WEIGHT)
+        accounts = sorted(mine)
+        holders[(kind, key)], by_account[(kind, key)] = accounts, mine
+        if len(accounts) > rules.common_after:
+            # Every pair of a stock photo's 200 accounts would be 20,000 ties of nothing: a
+            # common key is only evidence on ties that stand on something else.
+            for a in accounts:
+                common_keys[a].append((kind, key))
+            continue
         for i, a in enumerate(accounts):
             for b in accounts[i + 1 :]:
-                mine = tuple(
-                    sorted((s for s in seen if s.account in (a, b)), key=lambda s: s.at or "")
-                )
-                pairs[(a, b)].append(
-                    SharedKey(
-                        kind, key, COMMON_WEIGHT if common else weight, common, len(accounts), mine
-                    )
-                )
+                pairs[(a, b)].append(_shared(kind, key, mine, a, b, rules, common=False))
+    for a, b in judged:
+        pairs.setdefault(tuple(sorted((a, b))), [])  # type: ignore[arg-type]
+    for (a, b), keys in pairs.items():
+        theirs = set(common_keys.get(a, ())) & set(common_keys.get(b, ()))
+        for kind, key in sorted(theirs):
+            keys.append(_shared(kind, key, by_account[(kind, key)], a, b, rules, common=True))
     ties = []
     for (a, b), keys in pairs.items():
+        if not keys:
+            continue  # a pair a person judged that shares nothing any more
         strong = sum(k.weight for k in keys if not k.common)
         weak = min(COMMON_CAP, sum(k.weight for k in keys if k.common))
         ordered = tuple(sorted(keys, key=lambda k: (k.common, -k.weight, k.kind, k.key)))
         tie = Tie(a, b, ordered, round(min(1.0, strong + weak), 3), verdicts.get(tie_id(a, b), ""))
         ties.append(tie)
     return sorted(ties, key=lambda t: (-t.weight, t.a, t.b))
+
+
+def _shared(
+    kind: str,
+    key: str,
+    mine: dict[str, list[Observation]],
+    a: str,
+    b: str,
+    rules: Rules,
+    common: bool,
+) -> SharedKey:
+    seen = tuple(sorted([*mine[a], *mine[b]], key=lambda s: s.at or ""))
+    weight = COMMON_WEIGHT if common else rules.weights.get(kind, DEFAULT_WEIGHT)
+    return SharedKey(kind, key, weight, common, len(mine), seen)
 
 
 def group(ties: list[Tie], first_seen: dict[str, str] | None = None) -> list[Dealer]:

@@ -91,15 +91,22 @@ def _authors(store: Store, groups: set[str]) -> dict[tuple[str, str], str]:
 @translated
 def observations(store: Store) -> list[Observation]:
     """Every key every account showed: contacts, reposted photos, forwards."""
-    authors = _authors(store, group_targets(store))
+    groups = group_targets(store)
+    authors = _authors(store, groups)
 
     def account(target: str, post_id: str | None) -> str:
         return authors.get((target, post_id or ""), target)
 
     found = []
+    # Only values two pages gave (or a group, where two authors may share a page) can tie
+    # anything: an account's own number on its every post is read no further.
+    marks = ",".join("?" * len(groups))
+    in_group = f" OR SUM(target IN ({marks})) > 0" if groups else ""
     for kind, value, target, post_id, raw, seen_at in store.db.execute(
-        "SELECT kind, value, target, post_id, raw, MIN(seen_at) FROM contacts "
-        "GROUP BY kind, value, target, post_id ORDER BY MIN(id)"
+        "SELECT kind, value, target, post_id, raw, MIN(seen_at) FROM contacts WHERE value IN "
+        f"(SELECT value FROM contacts GROUP BY value HAVING COUNT(DISTINCT target) > 1{in_group})"
+        " GROUP BY kind, value, target, post_id ORDER BY MIN(id)",
+        sorted(groups),
     ):
         phone = kind in _PHONE_KINDS and str(value).startswith("+")
         found.append(
@@ -212,7 +219,8 @@ def record_verdict(store: Store, tie: Tie, verdict: str, by: str) -> None:
 @translated
 def all_ties(store: Store, rules: Rules | None = None) -> list[Tie]:
     """Every tie in the archive, with the team's verdicts on them."""
-    return build_ties(observations(store), verdicts(store), rules)
+    pairs = store.db.execute("SELECT DISTINCT account_a, account_b FROM dealer_verdicts")
+    return build_ties(observations(store), verdicts(store), rules, [tuple(r) for r in pairs])
 
 
 @translated
