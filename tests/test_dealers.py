@@ -350,8 +350,30 @@ async def test_bot_dealer_obeys_access_and_alerts_offer_the_dealer(site, make_ap
         )
         assert member == ADMIN_ONLY
         assert dealers(app.store) == [dealer]  # still one dealer: a member cannot reject
-        (admin,) = await ask(fake_telegram, f"/dealer {dealer.name}", ADMIN, TEAM, "Dealer ")
-        assert "reject TIE" in admin
+        answers = await ask(fake_telegram, f"/dealer {dealer.name}", ADMIN, TEAM, "Your word")
+        assert "reject TIE" in answers[0]
+        (judge,) = [
+            c
+            for c in calls(fake_telegram, TEAM, 0, ("sendMessage",))
+            if c.fields["text"].startswith("Your word")
+        ]
+        (button,) = [b for row in judge.json("reply_markup")["inline_keyboard"] for b in row]
+        assert button == {
+            "text": "✖ Not one dealer: front ↔ ivory-kh",
+            "callback_data": f"tr:{tie}",
+        }
+        judge_id = _last_bot_message_id(fake_telegram, TEAM)
+
+        async def press(data: str, user: int, message_id: int) -> str:
+            mark = len(fake_telegram.calls)
+            fake_telegram.push_callback(data, user, TEAM, message_id)
+            await until(lambda: calls(fake_telegram, None, mark, ("answerCallbackQuery",)))
+            (answer,) = calls(fake_telegram, None, mark, ("answerCallbackQuery",))
+            return answer.fields.get("text", "")
+
+        assert await press(f"tr:{tie}", MEMBER, judge_id) == ADMIN_ONLY
+        assert await press("tr:t00000000", ADMIN, judge_id) == "This tie is not in the archive."
+        assert dealers(app.store) == [dealer]
 
         mark = len(fake_telegram.calls)
         fake_telegram.push_callback(f"dl:{contact.id}", MEMBER, TEAM, alert_id)
@@ -359,9 +381,10 @@ async def test_bot_dealer_obeys_access_and_alerts_offer_the_dealer(site, make_ap
         (pressed,) = calls(fake_telegram, TEAM, mark, ("sendMessage",))
         assert f"Dealer {dealer.name}" in pressed.fields["text"]
 
-        await ask(fake_telegram, f"/dealer {dealer.name} reject {tie}", ADMIN, TEAM, "kept")
+        assert await press(f"tr:{tie}", ADMIN, judge_id) == "Tie rejected"
     assert dealers(app.store) == []
-    assert _last_bot_message_id(fake_telegram, TEAM) > alert_id
+    (verdict,) = app.store.db.execute("SELECT verdict, by FROM dealer_verdicts").fetchall()
+    assert verdict == ("rejected", f"telegram:{ADMIN}")
 
 
 def test_the_return_alert_reads_as_one_sentence_with_the_dealer_button():

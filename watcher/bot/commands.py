@@ -33,9 +33,11 @@ from watcher.bot.access import ADMIN_ONLY, Decision, Role, check
 from watcher.bot.buttons import (
     AlertPress,
     Proposal,
+    TiePress,
     WatchPress,
     confirm_keyboard,
     parse_callback,
+    tie_keyboard,
     without_button,
 )
 from watcher.bot.context import BotContext
@@ -290,8 +292,27 @@ class WatcherBot:
         return f"dealer {dealer.name}"
 
     async def _show_dealer(self, request: Request, dealer) -> None:
-        text = replies.dealer_text(dealer, self._went([dealer]), request.role >= Role.ADMIN)
+        admin = request.role >= Role.ADMIN
+        text = replies.dealer_text(dealer, self._went([dealer]), admin)
         await request.reply_all(text)
+        markup = tie_keyboard(list(dealer.ties)) if admin else None
+        if markup is not None:
+            await request.reply(f"Your word on the ties of <b>{e(dealer.name)}</b>:", markup)
+
+    async def _tie_press(self, request: Request, query: CallbackQuery, press: TiePress) -> str:
+        rules = Rules(common_after=self.ctx.watchlist.dealers.common_after)
+        tie = next((t for t in dealer_store.all_ties(self.store, rules) if t.id == press.tie), None)
+        if tie is None:
+            await query.answer("This tie is not in the archive.")
+            return "refused: unknown tie"
+        verdict = "confirmed" if press.confirm else "rejected"
+        dealer_store.record_verdict(self.store, tie, verdict, f"telegram:{request.user.id}")
+        await query.answer(f"Tie {verdict}")
+        await request.reply(
+            f"Tie <code>{e(tie.id)}</code> ({e(tie.a)} ↔ {e(tie.b)}) {verdict} by "
+            f"{e(request.user.full_name)}; kept for good."
+        )
+        return f"{verdict} {tie.id}"
 
     def _went(self, found: list) -> dict:
         now = utc_now()
@@ -451,7 +472,8 @@ class WatcherBot:
         if press is None or chat is None or message is None:
             await self._refuse_button(query, chat.id if chat else 0, "unknown button data")
             return
-        need = Role.ADMIN if isinstance(press, WatchPress) or press.action == "mu" else Role.MEMBER
+        admin_only = isinstance(press, WatchPress | TiePress) or press.action == "mu"
+        need = Role.ADMIN if admin_only else Role.MEMBER
         decision = check(self.ctx.watchlist, query.from_user.id, chat.id, chat.type, need)
         if not decision.allowed:
             self.safe_log(
@@ -474,6 +496,8 @@ class WatcherBot:
         request = Request(context.bot, message, query.from_user, chat.id, decision.role, [])
         if isinstance(press, WatchPress):
             await self.run("button:watch", request, lambda r: self._watch_press(r, query, press))
+        elif isinstance(press, TiePress):
+            await self.run("button:tie", request, lambda r: self._tie_press(r, query, press))
         else:
             await self.run(
                 f"button:{press.action}", request, lambda r: self._alert_press(r, query, press)
