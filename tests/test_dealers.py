@@ -192,8 +192,17 @@ async def test_no_return_while_the_dealer_is_still_posting(site, make_app):
 
 
 # -- the command line -------------------------------------------------------------------------
-def test_cli_lists_shows_rejects_and_renames(archive: Archive, tmp_path: Path):
-    from tests.conftest import watcher
+def test_cli_lists_shows_rejects_and_renames(archive: Archive, tmp_path: Path, capsys):
+    # The command line in this process (main() as `python -m watcher` runs it): the same
+    # parsing, output and error paths, without starting eight interpreters.
+    from types import SimpleNamespace
+
+    from watcher.cli import main
+
+    def watcher(*args: str) -> SimpleNamespace:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
 
     archive.post("dealer", "1", "Ivory bangle, call 012 345 678")
     archive.post("front", "10", "new stock WhatsApp +855 12 345 678")
