@@ -322,6 +322,19 @@ class Evidence(_Model):
     tsa_ca_file: str | None = None  # the TSA's CA certificate (PEM), shipped with bundles
 
 
+class Dealers(_Model):
+    """How accounts are tied into dealers (see ``watcher dealers``)."""
+
+    # A photo, link or handle seen on more accounts than this is common (a stock photo):
+    # listed as evidence, never enough to join accounts.
+    common_after: Annotated[int, Field(ge=2, le=1000)] = 3
+    # A dealer whose accounts all posted nothing for this long (or are blocked) is gone: a new
+    # account tied to it is announced as the dealer come back.
+    silent_after: Annotated[float, BeforeValidator(_seconds), AfterValidator(_not_negative)] = (
+        14 * 86400.0
+    )
+
+
 class Watchlist(_Model):
     """The whole watchlist file, with each target's gaps filled from ``defaults``."""
 
@@ -345,6 +358,7 @@ class Watchlist(_Model):
         default_factory=lambda: ["default"]
     )
     evidence: Annotated[Evidence, BeforeValidator(_none_as_empty)] = Field(default_factory=Evidence)
+    dealers: Annotated[Dealers, BeforeValidator(_none_as_empty)] = Field(default_factory=Dealers)
     # Pages captured at once (light checks: twice as many); read when watcher starts.
     max_concurrent: Concurrency = 2
 
