@@ -47,6 +47,7 @@ from watcher.capture.sessions import (
     refreshed_state,
     user_agent_for,
 )
+from watcher.commands import add_private_network_option
 from watcher.errors import BrowserError, CaptureError, WatcherError
 from watcher.timeutil import utc_now
 
@@ -121,11 +122,7 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     check.add_argument("name", metavar="NAME")
     check.add_argument("--url", required=True, help="a page only a logged-in account sees")
     check.add_argument("--platform", help="use this platform's block detection")
-    check.add_argument(
-        "--allow-private-network",
-        action="store_true",
-        help="let the page reach this machine or the local network (refused by default)",
-    )
+    add_private_network_option(check, default=False)
 
 
 def cmd_session(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from watcher.capture.blocks import Block, BlockContext, BlockRule, find_block
+from watcher.capture.blocks import Block, BlockContext, BlockRule, block_for, find_block
 from watcher.capture.recipe import Recipe, Selector
 from watcher.models import PageEvent, Post
 from watcher.timeutil import normalise_page_time, to_iso
@@ -200,7 +200,19 @@ class Adapter:
             login_url=self.login_url or _site_root(requested_url),
             requested_url=requested_url,
         )
-        return find_block(html, final_url, requested_url, posts, self.block_rules, context)
+        block = find_block(html, final_url, requested_url, posts, self.block_rules, context)
+        if block is None:
+            reason = self.platform_block(html, final_url, requested_url, posts)
+            block = block_for(reason, context) if reason else None
+        return block
+
+    def platform_block(
+        self, html: str, final_url: str, requested_url: str, posts: list[Post]
+    ) -> str | None:
+        """A platform's own sign of a block that rules cannot express, asked only when no
+        rule matched: a reason of ``blocks.REASONS`` (its message is written for the
+        platform and session), or None. Pure, like :meth:`detect_block`."""
+        return None
 
     # -- selector helpers ------------------------------------------------------------------
     def read_first(self, node: LexborNode, selector: Selector | None) -> str | None:

@@ -29,7 +29,7 @@ from watcher.capture.adapters.base import (
     page_time,
     register_adapter,
 )
-from watcher.capture.blocks import Block, BlockContext, BlockRule, block_for
+from watcher.capture.blocks import BlockRule
 from watcher.capture.recipe import Recipe, Selector
 from watcher.models import Post
 
@@ -148,22 +148,13 @@ class FacebookAdapter(Adapter):
             return self.extract_listings(html, base_url)
         return super().extract(html, base_url, now)
 
-    def detect_block(
-        self,
-        html: str,
-        final_url: str,
-        requested_url: str,
-        posts: list[Post],
-        session: str | None,
-    ) -> Block | None:
-        """Adds "no posts read": a feed with no post where posts are expected is reported,
-        never taken for an account gone quiet (a page rendered by scripts that did not run, a
+    def platform_block(
+        self, html: str, final_url: str, requested_url: str, posts: list[Post]
+    ) -> str | None:
+        """ "No posts read": a feed with no post where posts are expected is reported, never
+        taken for an account gone quiet (a page rendered by scripts that did not run, a
         layout nobody taught watcher)."""
-        block = super().detect_block(html, final_url, requested_url, posts, session)
-        if block is None and not posts and not is_marketplace(requested_url):
-            context = BlockContext(self.label, session, self.login_url or "", requested_url)
-            return block_for("no_posts_read", context)
-        return block
+        return "no_posts_read" if not posts and not is_marketplace(requested_url) else None
 
     # -- posts ---------------------------------------------------------------------------
     def extract_post(self, node: LexborNode, base_url: str) -> Post | None:
