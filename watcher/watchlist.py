@@ -310,9 +310,11 @@ class Alerts(_Model):
 
 
 class Images(_Model):
-    """Images the team already knows (file paths), matched against captured images."""
+    """Images the team already knows (file paths), matched against captured images; and
+    whether ``watcher run`` reads the text in captured photos (OCR, ``ocr: false`` stops it)."""
 
     known: Annotated[list[str], BeforeValidator(_none_as_empty_list)] = Field(default_factory=list)
+    ocr: bool = True
 
 
 class Evidence(_Model):
