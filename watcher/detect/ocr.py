@@ -108,6 +108,7 @@ class PhotoText:
     width: int = 0  # the original photo's size
     height: int = 0
     seconds: float = 0.0  # time spent reading (decode + OCR)
+    cpu_seconds: float = 0.0  # CPU time the child spent on it (all its threads)
     engine: str = ""
 
     @property
@@ -298,7 +299,7 @@ def _load_engine() -> Any:
 
 def read_photo(engine: Any, data: bytes, limits: OcrLimits) -> PhotoText:
     """Decode ``data`` within the limits and read it with ``engine`` (in the child)."""
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     image = decode_bounded(data, limits)
     if isinstance(image, PhotoText):
         return image
@@ -331,6 +332,7 @@ def read_photo(engine: Any, data: bytes, limits: OcrLimits) -> PhotoText:
         width=width,
         height=height,
         seconds=time.monotonic() - started,
+        cpu_seconds=time.process_time() - cpu,
     )
 
 
@@ -359,9 +361,16 @@ def decode_bounded(
         image.load()
         image = image.convert("RGB")
         image.thumbnail((limits.max_side, limits.max_side))
+    except Image.DecompressionBombError as exc:
+        # Pillow's own guard at open (over twice its limit): refused as ours would be.
+        return PhotoText(
+            OcrStatus.REFUSED,
+            reason=f"the photo is too large to decode safely ({exc}): not decoded "
+            "(a decompression bomb, or a huge scan)",
+        )
     except UnidentifiedImageError:
         return PhotoText(OcrStatus.UNREADABLE, reason="not an image file that can be decoded")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, SyntaxError) as exc:
         # Pillow raises these for a truncated file or a broken header.
         return PhotoText(OcrStatus.UNREADABLE, reason=f"the photo could not be decoded: {exc}")
     scale = image.width / width if width else 1.0
