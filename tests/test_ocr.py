@@ -30,9 +30,10 @@ from watcher.store.search import search_posts
 
 SET = Path(__file__).resolve().parent.parent / "benchmarks" / "ocr_set"
 LABELS = json.loads((SET / "labels.json").read_text(encoding="utf-8"))
-# A few photos of the labelled set: a rotated Zalo number with a price, a WeChat ID under a
-# watermark, a product with no text, look-alike digits (serial, date) that are no contact.
-SAMPLE = ["contact-03.jpg", "contact-07.jpg", "empty-02.jpg", "lookalike-02.jpg"]
+# A few photos of the labelled set: a WeChat ID with the goods' name and a price in yuan;
+# a tilted Zalo number in white with a price in 万; a watermarked product with no text; a model
+# code with a letter-O look-alike ("O912-345-67B") and a short ID that are no contact.
+SAMPLE = ["contact-03.jpg", "contact-05.jpg", "empty-02.jpg", "lookalike-02.jpg"]
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 
 

@@ -9,7 +9,7 @@ angles, some under a shop watermark; plus photos with no text, and photos with l
 digits (serial numbers, sizes, dates, numbers one digit short) that are not contacts.
 Seeded: the same photos and labels every run (only the grain of the noise differs:
 Pillow draws it with its own generator). ``labels.json`` gives, for each photo, the contacts a
-reader should find (as ``contact_key`` writes them) and the words drawn.
+reader should find (as ``bench_ocr.contact_keys`` writes them) and the words drawn.
 """
 
 from __future__ import annotations
@@ -75,7 +75,10 @@ def phone(rng: random.Random, region: str) -> tuple[str, str]:
             digits = rng.choice(["081", "089", "086", "092"]) + "".join(
                 rng.choice("0123456789") for _ in range(7)
             )
-            written = f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
+            # With the country code: a Thai 08x/09x number written nationally is also a
+            # valid Vietnamese one, and the models cannot read the Thai script that would
+            # say which (contacts.py reads it as Vietnamese without Thai letters).
+            written = f"+66 {digits[1:3]}-{digits[3:6]}-{digits[6:]}"
         else:  # CN mobile
             digits = rng.choice(["138", "139", "186", "159"]) + "".join(
                 rng.choice("0123456789") for _ in range(8)
