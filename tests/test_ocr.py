@@ -122,19 +122,20 @@ def test_a_photo_over_time_is_stopped_and_the_next_one_read():
 # -- through the store: links, alerts, search ---------------------------------------------------
 async def test_a_contact_only_in_a_photo_ties_two_accounts_and_alerts_once(site, make_app, engine):
     number = "Zalo 0912 345 678"
-    for feed in ("dealer", "frontman"):
+    for feed in ("dealer", "frontman", "reposter"):
         site.channel(feed)
         site.add_post(feed, "baseline post")  # the first capture is a baseline: no alerts
     app = make_app(
-        channel_target("dealer", f"{site.base_url}/s/dealer"),
-        channel_target("frontman", f"{site.base_url}/s/frontman"),
+        *(channel_target(feed, f"{site.base_url}/s/{feed}") for feed in ("dealer", "frontman")),
+        channel_target("reposter", f"{site.base_url}/s/reposter"),
     )
+    dealer, frontman, reposter = app.watchlist.targets
     for target in app.watchlist.targets:
         await run_capture(app, target)
     for feed, text in (("dealer", "Bracelet, old piece"), ("frontman", "Same as before, ask")):
         key = site.put_image(f"{feed}.jpg", jpeg(640, 480, number + f"  {feed.upper()}"))
         site.add_post(feed, text, images=[key])
-    for target in app.watchlist.targets:
+    for target in (dealer, frontman):
         await run_capture(app, target)
     assert not shared_contacts(app.store)  # the text of the posts gives no contact
 
@@ -174,6 +175,18 @@ async def test_a_contact_only_in_a_photo_ties_two_accounts_and_alerts_once(site,
         await run_capture(app, target)
     again = [e for e in app.store.events(after_id=0, limit=200) if e.kind == EventKind.PHOTO_TEXT]
     assert len(again) == 2
+
+    # A third account reposts the dealer's photo: read once already, its number ties the
+    # repost at capture, without waiting for the reader.
+    site.add_post("reposter", "New stock", images=["dealer.jpg"])
+    summary = await run_capture(app, reposter)
+    (tie,) = [e for e in summary.events if e.kind == EventKind.CONTACT_SEEN_BEFORE]
+    assert (tie.payload.value, tie.payload.targets) == ("+84912345678", ("dealer", "frontman"))
+    assert {t for link in shared_contacts(app.store) for t in link.targets} == {
+        "dealer",
+        "frontman",
+        "reposter",
+    }
 
     # /search finds the posts by the words on their photos.
     hits, total = search_posts(app.store, "FRONTMAN")

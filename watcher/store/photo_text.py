@@ -90,6 +90,15 @@ def photo_text(store: Store, sha256: str) -> PhotoText | None:
 
 
 @translated
+def read_text(store: Store, sha256: str) -> str:
+    """The text read in the photo ("" when not read yet, or nothing was read)."""
+    row = store.db.execute(
+        "SELECT text FROM photo_text WHERE sha256 = ? AND status = 'ok'", [sha256]
+    ).fetchone()
+    return row[0] if row and row[0] else ""
+
+
+@translated
 def photo_posts(store: Store, sha256: str) -> list[PhotoPost]:
     """The current version of every post that carries the photo, oldest post first."""
     rows = store.db.execute(
