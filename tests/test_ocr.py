@@ -191,3 +191,22 @@ async def test_a_contact_only_in_a_photo_ties_two_accounts_and_alerts_once(site,
     # /search finds the posts by the words on their photos.
     hits, total = search_posts(app.store, "FRONTMAN")
     assert total == 1 and hits[0].target == "frontman"
+
+
+async def test_a_baseline_posts_photo_is_read_and_recorded_without_an_alert(site, make_app, engine):
+    # The first capture of a target is its baseline: its posts were never alerted, so the
+    # keywords in their photos are not either (as for their text); the contacts are kept.
+    site.channel("old")
+    key = site.put_image("old.jpg", jpeg(640, 480, "Ngà voi Zalo 0912 345 678"))
+    site.add_post("old", "Old stock", images=[key])
+    app = make_app(channel_target("old", f"{site.base_url}/s/old"))
+    await run_capture(app, app.watchlist.targets[0])
+    reader = PhotoReader(app, engine)
+    reading = await reader.read_next()
+    reader.executor.shutdown()
+    assert reading is not None and "0912 345 678" in reading.result.text
+    assert reading.events == []
+    assert app.store.db.execute("SELECT kind, value, source FROM contacts").fetchall() == [
+        ("phone", "+84912345678", "photo"),
+        ("zalo", "+84912345678", "photo"),
+    ]

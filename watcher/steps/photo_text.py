@@ -104,6 +104,10 @@ def _findings(app: App, sha256: str, result: PhotoText, now: str) -> list[Event]
         if not (keywords or contacts):
             continue  # a price alone says little without the words or a contact
         first = first_alert(app.store, post.target, post.post_id)
+        if first is None and not seen:
+            # A post of a baseline capture was never alerted, and its text's keywords are
+            # not either: only a contact tying it to another account is news (as for text).
+            continue
         payload = PhotoTextFound(
             image_sha256=sha256,
             text=text,
