@@ -18,6 +18,10 @@ from watcher.capture.browser import Browser
 from watcher.demo.site import DemoSite
 from watcher.watchlist import Watchlist, load_watchlist
 
+# The daemons and `watcher` runs of the suite do not read photos (each would start an OCR
+# process); tests/test_ocr.py drives the reader itself.
+os.environ.setdefault("WATCHER_OCR", "off")
+
 SHOP_SELECTORS = """
     selectors:
       post: .listing

@@ -66,6 +66,7 @@ def test_ambiguous_number_follows_region_hints():
         "weight 0.5 kg, 30 cm",
         "ref ABC0123456789",
         "call 012 34",  # too short
+        "Model 0912-345-67B",  # a model code (an OCR'd "O912-345-67B" too), not +855 91 234 567
     ],
 )
 def test_prices_dates_and_ids_are_not_phones(text: str):

@@ -121,6 +121,19 @@ OLD_ROWS = {
         "photos_seen": 3,
         "tie_ids": ["t1a2b3c4d"],
     },
+    EventKind.PHOTO_TEXT: {
+        "image_sha256": SHA_A,
+        "text": "NGÀ VOI\nZalo 0912 345 678\n1tr5",
+        "keywords": [
+            {"group": "ivory", "term": "ngà voi", "start": 0, "end": 7, "text": "NGÀ VOI"}
+        ],
+        "contacts": ["phone +84912345678"],
+        "seen_elsewhere": ["phone +84912345678 first seen on dealer post 1"],
+        "prices": ["1,500,000 VND"],
+        "permalink": "https://t.me/d/4",
+        "first_event_id": 12,
+        "first_alert_at": "2026-11-22T03:05:00.000Z",
+    },
 }
 
 

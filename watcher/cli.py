@@ -16,7 +16,7 @@ from typing import Any
 from watcher import __version__
 from watcher.alert.console import format_summary
 from watcher.app import App, resolve_data_dir
-from watcher.commands import dealers, detect, key, probe, session
+from watcher.commands import dealers, detect, key, ocr, probe, session
 from watcher.errors import WatcherError, WatchlistError
 from watcher.kinds import CaptureFailed
 from watcher.models import CaptureStatus, CaptureSummary, Event, EventKind
@@ -208,7 +208,7 @@ def _add_help_texts(parser: argparse.ArgumentParser, sub: argparse._SubParsersAc
 
 # Commands that live beside their subject: each module has `add_commands(sub, common)`
 # (adds its subparsers) and `COMMANDS` (name -> handler), like the built-ins below.
-COMMAND_MODULES: tuple[ModuleType, ...] = (session, detect, probe, key, dealers)
+COMMAND_MODULES: tuple[ModuleType, ...] = (session, detect, probe, key, dealers, ocr)
 
 
 def command_modules() -> list[ModuleType]:

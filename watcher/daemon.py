@@ -51,6 +51,7 @@ from watcher.scheduler import (
     schedule_target,
     write_schedule_file,
 )
+from watcher.steps.photo_text import PhotoReader, Reading, ocr_enabled
 from watcher.steps.record import record_events
 from watcher.store.bot_state import is_paused
 from watcher.timeutil import to_iso, utc_now
@@ -143,6 +144,8 @@ class Daemon:
         self.streaks: dict[str, int] = {}
         self.running: set[asyncio.Task] = set()
         self.sender: OutboxSender | None = None
+        # Photos are read off the capture path, one at a time (images.ocr).
+        self.reader = PhotoReader(app) if ocr_enabled(app.watchlist) else None
 
     async def serve(self, stop: asyncio.Event, sinks: dict[str, Sink]) -> None:
         """Schedule everything, run until ``stop`` is set, then shut down in order."""
@@ -150,6 +153,13 @@ class Daemon:
         sender_stop = asyncio.Event()
         sender_task = asyncio.create_task(self.sender.run(sender_stop), name="alert-sender")
         sender_task.add_done_callback(_warn_if_died_early)
+        reader_stop = asyncio.Event()
+        reader_task = None
+        if self.reader is not None:
+            reader_task = asyncio.create_task(
+                self.reader.run(reader_stop, self.read_photo), name="photo-reader"
+            )
+            reader_task.add_done_callback(_warn_if_died_early)
         try:
             for target in self.app.watchlist.targets:
                 self.schedule(target)
@@ -170,7 +180,14 @@ class Daemon:
                     flush=True,
                 )
         finally:
+            reader_stop.set()
+            if reader_task is not None:
+                # A photo half read is read again at the next start: nothing was recorded.
+                reader_task.cancel()
+                await asyncio.gather(reader_task, return_exceptions=True)
             await self.shutdown(sender_stop, sender_task)
+            if self.reader is not None:
+                await asyncio.to_thread(self.reader.close)
 
     async def shutdown(self, sender_stop: asyncio.Event, sender_task: asyncio.Task) -> None:
         """No new jobs; let captures finish (then cancel them); send what is queued."""
@@ -243,9 +260,19 @@ class Daemon:
         self.show(summary, time.monotonic() - started)
         if self.sender is not None:
             self.sender.wake()
+        if self.reader is not None and summary.new_images:
+            self.reader.wake()
         self.adjust_interval(target)
         self.write_schedule()
         return summary
+
+    def read_photo(self, reading: Reading) -> None:
+        """A photo was read: show its findings and send their alerts."""
+        if self.console is not None:
+            for event in reading.events:
+                self.console.show(event)
+        if reading.events and self.sender is not None:
+            self.sender.wake()
 
     def telegram_is_back(self) -> None:
         """Telegram answers again: alerts waiting out a backoff of up to 5 min go now."""

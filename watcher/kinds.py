@@ -41,6 +41,7 @@ class EventKind(StrEnum):
     KNOWN_IMAGE = "known_image"
     WATCHLIST_INVALID = "watchlist_invalid"
     DEALER_RETURNED = "dealer_returned"
+    PHOTO_TEXT = "photo_text"
 
 
 LAYOUT_CHANGED = "layout_changed"  # the reason of a capture whose recipe started to miss
@@ -618,3 +619,68 @@ class DealerReturned(Payload):
             f"(accounts {esc(', '.join(a.removeprefix('author:') for a in self.accounts))}, "
             f"{esc(self.how or 'gone')} since {when}): {', '.join(same) or 'tied by evidence'}."
         )
+
+
+# -- text read in photos ----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PhotoTextFound(Payload):
+    """Keywords or contacts read in a post's photo (OCR), after the post's own alert: a
+    short alert that points to that first one. ``keywords`` are offsets in ``text``, the
+    photo's text; ``contacts`` and ``prices`` are as a person reads them ("phone
+    +85512345678", "1,500,000 VND"); ``seen_elsewhere`` says which contacts another target
+    gave first."""
+
+    kind = EventKind.PHOTO_TEXT
+    title = "🖼 Found in a photo"
+    label = "IN PHOTO"
+    found = ("finding in a photo", "findings in photos")
+
+    image_sha256: str = ""
+    text: str = ""
+    keywords: tuple[KeywordHit, ...] = _optional(decode=_many(KeywordHit.from_json))
+    contacts: tuple[str, ...] = ()
+    seen_elsewhere: tuple[str, ...] = ()
+    prices: tuple[str, ...] = ()
+    permalink: str | None = None
+    first_event_id: int | None = None  # the post's own alert
+    first_alert_at: str | None = None
+
+    def photos(self) -> tuple[str, ...]:
+        return (self.image_sha256,) if self.image_sha256 else ()
+
+    def excerpt(self) -> str:
+        return self.text
+
+    def link(self) -> str | None:
+        return self.permalink
+
+    def hits(self) -> tuple[KeywordHit, ...]:
+        return self.keywords
+
+    def telegram(self, event: Event, excerpt: int, now: datetime | None) -> list[str]:
+        first = (
+            f" (alerted {m.when(self.first_alert_at, now)}, alert #{self.first_event_id})"
+            if self.first_event_id
+            else ""
+        )
+        lines = [
+            f"A photo of post {m.e(event.post_id or '?')}{first} has text in it:",
+            "<i>" + m.highlighted(self.text, self.keywords, excerpt) + "</i>",
+        ]
+        if self.keywords:
+            lines.append(f"<b>Why:</b> {m.why(self.keywords)} (in the photo)")
+        if self.contacts:
+            lines.append("<b>Contacts:</b> " + ", ".join(m.e(c) for c in self.contacts))
+        lines += [f"☎️ {m.e(seen)}" for seen in self.seen_elsewhere]
+        if self.prices:
+            lines.append("<b>Prices:</b> " + ", ".join(m.e(p) for p in self.prices))
+        return lines + m.post_link(self.permalink)
+
+    def console(self, event: Event, now: datetime | None) -> str:
+        found = [
+            *(f"keyword {h.term}" for h in self.keywords),
+            *self.contacts,
+            *self.prices,
+        ]
+        first = f" (after alert #{self.first_event_id})" if self.first_event_id else ""
+        return f"in photo{first}: {'; '.join(found)}: {m.flat(self.text, 200)}"

@@ -318,9 +318,11 @@ def _alerts_with(sections: tuple[tuple[str, type[AlertSection]], ...]) -> type[A
 
 
 class Images(_Model):
-    """Images the team already knows (file paths), matched against captured images."""
+    """Images the team already knows (file paths), matched against captured images; and
+    whether ``watcher run`` reads the text in captured photos (OCR, ``ocr: false`` stops it)."""
 
     known: Annotated[list[str], BeforeValidator(_none_as_empty_list)] = Field(default_factory=list)
+    ocr: bool = True
 
 
 class Evidence(_Model):

@@ -108,6 +108,9 @@ def _phones(text: str, plain: str, regions: tuple[str, ...]) -> list[Contact]:
     for run in _DIGIT_RUN.finditer(plain):
         if run.start() > 0 and (plain[run.start() - 1].isalnum() or plain[run.start() - 1] in "/_"):
             continue  # part of a word, URL path or handle, not a phone number
+        after = plain[run.end() : run.end() + 1]
+        if after.isascii() and after.isalpha():
+            continue  # a model or serial code ("0912-345-67B"), not a phone number
         found += _phones_in_run(text, run, regions)
     return found
 

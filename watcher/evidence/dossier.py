@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 
 from watcher.detect.dealers import AUTHOR_PREFIX, Dealer, Rules, SharedKey, shown
+from watcher.detect.prices import extract_prices
 from watcher.store.db import Store
 from watcher.store.dealers import (
     Gone,
@@ -60,9 +61,8 @@ class DossierInput:
 
 
 def prices_in(text: str) -> tuple[str, ...]:
-    """Prices in a post's text. The price extractor (issue 22, OCR part) plugs in here; until
-    it does, none are read and the report shows the post's words."""
-    return ()
+    """Prices in a post's text as a person reads them ("1,500,000 VND"), in text order."""
+    return tuple(str(price) for price in extract_prices(text))
 
 
 # -- the picture ------------------------------------------------------------------------------

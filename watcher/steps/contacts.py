@@ -7,11 +7,12 @@ import logging
 
 from watcher.app import App
 from watcher.detect import events as ev
-from watcher.detect.contacts import extract_contacts
+from watcher.detect.contacts import Contact, extract_contacts
 from watcher.detect.diff import PostDiff
 from watcher.models import Event
 from watcher.steps.keywords import DETECT_CHARS, DETECT_MATCHES
 from watcher.store.links import contact_seen_before, record_contacts
+from watcher.store.photo_text import read_text
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +33,32 @@ def find_contacts(
         post = captured.post
         text = post.text[:DETECT_CHARS]  # as for keywords (see DETECT_CHARS)
         found = extract_contacts("\n".join([text, *post.links[:DETECT_MATCHES]]))[:DETECT_MATCHES]
-        if not found:
-            continue
-        seen = contact_seen_before(app.store, target, found)
-        if seen:
-            log.info(
-                "%s: post %s gives %d contact(s) seen elsewhere", target, post.post_id, len(seen)
+        sources: list[tuple[list[Contact], str | None]] = [(found, None)]
+        # A photo already read (a repost: photos are read once) gives its contacts now; a
+        # new photo gives them when the reader gets to it (steps.photo_text).
+        for sha in dict.fromkeys(s for s in captured.image_shas if s):
+            if read := read_text(app.store, sha):
+                sources.append((extract_contacts(read[:DETECT_CHARS])[:DETECT_MATCHES], sha))
+        for contacts, image in sources:
+            if not contacts:
+                continue
+            seen = contact_seen_before(app.store, target, contacts)
+            if seen:
+                log.info(
+                    "%s: post %s gives %d contact(s) seen elsewhere",
+                    target,
+                    post.post_id,
+                    len(seen),
+                )
+            record_contacts(
+                app.store,
+                target,
+                post.post_id,
+                rows[post.post_id][1],
+                capture_id,
+                contacts,
+                now,
+                image_sha256=image,
             )
-        record_contacts(
-            app.store, target, post.post_id, rows[post.post_id][1], capture_id, found, now
-        )
-        events += ev.contact_events(target, post.post_id, seen)
+            events += ev.contact_events(target, post.post_id, seen)
     return events

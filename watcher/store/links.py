@@ -109,21 +109,24 @@ def record_contacts(
     capture_id: int,
     contacts: list[Contact],
     now: str,
+    image_sha256: str | None = None,
 ) -> int:
     """Store the contacts of one post version (each kind and value once); returns how many.
 
-    Call inside the capture's transaction, for new posts and new versions of edited ones.
+    Call inside the capture's transaction, for new posts and new versions of edited ones;
+    with ``image_sha256`` for the contacts read in one of its photos (``source = 'photo'``).
     """
     first: dict[tuple[str, str], Contact] = {}
     for contact in contacts:
         first.setdefault((contact.kind, contact.value), contact)
+    source = "photo" if image_sha256 else "text"
     rows = [
-        (c.kind, c.value, target, post_id, version_id, capture_id, c.raw, now)
+        (c.kind, c.value, target, post_id, version_id, capture_id, c.raw, now, source, image_sha256)
         for c in first.values()
     ]
     store.db.conn.executemany(
         "INSERT INTO contacts (kind, value, target, post_id, version_id, capture_id, raw,"
-        " seen_at) VALUES (?,?,?,?,?,?,?,?)",
+        " seen_at, source, image_sha256) VALUES (?,?,?,?,?,?,?,?,?,?)",
         rows,
     )
     return len(rows)

@@ -368,6 +368,50 @@ def m011_archived_payloads(db: Database) -> None:
 
 
 @MIGRATIONS()
+def m012_photo_text(db: Database) -> None:
+    """Text read in photos (OCR), one row per image (photos are content-addressed: a photo
+    reposted anywhere is read once): what was read, its boxes and confidences as JSON, by which
+    engine, or why it was not read. Searchable with post text (``photo_text_fts``). A contact
+    found in a photo is a ``contacts`` row like one from post text, with ``source = 'photo'``
+    and the image's SHA-256, so it ties accounts the same way."""
+    db["photo_text"].create(
+        {
+            "sha256": str,
+            "status": str,  # ok, refused, unreadable, timeout, failed (detect.ocr.OcrStatus)
+            "text": str,  # the lines read, top to bottom
+            "boxes": str,  # JSON: [{"text", "confidence", "box": [[x, y] x4]}]
+            "reason": str,  # why it was not read, in words
+            "width": int,
+            "height": int,
+            "engine": str,
+            "seconds": float,
+            "read_at": str,
+        },
+        pk="sha256",
+    )
+    try:
+        db.execute(
+            "CREATE VIRTUAL TABLE photo_text_fts USING fts5(text, content='photo_text',"
+            " content_rowid='rowid', tokenize='trigram')"
+        )
+    except db.conn.OperationalError:  # SQLite before 3.34: no trigram (see m005_search)
+        db.execute(
+            "CREATE VIRTUAL TABLE photo_text_fts USING fts5(text, content='photo_text',"
+            " content_rowid='rowid', tokenize='unicode61 remove_diacritics 2')"
+        )
+    db.execute(
+        "CREATE TRIGGER photo_text_fts_insert AFTER INSERT ON photo_text BEGIN"
+        " INSERT INTO photo_text_fts (rowid, text) VALUES (new.rowid, new.text); END"
+    )
+    db.execute(
+        "CREATE TRIGGER photo_text_fts_delete AFTER DELETE ON photo_text BEGIN"
+        " INSERT INTO photo_text_fts (photo_text_fts, rowid, text)"
+        " VALUES ('delete', old.rowid, old.text); END"
+    )
+    db["contacts"].add_column("source", str, not_null_default="text")  # text or photo
+    db["contacts"].add_column("image_sha256", str)  # the photo it was read in
+
+
 def m013_dealers(db: Database) -> None:
     """Dealers (see :mod:`watcher.store.dealers`): a person's word on a tie between two
     accounts (append-only: the latest verdict per tie counts, the earlier ones stay as

@@ -55,22 +55,22 @@ def search_posts(store: Store, text: str, limit: int = 10) -> tuple[list[SearchH
         return [], 0
     indexed = [t for t in terms if len(t) >= _TRIGRAM]
     short = [t for t in terms if len(t) < _TRIGRAM]
-    where, params = [], []
-    if indexed:
-        where.append(
-            "v.id IN (SELECT rowid FROM post_versions_fts WHERE post_versions_fts MATCH ?)"
-        )
-        params.append(fts_query(indexed))
-    for term in short:
-        where.append("v.text LIKE ? ESCAPE '\\'")
-        params.append("%" + re.sub(r"([%_\\])", r"\\\1", term) + "%")
+    # Every word in the post's text, or every word in the text read in one of its photos
+    # (m012_photo_text): dealers write the name of the goods and the phone on the photo.
+    in_text, text_params = _matching("post_versions_fts", "v.id", "v.text", indexed, short)
+    in_photo, photo_params = _matching("photo_text_fts", "pt.rowid", "pt.text", indexed, short)
+    where = (
+        f"(({in_text}) OR v.id IN (SELECT pi.version_id FROM post_images pi"
+        f" JOIN photo_text pt ON pt.sha256 = pi.sha256 WHERE {in_photo}))"
+    )
+    params = [*text_params, *photo_params]
     # The newest matching version of each post stands for it. The total comes from a window
     # over the groups, so a common word does not build tens of thousands of hits to count them.
     rows = store.db.execute(
         "SELECT p.target, p.post_id, v.version, v.seen_at, v.text, v.permalink, v.capture_id,"
         " p.deleted_at IS NOT NULL, MAX(v.id) AS newest, p.current_version_id,"
         " COUNT(*) OVER () FROM post_versions v"
-        f" JOIN posts p ON p.id = v.post_row WHERE {' AND '.join(where)}"
+        f" JOIN posts p ON p.id = v.post_row WHERE {where}"
         " GROUP BY p.id ORDER BY newest DESC LIMIT ?",
         [*params, limit],
     ).fetchall()
@@ -79,3 +79,17 @@ def search_posts(store: Store, text: str, limit: int = 10) -> tuple[list[SearchH
         for r in rows
     ]
     return hits, rows[0][10] if rows else 0
+
+
+def _matching(
+    fts: str, rowid: str, column: str, indexed: list[str], short: list[str]
+) -> tuple[str, list[object]]:
+    """A condition that ``column`` (indexed by the FTS table ``fts``) holds every term."""
+    where, params = [], []
+    if indexed:
+        where.append(f"{rowid} IN (SELECT rowid FROM {fts} WHERE {fts} MATCH ?)")
+        params.append(fts_query(indexed))
+    for term in short:
+        where.append(f"{column} LIKE ? ESCAPE '\\'")
+        params.append("%" + re.sub(r"([%_\\])", r"\\\1", term) + "%")
+    return " AND ".join(where), params
