@@ -412,6 +412,7 @@ def m012_photo_text(db: Database) -> None:
     db["contacts"].add_column("image_sha256", str)  # the photo it was read in
 
 
+@MIGRATIONS()
 def m013_dealers(db: Database) -> None:
     """Dealers (see :mod:`watcher.store.dealers`): a person's word on a tie between two
     accounts (append-only: the latest verdict per tie counts, the earlier ones stay as
