@@ -338,10 +338,15 @@ def _print_browsers(watchlist: Watchlist, data_dir: Path) -> None:
     print(f"browsers: {len(endpoints)}{note}")
     for endpoint in endpoints:
         row = rows.get(endpoint.label(), {})
-        used = f"{row.get('in_use', 0)}/{endpoint.slots}"
-        checks = f"{row.get('checks_in_use', 0)}/{row.get('check_slots', endpoint.slots * 2)}"
+        # Slots in use are only true while the watcher that wrote them runs.
+        live = bool(state.get("running"))
+        used = f"{row.get('in_use', 0) if live else '-'}/{endpoint.slots}"
+        checks = (
+            f"{row.get('checks_in_use', 0) if live else '-'}/"
+            f"{row.get('check_slots', endpoint.slots * 2)}"
+        )
         health = row.get("state", "not used yet")
-        if health == "down" and row.get("retry_in_s"):
+        if health == "down" and row.get("retry_in_s") and live:
             health = f"down, tried again in {row['retry_in_s']} s"
         line = (
             f"  {endpoint.label():24} {endpoint.protocol():10} {address_of(endpoint.url):22} "

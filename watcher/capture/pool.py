@@ -474,7 +474,7 @@ class BrowserPool:
                     if await browser.alive():
                         raise
                     state.lost += 1
-                    self._down(state, exc)
+                    self._down(state, exc, "died under a capture: ")
                     lost = LostAttempt(
                         state.label, address_of(state.config.url), _first_line(exc), utc_now()
                     )
@@ -523,11 +523,11 @@ class BrowserPool:
             self._cond.notify_all()
         self.shared.changed()
 
-    def _down(self, state: EndpointState, exc: BaseException) -> None:
+    def _down(self, state: EndpointState, exc: BaseException, what: str = "") -> None:
         state.failures += 1
         backoff = min(BACKOFF_FIRST_S * 2 ** (state.failures - 1), BACKOFF_MAX_S)
         state.down_until = time.monotonic() + backoff
-        state.last_error = _first_line(exc)
+        state.last_error = what + _first_line(exc)
         state.last_error_at = utc_now()
         log.warning(
             "browser %s is down (%s); trying it again in %.0f s",
