@@ -325,3 +325,19 @@ def test_watchlist_browsers_problems_have_lines():
     problems = {p.line: str(p) for p in caught.value.problems}
     assert "not a browser endpoint address" in problems[2]
     assert 4 in problems, problems
+
+
+async def test_local_browser_is_recorded_as_this_machine(site, make_app, monkeypatch):
+    monkeypatch.delenv("WATCHER_BROWSERS", raising=False)
+    app = make_app(shop_target("dealer", shop(site, "dealer", "ivory bangle")))
+    summary = await asyncio.wait_for(run_capture(app, app.watchlist.targets[0]), 120)
+    assert summary.status == CaptureStatus.OK
+    meta = metadata(app, summary.capture_id)
+    host = meta["browser_host"]
+    assert (host["endpoint"], host["kind"], host["host"]) == (
+        "local",
+        "local",
+        socket.gethostname(),
+    )
+    assert host["version"] == meta["browser_version"] and host["user_agent"] == meta["user_agent"]
+    assert "lost_attempts" not in meta
