@@ -25,7 +25,7 @@ from watcher.capture import pool as pool_module
 from watcher.capture.browser import find_chromium, launch_args
 from watcher.capture.pool import BrowserPool, configured_endpoints, parse_endpoints
 from watcher.errors import WatcherError, WatchlistError
-from watcher.models import CaptureStatus
+from watcher.models import CaptureMode, CaptureStatus
 from watcher.pipeline import run_capture
 from watcher.secrets import redact
 from watcher.watchlist import load_watchlist, parse_watchlist
@@ -341,3 +341,30 @@ async def test_local_browser_is_recorded_as_this_machine(site, make_app, monkeyp
     )
     assert host["version"] == meta["browser_version"] and host["user_agent"] == meta["user_agent"]
     assert "lost_attempts" not in meta
+
+
+async def test_light_checks_run_on_the_endpoints_too(site, tmp_path, two_kinds, monkeypatch):
+    monkeypatch.delenv("WATCHER_BROWSERS", raising=False)
+    cdp, server = two_kinds
+    url = shop(site, "quiet", "one listing", "another")
+    target = shop_target("quiet", url) + "    full_every: 1h\n"
+    header = browsers_yaml(
+        ("devtools", "cdp", cdp.url, 1), ("pwserver", "playwright", server.url, 1)
+    )
+    app = open_app(tmp_path, header, target)
+    try:
+        summaries = [
+            await asyncio.wait_for(run_capture(app, app.watchlist.targets[0]), 120)
+            for _ in range(3)
+        ]
+        assert [s.mode for s in summaries] == [
+            CaptureMode.FULL,
+            CaptureMode.CHECK,
+            CaptureMode.CHECK,
+        ]
+        checks = [metadata(app, s.capture_id)["browser_host"]["endpoint"] for s in summaries[1:]]
+        # The checks' lane takes turns over the endpoints like the captures' lane.
+        assert sorted(checks) == ["devtools", "pwserver"]
+        assert sum(s.served["check"] for s in app.browser.states) == 2
+    finally:
+        await app.close()
