@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,12 @@ from tests.conftest import shop_target, watcher
 from watcher.app import App
 from watcher.capture import pool as pool_module
 from watcher.capture.browser import find_chromium, launch_args
-from watcher.capture.pool import BrowserPool, configured_endpoints, parse_endpoints
+from watcher.capture.pool import (
+    BrowserPool,
+    configured_endpoints,
+    parse_endpoints,
+    playwright_version,
+)
 from watcher.errors import WatcherError, WatchlistError
 from watcher.models import CaptureMode, CaptureStatus
 from watcher.pipeline import run_capture
@@ -368,3 +374,41 @@ async def test_light_checks_run_on_the_endpoints_too(site, tmp_path, two_kinds, 
         assert sum(s.served["check"] for s in app.browser.states) == 2
     finally:
         await app.close()
+
+
+async def test_a_server_of_another_playwright_version_is_named_with_the_fix(
+    site, tmp_path, monkeypatch
+):
+    """A Playwright server refuses a client of another version (HTTP 428 at the WebSocket
+    upgrade, with Playwright's "version mismatch" box): the failure says what to install."""
+    monkeypatch.setattr(pool_module, "WAIT_FOR_DOWN_S", 0.0)
+    refusal = (
+        b"HTTP/1.1 428 Precondition Required\r\n\r\n"
+        b"Playwright version mismatch:\n  - server version: v1.40\n  - client version: v1.65\n"
+    )
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def answer() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(refusal)
+
+    threading.Thread(target=answer, daemon=True).start()
+    monkeypatch.setenv("WATCHER_BROWSERS", f"ws://127.0.0.1:{port}/ name=old-server")
+    app = open_app(tmp_path, "", shop_target("dealer", shop(site, "dealer", "x")))
+    try:
+        summary = await asyncio.wait_for(run_capture(app, app.watchlist.targets[0]), 120)
+        assert summary.status == CaptureStatus.FAILED
+        message = app.store.db.execute("SELECT message FROM captures").fetchone()[0]
+        assert "old-server" in message
+        assert f"runs another Playwright version than watcher ({playwright_version()})" in message
+        assert f"install playwright {playwright_version()} on the browser host" in message
+    finally:
+        await app.close()
+        listener.close()
