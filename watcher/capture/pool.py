@@ -307,7 +307,11 @@ class EndpointState:
             "in_use": self.in_use.get(CAPTURE, 0),
             "check_slots": self.config.slots * checks_per_slot,
             "checks_in_use": self.in_use.get(CHECK, 0),
-            "state": "down" if self.failures else "up",
+            "state": "down"
+            if self.failures
+            else "up"
+            if any(b.launches for b in self.browsers.values())
+            else "not connected yet",
             "retry_in_s": round(left) if self.failures and left > 0 else 0,
             "captures": self.served.get(CAPTURE, 0),
             "checks": self.served.get(CHECK, 0),
