@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from watcher.capture.browser import Browser
+from watcher.capture.pool import BrowserPool, configured_endpoints
 from watcher.capture.sessions import SessionLocks, SessionStore
 from watcher.detect.images import ImageIndex
 from watcher.detect.keywords import KeywordMatcher, Lexicon
@@ -46,7 +47,7 @@ class App:
     data_dir: Path
     store: Store
     blobs: BlobStore
-    browser: Browser
+    browser: Browser | BrowserPool
     sessions: SessionStore | None = None
     session_locks: SessionLocks | None = None
     owns_browser: bool = True
@@ -55,7 +56,7 @@ class App:
     _wacz_key: WaczSigningKey | None = field(default=None, repr=False)
     _keywords: KeywordMatcher | None = field(default=None, repr=False)
     _known: list[KnownImage] | None = field(default=None, repr=False)
-    _check_browser: Browser | None = field(default=None, repr=False)
+    _check_browser: Browser | BrowserPool | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -68,23 +69,31 @@ class App:
         """Open (creating if needed) the data folder; the browser starts on first capture.
 
         Pages at once: ``max_concurrent``, else the watchlist's. Pass ``browser`` to share one
-        already running (it is then not closed with the app).
+        already running (it is then not closed with the app). With remote browsers listed
+        (``browsers:`` or ``WATCHER_BROWSERS``), captures go to them instead, as many at
+        once as they have slots.
         """
         max_concurrent = max_concurrent or watchlist.max_concurrent
+        if browser is None:
+            endpoints = configured_endpoints(watchlist)
+            browser = BrowserPool(endpoints) if endpoints else Browser(max_concurrent)
+            owns = True
+        else:
+            owns = False
         store = Store(data_dir / DB_NAME)
         return cls(
             watchlist=watchlist,
             data_dir=data_dir,
             store=store,
             blobs=BlobStore(data_dir / "blobs"),
-            browser=browser or Browser(max_concurrent=max_concurrent),
+            browser=browser,
             sessions=SessionStore(data_dir),
             session_locks=SessionLocks(data_dir / "sessions"),
-            owns_browser=browser is None,
+            owns_browser=owns,
         )
 
     @property
-    def check_browser(self) -> Browser:
+    def check_browser(self) -> Browser | BrowserPool:
         """The light checks' Chromium (no images), started on the first check.
 
         A check is mostly waiting for the page to settle and costs a fraction of a full
@@ -92,6 +101,8 @@ class App:
         Anonymous checks reuse contexts (cookies cleared): a new context was most of a
         check's cost.
         """
+        if self._check_browser is None and isinstance(self.browser, BrowserPool):
+            self._check_browser = self.browser.for_checks()
         if self._check_browser is None:
             self._check_browser = Browser(
                 max_concurrent=CHECKS_PER_CAPTURE_SLOT * self.browser.max_concurrent,

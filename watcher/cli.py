@@ -16,6 +16,8 @@ from typing import Any
 from watcher import __version__
 from watcher.alert.console import format_summary
 from watcher.app import App, resolve_data_dir
+from watcher.capture.pool import configured_endpoints
+from watcher.capture.pool import read_state as read_browser_state
 from watcher.commands import dealers, detect, key, ocr, probe, session
 from watcher.errors import WatcherError, WatchlistError
 from watcher.kinds import CaptureFailed
@@ -25,7 +27,7 @@ from watcher.scheduler import read_schedule_file
 from watcher.steps.record import STORE_BUG
 from watcher.store.db import OutboxRow, Store
 from watcher.timeutil import format_duration, parse_iso, to_iso
-from watcher.watchlist import Watchlist, check_watchlist, load_watchlist
+from watcher.watchlist import Watchlist, address_of, check_watchlist, load_watchlist
 
 log = logging.getLogger("watcher")
 
@@ -320,10 +322,47 @@ def cmd_status(args: argparse.Namespace) -> int:
                 )
             print(line)
         _print_alert_backlog(store)
+        _print_browsers(watchlist, data_dir)
     finally:
         store.close()
     print(f"data: {data_dir}")
     return 0
+
+
+def _print_browsers(watchlist: Watchlist, data_dir: Path) -> None:
+    """The remote browser hosts: slots in use, up or down, the last error (nothing is
+    printed when captures use the local browser)."""
+    endpoints = configured_endpoints(watchlist)
+    if not endpoints:
+        return
+    state = read_browser_state(data_dir)
+    rows = {row.get("name"): row for row in state.get("endpoints", [])}
+    when = state.get("updated_at", "-")
+    note = "" if state.get("running") else f" (watcher run is not running; as it left them, {when})"
+    print(f"browsers: {len(endpoints)}{note}")
+    for endpoint in endpoints:
+        row = rows.get(endpoint.label(), {})
+        # Slots in use are only true while the watcher that wrote them runs.
+        live = bool(state.get("running"))
+        used = f"{row.get('in_use', 0) if live else '-'}/{endpoint.slots}"
+        checks = (
+            f"{row.get('checks_in_use', 0) if live else '-'}/"
+            f"{row.get('check_slots', endpoint.slots * 2)}"
+        )
+        health = row.get("state", "not used yet")
+        if health == "down" and row.get("retry_in_s") and live:
+            health = f"down, tried again in {row['retry_in_s']} s"
+        line = (
+            f"  {endpoint.label():24} {endpoint.protocol():10} {address_of(endpoint.url):22} "
+            f"slots {used:6} checks {checks:6} {health}"
+        )
+        if row.get("captures") or row.get("lost"):
+            line += f"; {row.get('captures', 0)} captures, {row.get('lost', 0)} lost mid-capture"
+        if row.get("version"):
+            line += f"; Chromium {row['version']}"
+        print(_red(line) if row.get("state") == "down" else line)
+        if row.get("last_error"):
+            print(f"    last error ({row.get('last_error_at') or '-'}): {row['last_error']}")
 
 
 def _red(text: str) -> str:

@@ -37,6 +37,7 @@ from watcher.alert.telegram import TelegramConnection, TelegramSink, load_token
 from watcher.app import App
 from watcher.bot.connection import attached_bot, configured_api_url, telegram_application
 from watcher.bot.context import BotContext
+from watcher.capture.pool import BrowserPool
 from watcher.errors import WatcherError, WatchlistError
 from watcher.kinds import WatchlistInvalid
 from watcher.lock import DataFolderLock
@@ -91,6 +92,8 @@ async def run_daemon(
         token = load_token(watchlist.alerts.telegram)
         api_url = telegram_base_url or configured_api_url(watchlist)
         app = App.open(watchlist, data_dir)
+        if isinstance(app.browser, BrowserPool):  # `watcher status` shows the browser hosts
+            app.browser.publish(data_dir)
         try:
             async with telegram_application(watchlist, token, api_url) as application:
                 daemon = Daemon(app, Path(watchlist_path), console, quiet)
@@ -341,6 +344,7 @@ class Daemon:
     def apply(self, new: Watchlist) -> None:
         """Switch to ``new``: add, remove and reschedule jobs for the targets that changed."""
         old_alerts = self.app.watchlist.alerts
+        old_browsers = self.app.watchlist.browsers
         old = {t.name: t for t in self.app.watchlist.targets}
         fresh = {t.name: t for t in new.targets}
         removed = [name for name in old if name not in fresh]
@@ -357,6 +361,8 @@ class Daemon:
         self.write_schedule()
         if self.console is not None:
             print(_describe_reload(added, removed, changed), flush=True)
+        if new.browsers != old_browsers:
+            log.warning("the browsers settings changed: restart watcher to apply them")
         if new.alerts != old_alerts:
             # The sinks (bot token, API address) are built once at start.
             log.warning("the alerts settings changed: restart watcher to apply them")

@@ -345,6 +345,63 @@ class Dealers(_Model):
     )
 
 
+class BrowserEndpoint(_Model):
+    """A browser on another machine (``browsers:``): a Playwright server or a Chromium's
+    DevTools endpoint, and how many pages it may load at once."""
+
+    url: str
+    slots: Annotated[WholeNumber, Field(ge=1, le=64)] = 2
+    # playwright: `playwright run-server` / launchServer (Playwright's own protocol);
+    # cdp: a Chromium started with --remote-debugging-port, or a browserless container.
+    # Left out: cdp for http(s):// and ws://.../devtools/browser/..., else playwright.
+    kind: Literal["playwright", "cdp"] | None = None
+    name: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_endpoint_url(cls, url: str) -> str:
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("ws", "wss", "http", "https") or not parts.hostname:
+            raise _invalid(
+                f"`{url}` is not a browser endpoint address",
+                "write the ws:// address a Playwright server prints (e.g. "
+                "ws://10.0.0.5:3000/), or the http:// address of a Chromium's "
+                "--remote-debugging-port (e.g. http://10.0.0.6:9222)",
+            )
+        return url.strip()
+
+    @field_validator("name")
+    @classmethod
+    def _check_endpoint_name(cls, name: str | None) -> str | None:
+        if name is not None and not _NAME.match(name):
+            raise _invalid(f"the name `{name}` cannot be used for a browser", _NAME_FIX)
+        return name
+
+    def protocol(self) -> Literal["playwright", "cdp"]:
+        """How watcher talks to it: ``kind``, else what its address says."""
+        if self.kind:
+            return self.kind
+        parts = urlsplit(self.url)
+        cdp = parts.scheme in ("http", "https") or parts.path.startswith("/devtools/")
+        return "cdp" if cdp else "playwright"
+
+    def label(self) -> str:
+        """Its name, else ``host:port``: never the path or query, which may hold a token."""
+        return self.name or address_of(self.url)
+
+
+def address_of(url: str) -> str:
+    """``host:port`` of an endpoint URL, without user, path or query (where tokens live)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    host = f"[{host}]" if ":" in host else host
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port else host
+
+
 class Watchlist(_Model):
     """The whole watchlist file, with each target's gaps filled from ``defaults``."""
 
@@ -374,6 +431,11 @@ class Watchlist(_Model):
     dealers: Annotated[Dealers, BeforeValidator(_none_as_empty)] = Field(default_factory=Dealers)
     # Pages captured at once (light checks: twice as many); read when watcher starts.
     max_concurrent: Concurrency = 2
+    # Browsers on other machines (read at start; WATCHER_BROWSERS overrides). None: the
+    # local Chromium, `max_concurrent` pages at once.
+    browsers: Annotated[list[BrowserEndpoint], BeforeValidator(_none_as_empty_list)] = Field(
+        default_factory=list
+    )
 
     def folder(self) -> Path:
         """The folder relative paths in the watchlist (lexicons, reference photos) start from."""

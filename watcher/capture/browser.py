@@ -12,8 +12,10 @@ import contextlib
 import os
 import re
 import shutil
+import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +135,26 @@ def launch_args(images: bool = True, host_rules: Mapping[str, str] | None = None
     return args
 
 
+@dataclass(frozen=True, slots=True)
+class BrowserInfo:
+    """Which browser took a capture: evidence must say which machine saw the page."""
+
+    endpoint: str  # "local", or the name of a remote endpoint (watchlist `browsers:`)
+    kind: str  # local | playwright | cdp
+    host: str  # this machine's name, or the remote endpoint's host:port (never its token)
+    version: str
+    user_agent: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "endpoint": self.endpoint,
+            "kind": self.kind,
+            "host": self.host,
+            "version": self.version,
+            "user_agent": self.user_agent,
+        }
+
+
 class Browser:
     """A shared Chromium with a limit on concurrent captures.
 
@@ -181,6 +203,10 @@ class Browser:
     def version(self) -> str:
         """Browser version string, e.g. ``156.0.8078.79``."""
         return self._browser.version if self._browser else ""
+
+    def info_for(self, context: BrowserContext) -> BrowserInfo:
+        """The browser behind ``context`` (one of ours): this machine's Chromium."""
+        return BrowserInfo("local", "local", socket.gethostname(), self.version, self.user_agent)
 
     async def start(self) -> None:
         """Launch Chromium (idempotent; relaunches a browser that crashed)."""

@@ -50,13 +50,24 @@ def collection_metadata(
     operator: str | None,
     session: str | None,
     page_text: str = "",
+    browser_host: dict[str, str] | None = None,
+    lost_attempts: list[dict[str, str]] | None = None,
 ) -> dict[str, object]:
     """The capture's metadata record (stored as a hashed ``metadata`` artifact).
 
     ``page_text`` (the posts' text) is checked against the installed fonts: the record says
     which fonts drew the screenshot and which of the page's scripts none of them has.
+    ``browser_host``: the browser that loaded the page (``BrowserInfo.to_json``): this
+    machine, or a remote endpoint's name and host:port; ``hostname`` stays the machine that
+    ran watcher and stored the capture. ``lost_attempts``: remote browsers that died under
+    this capture before it was taken again (``capture.pool``).
     """
-    return {
+    extra: dict[str, object] = {}
+    if lost_attempts:
+        extra["lost_attempts"] = lost_attempts
+    return extra | {
+        "browser_host": browser_host
+        or {"endpoint": "local", "kind": "local", "host": socket.gethostname()},
         "target": target,
         "platform": platform_name,
         "requested_url": requested_url,

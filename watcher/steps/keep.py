@@ -145,6 +145,8 @@ def _metadata(app: App, target: Target, taken: Taken, started: str) -> dict[str,
         operator=app.watchlist.operator,
         session=target.session,
         page_text="\n".join(post.text for post in taken.posts),
+        browser_host=taken.browser.to_json() if taken.browser else None,
+        lost_attempts=[a.to_json() for a in taken.lost],
     ) | ({"network_refused": [r.to_json() for r in taken.refused]} if taken.refused else {})
 
 

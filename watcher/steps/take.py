@@ -21,6 +21,7 @@ from watcher.app import App
 from watcher.capture.adapters import Adapter
 from watcher.capture.archive import RecordedResponse, ResponseRecorder
 from watcher.capture.blocks import BlockContext, block_for
+from watcher.capture.browser import BrowserInfo
 from watcher.capture.media import Download, ImageBudget, download_images
 from watcher.capture.netguard import NetworkGuard, Refusal, RefusedAddress
 from watcher.capture.page import (
@@ -30,6 +31,7 @@ from watcher.capture.page import (
     error_screenshot,
     load_pages,
 )
+from watcher.capture.pool import LostAttempt, with_endpoint_retries
 from watcher.capture.sessions import Session, refreshed_state
 from watcher.detect import layout
 from watcher.detect.diff import posts_fingerprint
@@ -59,6 +61,10 @@ class Taken:
     # Cookie values of the capture's browser (the session's and any the page set): secrets
     # the web archive must not carry in request headers or bodies.
     cookie_values: frozenset[str] = frozenset()
+    # Which browser took it (evidence says which machine saw the page), and the attempts
+    # lost on remote browsers that died under the capture before this one.
+    browser: BrowserInfo | None = None
+    lost: tuple[LostAttempt, ...] = ()
 
 
 async def take_or_check(app: App, target: Target, full: bool = False) -> Taken:
@@ -100,14 +106,17 @@ async def check(app: App, target: Target) -> Taken | None:
     guard = app.check_browser.guard(target.allow_private_network)
     try:
         async with hold, app.check_browser.context(session, guard) as context:
-            user_agent = session.user_agent if session else app.check_browser.user_agent
+            browser = app.check_browser.info_for(context)
+            user_agent = session.user_agent if session else browser.user_agent
             snapshot, posts = await check_page(
-                context, request, target.adapter(), user_agent, app.check_browser.version
+                context, request, target.adapter(), user_agent, browser.version
             )
     except WatcherError as exc:
         log.info("check of %s failed (%s); taking a full capture", target.name, exc)
         return None
-    return Taken(snapshot, posts, {}, mode=CaptureMode.CHECK, refused=_refusals(guard))
+    return Taken(
+        snapshot, posts, {}, mode=CaptureMode.CHECK, refused=_refusals(guard), browser=browser
+    )
 
 
 def _account(
@@ -124,16 +133,26 @@ def _account(
 
 
 async def take(app: App, target: Target) -> Taken:
-    """Load the target's pages, extract posts, download their images (and detail pages)."""
+    """Load the target's pages, extract posts, download their images (and detail pages).
+
+    On remote browsers, a capture whose browser dies under it is taken again on another
+    (``capture.pool``); the lost attempts ride along into the capture's metadata.
+    """
+    taken, lost = await with_endpoint_retries(lambda: _take_once(app, target))
+    return replace(taken, lost=lost) if lost else taken
+
+
+async def _take_once(app: App, target: Target) -> Taken:
     known = {p.post_id for p in app.store.live_posts(target.name)}
     previous_html = app.store.last_artifact_sha(target.name, "html")
     recorder = ResponseRecorder()
     session, hold = _account(app, target)
     guard = app.browser.guard(target.allow_private_network)
     async with hold, app.browser.context(session, guard) as context:
-        user_agent = session.user_agent if session else app.browser.user_agent
+        browser = app.browser.info_for(context)
+        user_agent = session.user_agent if session else browser.user_agent
         snapshot, posts = await _read(
-            app, target, context, recorder, user_agent, known, previous_html, guard
+            app, target, context, recorder, user_agent, known, previous_html, guard, browser.version
         )
         # Bodies must be read while the context is open.
         responses = tuple(await recorder.finish())
@@ -165,6 +184,7 @@ async def take(app: App, target: Target) -> Taken:
         previous_html,
         refused=_refusals(guard),
         cookie_values=cookie_values,
+        browser=browser,
     )
 
 
@@ -214,6 +234,7 @@ async def _read(
     known: set[str],
     previous_html: str | None,
     guard: NetworkGuard,
+    version: str = "",
 ) -> tuple[PageSnapshot, list[Post]]:
     """Load and extract; a block page or an empty page is a CaptureError with a screenshot.
 
@@ -232,9 +253,7 @@ async def _read(
         previous_html=previous_html,
     )
     try:
-        snapshot, posts = await load_pages(
-            context, request, adapter, user_agent, app.browser.version, recorder
-        )
+        snapshot, posts = await load_pages(context, request, adapter, user_agent, version, recorder)
         await _check_landing(guard, target, snapshot.final_url)
         check_content(adapter, target, snapshot, posts, had_posts=bool(known))
         check_layout(app, target, snapshot, posts)
