@@ -119,6 +119,10 @@ class GuardProxy:
             # One browser connection gone wrong (reset, garbage, closed under us): that
             # connection ends, the proxy and the capture go on.
             log.debug("guard proxy connection ended: %r", exc)
+        except asyncio.CancelledError:
+            # Only close() cancels these; ending quietly, as asyncio's stream server reports
+            # a handler that ends cancelled as an error in the log.
+            pass
         finally:
             self._clients.discard(writer)
             self._tasks.discard(task)
