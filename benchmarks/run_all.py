@@ -31,6 +31,7 @@ ARGS: dict[str, list[str]] = {
     "bench_image_index": ["--sizes", "100000", "1000000", "10000000"],
     "bench_keywords": ["--posts", "20000"],
     "bench_evidence": [],
+    "bench_guard_proxy": ["--targets", "6", "--rounds", "4"],
 }
 
 
