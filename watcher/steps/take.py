@@ -255,6 +255,7 @@ async def _read(
         # Reading back stops at posts already seen; with one page there is nothing to save.
         known_ids=frozenset(known) if target.pages > 1 and known else None,
         previous_html=previous_html,
+        mhtml=target.keep_mhtml or previous_html is None,
     )
     try:
         snapshot, posts = await load_pages(
