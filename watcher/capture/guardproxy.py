@@ -217,7 +217,9 @@ class GuardProxy:
         up_writer: asyncio.StreamWriter,
     ) -> bool:
         up = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
-        headers = [(k, v) for k, v in request.headers if k.lower() not in _HOP]
+        # raw_items: the names as the browser wrote them (h11 lowercases the plain list);
+        # the archive records what was said, in its own case.
+        headers = [(k, v) for k, v in request.headers.raw_items() if k.lower() not in _HOP]
         headers.append((b"connection", b"close"))  # one request per upstream connection
         _send(up_writer, up, h11.Request(method=request.method, target=target, headers=headers))
         while True:  # the request body, as the browser sends it
@@ -236,7 +238,7 @@ class GuardProxy:
                 continue  # 100 Continue was for us; the browser already sent its body
             if not isinstance(event, h11.Response):
                 return False  # the server closed without answering: so does the proxy
-            kept = [(k, v) for k, v in event.headers if k.lower() not in _HOP]
+            kept = [(k, v) for k, v in event.headers.raw_items() if k.lower() not in _HOP]
             kept = [(k, v) for k, v in kept if k.lower() != b"transfer-encoding"]
             _send(
                 writer,

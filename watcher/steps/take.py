@@ -13,16 +13,14 @@ import contextlib
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from playwright.async_api import BrowserContext
 from playwright.async_api import Error as PlaywrightError
 
 from watcher.app import App
 from watcher.capture.adapters import Adapter
-from watcher.capture.archive import RecordedResponse, ResponseRecorder
+from watcher.capture.archive import RecordedResponse, ResponseRecorder, as_connected
 from watcher.capture.blocks import BlockContext, block_for
-from watcher.capture.guardproxy import GUARD_HEADER
 from watcher.capture.media import Download, ImageBudget, download_images
 from watcher.capture.netguard import NetworkGuard, Refusal, RefusedAddress
 from watcher.capture.page import (
@@ -138,7 +136,7 @@ async def take(app: App, target: Target) -> Taken:
             app, target, context, recorder, user_agent, known, previous_html, guard
         )
         # Bodies must be read while the context is open.
-        responses = _as_connected(await recorder.finish(), guard)
+        responses = as_connected(await recorder.finish(), guard)
         urls = [url for post in posts for url in post.image_urls]
         downloads = await download_images(
             context,
@@ -168,29 +166,6 @@ async def take(app: App, target: Target) -> Taken:
         refused=_refusals(guard),
         cookie_values=cookie_values,
     )
-
-
-def _as_connected(
-    responses: list[RecordedResponse], guard: NetworkGuard
-) -> tuple[RecordedResponse, ...]:
-    """The responses as the archive keeps them: each with the address the guard proxy
-    connected to (Chromium saw only the proxy's), the proxy's own refusals left out (they
-    are in the capture's ``network_refused``, not the site's words)."""
-    kept = []
-    for r in responses:
-        if any(
-            k.lower() == GUARD_HEADER and v == guard.refusal_mark for k, v in r.response_headers
-        ):
-            continue
-        parts = urlsplit(r.url)
-        try:
-            port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
-        except ValueError:
-            port = None
-        host = (parts.hostname or "").rstrip(".").lower()
-        address = guard.connected.get((host, port)) if port else None
-        kept.append(replace(r, remote_ip=address, remote_port=port if address else None))
-    return tuple(kept)
 
 
 def _refusals(guard: NetworkGuard) -> tuple[Refusal, ...]:
