@@ -80,35 +80,40 @@ def wacz_parts(data: bytes) -> tuple[int, int]:
 async def per_capture_cases() -> None:
     """Disk growth of each case vs the sum of the capture's artifacts (naive copy), with
     deduplicated web archives, then the same cases with every payload copied again."""
-    rows = await capture_cases()
+    rows = await capture_cases(keep_mhtml=False)
+    with_mhtml = await capture_cases(keep_mhtml=True)
     with without_revisits():
-        before = await capture_cases()
+        before = await capture_cases(keep_mhtml=True)
     print("## Storage per capture (page: 20 posts x 10 photos)")
-    print("with revisit records (payloads archived before are not copied again):")
+    print("now: revisit records, MHTML on the target's first capture only:")
     print_cases(rows)
-    print("baseline, same run: web archives copying every payload (as before):")
+    print("same run, keep_mhtml: true (an MHTML on every changed capture, as before issue 21):")
+    print_cases(with_mhtml)
+    print("baseline, same run: web archives copying every payload, MHTML every time:")
     print_cases(before)
 
 
 def print_cases(rows: list) -> None:
     """One line per case: disk growth, naive copy, the WACZ and its MHTML part, events."""
-    for label, actual, naive, summary, wacz in rows:
+    for label, actual, naive, summary, wacz, shot in rows:
         archive = f"; WACZ {wacz[0] / 2**20:.2f} MiB (MHTML {wacz[1] / 2**20:.2f})" if wacz else ""
         print(
             f"- {label}: **{actual / 2**20:.2f} MiB** on disk (blobs + db + WAL); naive copy "
-            f"of every file {naive / 2**20:.2f} MiB{archive}; events {len(summary.events)}"
+            f"of every file {naive / 2**20:.2f} MiB{archive}; screenshot {shot / 2**20:.2f} "
+            f"MiB; events {len(summary.events)}"
         )
 
 
-async def capture_cases() -> list:
-    """(label, disk growth, naive copy, summary, (WACZ bytes, MHTML bytes) or None) per case."""
+async def capture_cases(keep_mhtml: bool) -> list:
+    """(label, disk growth, naive copy, summary, (WACZ bytes, MHTML bytes) or None,
+    screenshot bytes) per case; ``keep_mhtml`` as the target's option."""
     root = scratch_dir("watcher-bench-storage-")
     with DemoSite() as site:
         fill_channel(site, "dealer", posts=20, images=10, seed_base=42)
         wl = load_watchlist(write_watchlist(root / "watchlist.yaml", site, ["dealer"]))
         browser = Browser()
         app = App.open(wl, root / "data", browser=browser)
-        target = app.watchlist.target("dealer")
+        target = app.watchlist.target("dealer").model_copy(update={"keep_mhtml": keep_mhtml})
         rows = []
 
         async def case(label: str, which: Target = target) -> None:
@@ -118,7 +123,8 @@ async def capture_cases() -> list:
             naive = sum(a.size for a in artifacts)
             waczs = [wacz_parts(app.blobs.read(a.sha256)) for a in artifacts if a.kind == "wacz"]
             growth = disk_bytes(root / "data") - before
-            rows.append((label, growth, naive, summary, waczs[0] if waczs else None))
+            shot = sum(a.size for a in artifacts if a.kind == "screenshot")
+            rows.append((label, growth, naive, summary, waczs[0] if waczs else None, shot))
 
         await case("first capture (baseline, 200 photos)")
         await case("unchanged page")

@@ -32,6 +32,7 @@ ARGS: dict[str, list[str]] = {
     "bench_keywords": ["--posts", "20000"],
     "bench_evidence": [],
     "bench_coordinator": ["--targets", "20", "--naive", "4"],
+    "bench_guard_proxy": ["--targets", "6", "--rounds", "4"],
 }
 
 

@@ -28,6 +28,7 @@ from watcher.capture.archive import (
     ResponseRecorder,
     Warc,
     WarcResource,
+    as_connected,
     build_wacz,
     build_warc,
     mhtml_snapshot,
@@ -57,7 +58,8 @@ def channel(site) -> str:
 async def record(browser, url: str, recorder: ResponseRecorder | None = None, setup=None):
     """Load ``url`` with a recorder attached; returns (responses, resources)."""
     recorder = recorder or ResponseRecorder()
-    async with browser.context() as ctx:
+    guard = browser.guard()
+    async with browser.context(guard=guard) as ctx:
         if setup is not None:
             await setup(ctx)
         page = await ctx.new_page()
@@ -66,7 +68,8 @@ async def record(browser, url: str, recorder: ResponseRecorder | None = None, se
         html = await page.content()
         shot = await take_screenshot(page)
         mhtml = await mhtml_snapshot(page)
-        responses = await recorder.finish()
+        # With the address the guard proxy connected to, as take() keeps them.
+        responses = list(as_connected(await recorder.finish(), guard))
     resources = [
         WarcResource("urn:watcher:screenshot:7", "image/png", shot or b""),
         WarcResource("urn:watcher:html", "text/html", html.encode("utf-8")),

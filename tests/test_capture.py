@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import sqlite3
+import zipfile
 
 from PIL import Image
 
@@ -339,5 +341,40 @@ async def test_unchanged_page_reuses_stored_hashes_and_skips_the_mhtml(site, mak
 
     site.add_post("dealer", "a new post")
     changed = await take(app, target)
-    assert changed.snapshot.mhtml  # the page changed: MHTML and WACZ are made again
+    # The page changed: a new WACZ; the MHTML (every photo again, as base64) only on the
+    # target's first capture unless the watchlist says keep_mhtml.
+    assert changed.snapshot.mhtml is None
     assert "wacz" in {a.kind for a in (await keep(app, target, changed, utc_now())).artifacts}
+
+
+async def test_first_capture_and_keep_mhtml_take_the_mhtml(site, make_app):
+    site.channel("dealer")
+    site.add_post("dealer", "one photo", images=[site.add_photo("a1", seed=1)])
+    app = make_app(
+        channel_target("dealer", f"{site.base_url}/s/dealer"),
+        channel_target("kept", f"{site.base_url}/s/dealer", extra="    keep_mhtml: true\n"),
+    )
+    first = await run_capture(app, app.watchlist.target("dealer"))
+    await run_capture(app, app.watchlist.target("kept"))
+    site.add_post("dealer", "a new post")
+    second = await run_capture(app, app.watchlist.target("dealer"))
+    kept = await run_capture(app, app.watchlist.target("kept"))
+
+    def kinds(summary) -> set[str]:
+        rows = app.store.db.execute(
+            "SELECT kind FROM artifacts WHERE capture_id = ?", [summary.capture_id]
+        )
+        return {kind for (kind,) in rows}
+
+    def mhtml_in_wacz(summary) -> bool:
+        (sha,) = app.store.db.execute(
+            "SELECT sha256 FROM artifacts WHERE kind = 'wacz' AND capture_id = ?",
+            [summary.capture_id],
+        ).fetchone()
+        with zipfile.ZipFile(io.BytesIO(app.blobs.read(sha))) as wacz:
+            warc = gzip.decompress(wacz.read("archive/capture.warc.gz"))
+        return b"urn:watcher:mhtml" in warc
+
+    assert {"wacz", "screenshot"} <= kinds(first) and mhtml_in_wacz(first)
+    assert "wacz" in kinds(second) and not mhtml_in_wacz(second)
+    assert mhtml_in_wacz(kept)  # keep_mhtml: true, every changed capture

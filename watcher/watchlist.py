@@ -251,6 +251,10 @@ class Target(_Model):
     # addresses (a page on the team's own network, the demo site). Off: a hostile page's
     # images and redirects cannot reach the team's router or NAS. Never set by the bot's /watch.
     allow_private_network: bool = False
+    # The MHTML snapshot (the page as one file, every photo inside as base64: ~7 MiB on a
+    # page of 200 photos) on every changed capture; off, only on the target's first. The
+    # web archive (WACZ) of every capture holds the same responses and replays the page.
+    keep_mhtml: bool = False
 
     @field_validator("name")
     @classmethod

@@ -33,6 +33,8 @@ from warcio.timeutils import iso_date_to_timestamp
 from warcio.warcwriter import WARCWriter
 
 from watcher import __version__
+from watcher.capture.guardproxy import GUARD_HEADER
+from watcher.capture.netguard import NetworkGuard
 from watcher.timeutil import parse_iso, to_iso, utc_now
 
 log = logging.getLogger(__name__)
@@ -882,3 +884,26 @@ def _sha256(data: bytes) -> str:
 
 def _json_bytes(value: object, indent: int | None = 2) -> bytes:
     return json.dumps(value, indent=indent, ensure_ascii=False).encode("utf-8")
+
+
+def as_connected(
+    responses: Iterable[RecordedResponse], guard: NetworkGuard
+) -> tuple[RecordedResponse, ...]:
+    """The responses as the archive keeps them: each with the address the guard proxy
+    connected to (Chromium saw only the proxy's), the proxy's own refusals left out (they
+    are in the capture's ``network_refused``, not the site's words)."""
+    kept = []
+    for r in responses:
+        if any(
+            k.lower() == GUARD_HEADER and v == guard.refusal_mark for k, v in r.response_headers
+        ):
+            continue
+        parts = urlsplit(r.url)
+        try:
+            port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+        except ValueError:
+            port = None
+        host = (parts.hostname or "").rstrip(".").lower()
+        address = guard.connected.get((host, port)) if port else None
+        kept.append(replace(r, remote_ip=address, remote_port=port if address else None))
+    return tuple(kept)

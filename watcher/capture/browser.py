@@ -23,6 +23,7 @@ from playwright.async_api import Browser as PlaywrightBrowser
 from playwright.async_api import BrowserContext, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
+from watcher.capture.guardproxy import GuardProxy
 from watcher.capture.netguard import NetworkGuard
 from watcher.errors import BrowserError
 from watcher.secrets import redact
@@ -38,6 +39,8 @@ CHROMIUM_ARGS = (
     "--no-first-run",
     "--disable-quic",
     "--disable-dev-shm-usage",
+    # WebRTC's UDP goes around an HTTP proxy, and so around the guard proxy: none of it.
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
 )
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 VIEWPORT = {"width": 1280, "height": 900}
@@ -184,7 +187,8 @@ class Browser:
         self.host_rules = dict(host_rules or {})
         self.guard_hosts = dict(self.host_rules if guard_hosts is None else guard_hosts)
         self.reuse_contexts = reuse_contexts
-        self._idle: list[BrowserContext] = []  # contexts kept for reuse (``reuse_contexts``)
+        # Contexts kept for reuse (``reuse_contexts``), each with its guard proxy.
+        self._idle: list[tuple[BrowserContext, GuardProxy]] = []
         self._limit = asyncio.Semaphore(max_concurrent)
         self.images = images
         self.executable = executable
@@ -234,12 +238,12 @@ class Browser:
                 raise BrowserError(_launch_failure_message(executable, exc)) from exc
             self.launches += 1
             self._contexts_since_launch = 0
-            self._idle.clear()  # contexts of the browser before belong to no browser now
+            await self._drop_idle()  # contexts of the browser before belong to no browser now
             self.user_agent = await self._default_user_agent()
 
     async def close(self) -> None:
         """Close Chromium and Playwright."""
-        self._idle.clear()
+        await self._drop_idle()
         if self._browser is not None:
             with contextlib.suppress(PlaywrightError):  # already gone: nothing to release
                 await self._browser.close()
@@ -271,7 +275,9 @@ class Browser:
         are fresh, except that a browser made with ``reuse_contexts`` hands anonymous
         captures a context an earlier one used: one blank page, no cookies. Every request
         of the context goes through ``guard`` (default: :meth:`guard`), which aborts those
-        that lead into a private network.
+        that lead into a private network: by a route (the first URL of each request) and,
+        for every connection the context opens, redirects included, by the context's own
+        :class:`GuardProxy`.
         """
         guard = guard or self.guard()
         async with self._limit:
@@ -282,27 +288,40 @@ class Browser:
             self._contexts_since_launch += 1
             reusable = self.reuse_contexts and session is None
             try:
-                ctx = self._idle.pop() if reusable and self._idle else None
-                reused = ctx is not None
-                ctx = ctx or await self._new_context(session)
+                idle = self._idle.pop() if reusable and self._idle else None
+                reused = idle is not None
+                if idle is not None:
+                    ctx, proxy = idle
+                    proxy.rebind(guard)
+                else:
+                    proxy = await GuardProxy(guard, self.host_rules).start()
+                    try:
+                        ctx = await self._new_context(session, proxy)
+                    except BaseException:
+                        await proxy.close()
+                        raise
                 kept = False
                 try:
                     await self._guard_context(ctx, guard, reused)
                     yield ctx
-                    kept = reusable and await self._keep_for_reuse(ctx)
+                    kept = reusable and await self._keep_for_reuse(ctx, proxy)
                 finally:
                     if not kept:  # also after a failed capture: its context is not reused
                         await self._close_context(ctx)
+                        await proxy.close()
             finally:
                 self._open_contexts -= 1
             await self._recycle_if_due()
 
-    async def _new_context(self, session: Session | None) -> BrowserContext:
+    async def _new_context(self, session: Session | None, proxy: GuardProxy) -> BrowserContext:
         assert self._browser is not None
         try:
             return await asyncio.wait_for(
                 self._browser.new_context(
-                    **context_profile(session), service_workers="block", accept_downloads=False
+                    **context_profile(session),
+                    service_workers="block",
+                    accept_downloads=False,
+                    proxy=proxy.playwright_proxy(),
                 ),
                 BROWSER_CALL_TIMEOUT_S,
             )
@@ -324,7 +343,7 @@ class Browser:
             await self._abandon()
             raise BrowserError("Chromium did not answer; it was restarted") from exc
 
-    async def _keep_for_reuse(self, ctx: BrowserContext) -> bool:
+    async def _keep_for_reuse(self, ctx: BrowserContext, proxy: GuardProxy) -> bool:
         """Leave the context with one blank page and no cookies, then keep it; False if that
         failed.
 
@@ -342,8 +361,14 @@ class Browser:
                 await ctx.clear_cookies()
         except (PlaywrightError, TimeoutError):
             return False
-        self._idle.append(ctx)
+        self._idle.append((ctx, proxy))
         return True
+
+    async def _drop_idle(self) -> None:
+        """Forget the contexts kept for reuse (their browser is gone) and stop their proxies."""
+        idle, self._idle = self._idle, []
+        for _ctx, proxy in idle:
+            await proxy.close()
 
     async def _close_context(self, ctx: BrowserContext) -> None:
         # The browser may have died mid-capture; start() relaunches it next time.
@@ -359,7 +384,7 @@ class Browser:
         """Give up a Chromium that stopped answering: stop the Playwright driver (which ends
         the connection) so the next start() launches a fresh browser."""
         self._browser = None
-        self._idle.clear()
+        await self._drop_idle()
         playwright, self._playwright = self._playwright, None
         if playwright is not None:
             with contextlib.suppress(Exception):  # the driver may be as stuck as the browser
@@ -371,7 +396,7 @@ class Browser:
             if self._open_contexts or self._contexts_since_launch < self.recycle_after:
                 return
             browser, self._browser = self._browser, None
-            self._idle.clear()  # closed with the browser
+            await self._drop_idle()  # closed with the browser
             if browser is not None:
                 with contextlib.suppress(PlaywrightError):  # already gone: nothing to release
                     await browser.close()

@@ -8,8 +8,12 @@ after its name is resolved: the browser's requests by a route on the context
 resolves differently a second time gains nothing). A target reaches private addresses only
 when the watchlist says ``allow_private_network: true`` (the bot's /watch never does).
 
-What Chromium resolves by itself after our check (DNS rebinding within a TTL of zero) is the
-one gap left here; the systemd unit's ``IPAddressDeny=`` closes it for the deployed service.
+The route sees a request's first URL only: Chromium follows a navigation's redirects itself.
+So the browser reaches the network only through the context's guard proxy
+(:mod:`watcher.capture.guardproxy`), which judges every connection, redirects included, with
+this same guard and connects to the address it judged; Chromium resolves no name itself. The
+route stays in front as the first check (an early refusal, named by its full URL); the
+systemd unit's ``IPAddressDeny=`` is the last.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import secrets
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -123,6 +128,15 @@ class NetworkGuard:
     allow_private: bool = False
     hosts: Mapping[str, str] = field(default_factory=dict)
     refused: list[Refusal] = field(default_factory=list)
+    # Hosts the guard proxy allowed but could not connect to ("host:port could not be
+    # reached (why)"): the capture's "could not be opened" says why.
+    unreachable: list[str] = field(default_factory=list)
+    # (host, port) -> the address the guard proxy connected to: the archive's
+    # WARC-IP-Address (the browser itself only saw the proxy).
+    connected: dict[tuple[str, int], str] = field(default_factory=dict)
+    # On the guard proxy's own refusals (header ``x-watcher-guard``): a secret of this
+    # capture, so a site cannot dress a response of its own as one.
+    refusal_mark: str = field(default_factory=lambda: f"refused {secrets.token_hex(8)}")
     _resolved: dict[tuple[str, int], tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     async def resolve(self, url: str, host: str, port: int) -> tuple[str, ...]:

@@ -78,6 +78,9 @@ class PageRequest:
     # SHA-256 of the last capture's HTML: a page still the same needs no new MHTML, as no new
     # web archive is made for it (the HTML hash proves it unchanged).
     previous_html: str | None = None
+    # Take an MHTML snapshot (when the page changed): the target's first capture, or
+    # ``keep_mhtml: true``. The WACZ replays every capture; the MHTML is its one-file twin.
+    mhtml: bool = True
 
 
 # -- cookie consent ------------------------------------------------------------------------
@@ -195,7 +198,7 @@ async def load_pages(
         posts = adapter.extract(html, final_url, datetime.now(UTC))
     screenshot = await take_screenshot(page)
     unchanged = hashlib.sha256(html.encode("utf-8")).hexdigest() == request.previous_html
-    mhtml = None if unchanged else await mhtml_snapshot(page)
+    mhtml = None if unchanged or not request.mhtml else await mhtml_snapshot(page)
     htmls = [html]
     if not blocked and not request.load_more:
         more_htmls, posts = await _follow_pages(

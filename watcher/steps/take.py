@@ -19,7 +19,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from watcher.app import App
 from watcher.capture.adapters import Adapter
-from watcher.capture.archive import RecordedResponse, ResponseRecorder
+from watcher.capture.archive import RecordedResponse, ResponseRecorder, as_connected
 from watcher.capture.blocks import BlockContext, block_for
 from watcher.capture.browser import BrowserInfo
 from watcher.capture.media import Download, ImageBudget, download_images
@@ -155,7 +155,7 @@ async def _take_once(app: App, target: Target) -> Taken:
             app, target, context, recorder, user_agent, known, previous_html, guard, browser.version
         )
         # Bodies must be read while the context is open.
-        responses = tuple(await recorder.finish())
+        responses = as_connected(await recorder.finish(), guard)
         urls = [url for post in posts for url in post.image_urls]
         downloads = await download_images(
             context,
@@ -251,6 +251,7 @@ async def _read(
         # Reading back stops at posts already seen; with one page there is nothing to save.
         known_ids=frozenset(known) if target.pages > 1 and known else None,
         previous_html=previous_html,
+        mhtml=target.keep_mhtml or previous_html is None,
     )
     try:
         snapshot, posts = await load_pages(context, request, adapter, user_agent, version, recorder)
@@ -269,6 +270,11 @@ async def _read(
             refused = RefusedAddress(first.url, first.address, first.why)
             message = f"{exc}; {_refused_message(refused, target)}"
             raise CaptureError("refused", message, exc.screenshot) from exc
+        if exc.reason == "network" and guard.unreachable:
+            # Through the guard proxy the browser only says the connection ended: the
+            # proxy knows why (refused, no route, timed out).
+            message = f"{exc} ({guard.unreachable[0]})"
+            raise CaptureError("network", message, exc.screenshot) from exc
         raise
     return snapshot, posts
 
