@@ -165,6 +165,11 @@ class Browser:
     cookies or cache from other targets) and closed afterwards.
     """
 
+    # Contexts reach the network through a guard proxy on this machine's loopback. A browser
+    # on another machine cannot reach it (its 127.0.0.1 is its own): there, the route guard
+    # checks each request's first URL and the host's own firewall the rest (docs/deploy.md).
+    local_proxy = True
+
     def __init__(
         self,
         max_concurrent: int = 2,
@@ -188,7 +193,7 @@ class Browser:
         self.guard_hosts = dict(self.host_rules if guard_hosts is None else guard_hosts)
         self.reuse_contexts = reuse_contexts
         # Contexts kept for reuse (``reuse_contexts``), each with its guard proxy.
-        self._idle: list[tuple[BrowserContext, GuardProxy]] = []
+        self._idle: list[tuple[BrowserContext, GuardProxy | None]] = []
         self._limit = asyncio.Semaphore(max_concurrent)
         self.images = images
         self.executable = executable
@@ -292,13 +297,17 @@ class Browser:
                 reused = idle is not None
                 if idle is not None:
                     ctx, proxy = idle
-                    proxy.rebind(guard)
+                    if proxy is not None:
+                        proxy.rebind(guard)
                 else:
-                    proxy = await GuardProxy(guard, self.host_rules).start()
+                    proxy = None
+                    if self.local_proxy:
+                        proxy = await GuardProxy(guard, self.host_rules).start()
                     try:
                         ctx = await self._new_context(session, proxy)
                     except BaseException:
-                        await proxy.close()
+                        if proxy is not None:
+                            await proxy.close()
                         raise
                 kept = False
                 try:
@@ -308,20 +317,24 @@ class Browser:
                 finally:
                     if not kept:  # also after a failed capture: its context is not reused
                         await self._close_context(ctx)
-                        await proxy.close()
+                        if proxy is not None:
+                            await proxy.close()
             finally:
                 self._open_contexts -= 1
             await self._recycle_if_due()
 
-    async def _new_context(self, session: Session | None, proxy: GuardProxy) -> BrowserContext:
+    async def _new_context(
+        self, session: Session | None, proxy: GuardProxy | None
+    ) -> BrowserContext:
         assert self._browser is not None
+        routing = {"proxy": proxy.playwright_proxy()} if proxy is not None else {}
         try:
             return await asyncio.wait_for(
                 self._browser.new_context(
                     **context_profile(session),
                     service_workers="block",
                     accept_downloads=False,
-                    proxy=proxy.playwright_proxy(),
+                    **routing,
                 ),
                 BROWSER_CALL_TIMEOUT_S,
             )
@@ -343,7 +356,7 @@ class Browser:
             await self._abandon()
             raise BrowserError("Chromium did not answer; it was restarted") from exc
 
-    async def _keep_for_reuse(self, ctx: BrowserContext, proxy: GuardProxy) -> bool:
+    async def _keep_for_reuse(self, ctx: BrowserContext, proxy: GuardProxy | None) -> bool:
         """Leave the context with one blank page and no cookies, then keep it; False if that
         failed.
 
@@ -368,7 +381,8 @@ class Browser:
         """Forget the contexts kept for reuse (their browser is gone) and stop their proxies."""
         idle, self._idle = self._idle, []
         for _ctx, proxy in idle:
-            await proxy.close()
+            if proxy is not None:
+                await proxy.close()
 
     async def _close_context(self, ctx: BrowserContext) -> None:
         # The browser may have died mid-capture; start() relaunches it next time.

@@ -147,8 +147,13 @@ class RemoteBrowser(Browser):
     Contexts, the network guard's route, sessions and reuse work as on :class:`Browser`.
     What differs: :meth:`start` connects; closing only disconnects (the browser belongs to
     its host); it is never recycled from here (its host restarts it); ``host_rules`` and
-    launch flags cannot be set on a browser someone else started.
+    launch flags cannot be set on a browser someone else started; no guard proxy (it listens
+    on this machine's loopback, which the browser host cannot reach): the route guard checks
+    each request's first URL, and the host's own firewall must deny private networks
+    (docs/deploy.md, the unit's ``IPAddressDeny``).
     """
+
+    local_proxy = False
 
     def __init__(
         self,
