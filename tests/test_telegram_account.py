@@ -27,15 +27,19 @@ from PIL import Image
 from telethon import errors
 from telethon.tl import functions, types
 
-from watcher.capture.tgapi.accounts import TelegramAccounts, TelegramSession
+from tests.conftest import watcher
+from watcher.capture.tgapi.accounts import TelegramAccounts, TelegramSession, load_credentials
 from watcher.capture.tgapi.client import parse_chat_link
 from watcher.capture.tgapi.records import RENDERING_LABEL
+from watcher.commands.session import check_telegram
+from watcher.errors import WatcherError
 from watcher.evidence.bundle import Selection, export_bundle
 from watcher.evidence.trust import Trust
 from watcher.evidence.verify import verify_bundle
 from watcher.models import CaptureStatus
 from watcher.pipeline import run_capture
 from watcher.store.telegram_chats import stored_chat
+from watcher.watchlist import check_watchlist
 
 CHAT_ID = 1777000111
 INVITE = "https://t.me/+AbCdEfGhIjKlMnOp"
@@ -407,3 +411,50 @@ def test_session_file_is_private(tmp_path: Path):
     assert path.stat().st_mode & 0o777 == 0o600
     assert accounts.sessions.load("acct").session_string.endswith("secret-session-string")
     assert "secret" not in repr(accounts.sessions.load("acct"))
+
+
+# -- sessions ------------------------------------------------------------------------------
+async def test_session_check_says_whether_the_account_is_still_authorised(tmp_path, capsys):
+    chat = ScriptedTelegram()
+    accounts = TelegramAccounts(tmp_path, factory=lambda session, creds: chat)
+    accounts.sessions.save(TelegramSession("acct", "1BVtsOK-a-secret-session-string", 4242000))
+    env = {"WATCHER_TELEGRAM_API_ID": "1", "WATCHER_TELEGRAM_API_HASH": "abcdef0123"}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        assert await check_telegram(accounts, "acct") == 0
+        assert "authorised (Telegram user id 4242000)" in capsys.readouterr().out
+        chat.authorised = False
+        assert await check_telegram(accounts, "acct") == 1
+    out = capsys.readouterr().out
+    assert "NOT authorised" in out and "watcher session telegram acct" in out
+    assert "secret-session" not in out
+
+
+def test_credentials_missing_says_where_to_put_them(tmp_path):
+    with pytest.raises(WatcherError) as caught:
+        load_credentials(tmp_path, environ={})
+    message = str(caught.value)
+    assert "WATCHER_TELEGRAM_API_ID" in message and "telegram-api.json" in message
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "telegram-api.json").write_text('{"api_id": 99, "api_hash": "feedface00"}')
+    (keys / "telegram-api.json").chmod(0o644)
+    with pytest.raises(WatcherError, match="chmod 600"):
+        load_credentials(tmp_path, environ={})
+    (keys / "telegram-api.json").chmod(0o600)
+    assert load_credentials(tmp_path, environ={}).api_id == 99
+
+
+def test_login_without_a_terminal_is_a_plain_message(tmp_path):
+    (tmp_path / "watchlist.yaml").write_text("targets: []\n")
+    result = watcher("session", "telegram", "acct", cwd=tmp_path)
+    assert result.returncode != 0 and "no terminal" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_private_chat_without_a_session_is_warned(write_watchlist):
+    path = write_watchlist(
+        "targets:\n  - name: a\n    platform: telegram\n    url: https://t.me/+AbCdEfGhIjKl\n"
+    )
+    assert any("Telegram account" in str(w) for w in check_watchlist(path).warnings)

@@ -372,3 +372,34 @@ def _links(text: str, entities: list[Any]) -> tuple[str, ...]:
         elif isinstance(entity, types.MessageEntityUrl):
             found.append(helpers.del_surrogate(wide[entity.offset : entity.offset + entity.length]))
     return tuple(dict.fromkeys(u for u in found if u))
+
+
+# -- logging an account in (``watcher session telegram NAME``) -------------------------------
+async def log_in(client: Any, account: str, ask: Callable[[str, bool], str]) -> tuple[str, Account]:
+    """Phone, code and (when the account has one) 2FA password, asked through ``ask(prompt,
+    secret)``; returns the session string to keep and who logged in."""
+    with translated(account, "logging in"):
+        await client.connect()
+        phone = ask("Phone number of the account, international form (e.g. +85512345678): ", False)
+        try:
+            await client.send_code_request(phone.strip())
+            code = ask("The code Telegram just sent to the account (in the app or by SMS): ", False)
+            try:
+                await client.sign_in(phone=phone.strip(), code=code.strip())
+            except errors.SessionPasswordNeededError:
+                password = ask("The account's two-step verification password: ", True)
+                await client.sign_in(password=password)
+        except (errors.PhoneNumberInvalidError, errors.PhoneCodeInvalidError) as exc:
+            what = "phone number" if isinstance(exc, errors.PhoneNumberInvalidError) else "code"
+            raise WatcherError(
+                f"Telegram refused the {what} ({type(exc).__name__}); run "
+                f"`watcher session telegram {account}` again"
+            ) from exc
+        except (errors.PhoneCodeExpiredError, errors.PasswordHashInvalidError) as exc:
+            raise WatcherError(
+                f"the code expired or the password was wrong ({type(exc).__name__}); run "
+                f"`watcher session telegram {account}` again"
+            ) from exc
+        me = await client.get_me()
+        saved = client.session.save()
+    return saved, Account(account, int(me.id), getattr(me, "username", None))
