@@ -311,7 +311,12 @@ async def test_evidence_of_an_api_capture_exports_and_verifies(tg, tmp_path):
     report = verify_bundle(bundle, Trust.of(app.custody.key.fingerprint))
     assert report.ok, [f.message for f in report.findings if not f.ok]
     names = zipfile.ZipFile(bundle).namelist()
-    assert any("secret" in n for n in names) is False
+    capture_dir = f"captures/{summary.capture_id}/"
+    for name in ("telegram-api-rendering.png", "telegram-api-messages.tl"):
+        assert capture_dir + name in names, names
+    assert not any("secret" in zipfile.ZipFile(bundle).read(n).decode("latin-1") for n in names)
+    index = zipfile.ZipFile(bundle).read("index.html").decode()
+    assert "rendering of messages received through the Telegram API (PNG)" in index
 
 
 # -- account safety ----------------------------------------------------------------------------
