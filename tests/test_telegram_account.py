@@ -16,6 +16,7 @@ recorded instead of done, so a 17-second flood wait takes no time and can be ass
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import zipfile
@@ -28,7 +29,12 @@ from telethon import errors
 from telethon.tl import functions, types
 
 from tests.conftest import watcher
-from watcher.capture.tgapi.accounts import TelegramAccounts, TelegramSession, load_credentials
+from watcher.capture.tgapi.accounts import (
+    RequestBudget,
+    TelegramAccounts,
+    TelegramSession,
+    load_credentials,
+)
 from watcher.capture.tgapi.client import parse_chat_link
 from watcher.capture.tgapi.records import RENDERING_LABEL
 from watcher.commands.session import check_telegram
@@ -78,6 +84,8 @@ class ScriptedTelegram:
         self.errors: dict[str, list[Exception]] = {}  # method -> errors raised next, in order
         self.calls: list[str] = []
         self.joined = False
+        self.connected = 0  # connections open at once (one account: never more than one)
+        self.most_connected = 0
 
     # -- the script ------------------------------------------------------------------------
     def post(self, msg_id: int, text: str = "", **extra: object) -> types.Message:
@@ -125,9 +133,12 @@ class ScriptedTelegram:
     # -- the TelegramClient calls the boundary makes -------------------------------------------
     async def connect(self) -> None:
         self._maybe_fail("connect")
+        self.connected += 1
+        self.most_connected = max(self.most_connected, self.connected)
+        await asyncio.sleep(0.05)  # let another capture run, if anything would let it
 
     async def disconnect(self) -> None:
-        pass
+        self.connected -= 1
 
     async def is_user_authorized(self) -> bool:
         self._maybe_fail("is_user_authorized")
@@ -463,3 +474,47 @@ def test_a_private_chat_without_a_session_is_warned(write_watchlist):
         "targets:\n  - name: a\n    platform: telegram\n    url: https://t.me/+AbCdEfGhIjKl\n"
     )
     assert any("Telegram account" in str(w) for w in check_watchlist(path).warnings)
+
+
+async def test_two_targets_of_one_account_are_serialised_and_alerted_once(make_app, monkeypatch):
+    monkeypatch.setenv("WATCHER_TELEGRAM_API_ID", "123456")
+    monkeypatch.setenv("WATCHER_TELEGRAM_API_HASH", "0123456789abcdef0123456789abcdef")
+    chat = ScriptedTelegram()
+    chat.post(1, "hello")
+    app = make_app(
+        telegram_target("traders"),
+        telegram_target("traders-2", "https://t.me/c/1777000111"),
+        header="alerts:\n  telegram:\n    chat_ids: [-100777]\n",
+    )
+    accounts = TelegramAccounts(
+        app.data_dir, factory=lambda session, creds: chat, sleep=Sleeps(), per_minute=6000
+    )
+    accounts.sessions.save(TelegramSession("acct", "1BVtsOK-a-secret-session-string", 4242000))
+    app._telegram = accounts
+    both = [app.watchlist.target("traders"), app.watchlist.target("traders-2")]
+    ok = await asyncio.gather(*(run_capture(app, t) for t in both))
+    assert [s.status for s in ok] == [CaptureStatus.OK, CaptureStatus.OK]
+    assert chat.most_connected == 1  # one account, one capture at a time
+    chat.fail("iter_messages", errors.FloodWaitError(request=None, capture=7200))
+    paused = [await run_capture(app, t) for t in both]
+    assert [s.reason for s in paused] == ["account_paused", "account_paused"]
+    failed = app.store.db.execute(
+        "SELECT target FROM events WHERE kind = 'capture_failed'"
+    ).fetchall()
+    assert [row[0] for row in failed] == ["traders"]  # the account's pause, alerted once
+
+
+async def test_the_request_budget_paces_by_sleeping():
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    budget = RequestBudget(per_minute=20, burst=3, sleep=sleep, clock=lambda: now[0])
+    for _ in range(5):
+        await budget.spend()
+    # Three at once, then one every 3 s (20 a minute), waited, never spun.
+    assert slept == [pytest.approx(3.0), pytest.approx(3.0)]
+    assert budget.spent == 5
