@@ -19,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
+import os
+import time
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -386,9 +389,6 @@ async def test_an_account_that_is_out_stops_its_targets_with_one_alert(tg, error
     # Logging the account in again (a new session file) lets its targets go on.
     accounts = app.telegram
     session = accounts.sessions.load("acct")
-    import os
-    import time
-
     accounts.sessions.save(session)
     future = time.time() + 5
     os.utime(accounts.sessions.path_for("acct"), (future, future))
@@ -518,3 +518,13 @@ async def test_the_request_budget_paces_by_sleeping():
     # Three at once, then one every 3 s (20 a minute), waited, never spun.
     assert slept == [pytest.approx(3.0), pytest.approx(3.0)]
     assert budget.spent == 5
+
+
+def test_a_session_string_never_reaches_a_log_line(tmp_path, caplog):
+    accounts = TelegramAccounts(tmp_path)
+    secret = "1BVtsOK" + "q" * 40 + "-never-logged"
+    accounts.sessions.save(TelegramSession("acct", secret, 1))
+    loaded = accounts.sessions.load("acct").session_string
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("telethon.test").warning("session %s failed", loaded)
+    assert secret not in caplog.text and "[REDACTED]" in caplog.text
