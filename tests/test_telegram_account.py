@@ -467,6 +467,12 @@ def test_login_without_a_terminal_is_a_plain_message(tmp_path):
     result = watcher("session", "telegram", "acct", cwd=tmp_path)
     assert result.returncode != 0 and "no terminal" in result.stderr
     assert "Traceback" not in result.stderr
+    TelegramAccounts(tmp_path / "data").sessions.save(
+        TelegramSession("acct", "1BVtsOK-a-secret-session-string", 4242000)
+    )
+    listed = watcher("session", "list", cwd=tmp_path)
+    assert "acct" in listed.stdout and "Telegram account, user id 4242000" in listed.stdout
+    assert "secret" not in listed.stdout
 
 
 def test_a_private_chat_without_a_session_is_warned(write_watchlist):

@@ -249,6 +249,15 @@ def _import(store: SessionStore, args: argparse.Namespace) -> int:
 
 def _list(store: SessionStore, args: argparse.Namespace) -> int:
     infos = store.list()
+    telegram = TelegramAccounts(store.folder.parent).sessions
+    for name in telegram.names():
+        try:
+            account = telegram.load(name)
+            print(
+                f"{name:20} Telegram account, user id {account.user_id}, saved {account.updated_at}"
+            )
+        except WatcherError as exc:
+            print(f"{name:20} Telegram account, unusable: {exc}")
     if not infos:
         print(f"no sessions in {store.folder}; create one with `watcher session import NAME FILE`")
         return 0

@@ -106,6 +106,12 @@ class TelegramSessions:
     def exists(self, name: str) -> bool:
         return self.path_for(name).exists()
 
+    def names(self) -> list[str]:
+        """Every Telegram account session, sorted."""
+        if not self.folder.is_dir():
+            return []
+        return sorted(p.name.removesuffix(SESSION_SUFFIX) for p in self.folder.glob("*.tgsession"))
+
     def load(self, name: str) -> TelegramSession:
         path = self.path_for(name)
         if not path.exists():
