@@ -38,7 +38,7 @@ from watcher.capture.tgapi.accounts import (
     TelegramSession,
     load_credentials,
 )
-from watcher.capture.tgapi.client import parse_chat_link
+from watcher.capture.tgapi.client import parse_chat_link, telethon_client
 from watcher.capture.tgapi.records import RENDERING_LABEL
 from watcher.commands.session import check_telegram
 from watcher.errors import WatcherError
@@ -534,3 +534,15 @@ def test_a_session_string_never_reaches_a_log_line(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         logging.getLogger("telethon.test").warning("session %s failed", loaded)
     assert secret not in caplog.text and "[REDACTED]" in caplog.text
+
+
+async def test_a_cut_connection_and_a_damaged_session_are_plain_failures(tg):
+    app, chat, sleeps = tg
+    chat.fail("connect", asyncio.IncompleteReadError(b"x" * 95, 1347703872))
+    summary = await capture(app)
+    assert summary.reason == "network" and "could not reach Telegram" in str(
+        summary.events[0].payload.to_json()
+    )
+    assert not sleeps.seconds  # no retry loop: the target's next run is the retry
+    with pytest.raises(WatcherError, match="damaged"):
+        telethon_client("not-a-session", 1, "abcdef")

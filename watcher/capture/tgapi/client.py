@@ -100,13 +100,26 @@ def telethon_client(session_string: str, api_id: int, api_hash: str) -> Any:
     to watcher, which honours it to the second, reports it and pauses the account when it
     is long.
     """
+    try:
+        session = StringSession(session_string)
+    except ValueError as exc:
+        raise TelegramApiError(
+            "session_damaged",
+            "the Telegram account session file is damaged (not a session Telethon can read); "
+            "log the account in again with `watcher session telegram NAME`",
+        ) from exc
     return TelegramClient(
-        StringSession(session_string),
+        session,
         api_id,
         api_hash,
         flood_sleep_threshold=0,
+        # One try each, no reconnecting behind our back: a failure ends the capture, and the
+        # target's next run is the retry (nothing loops against Telegram).
         request_retries=1,
         connection_retries=1,
+        retry_delay=5,
+        auto_reconnect=False,
+        timeout=30,
         receive_updates=False,
     )
 
@@ -155,7 +168,16 @@ def translated(account: str, doing: str) -> Any:
         raise TelegramApiError(
             "telegram_error", f"Telegram refused a request while {doing}: {exc}"
         ) from exc
-    except (ConnectionError, OSError, TimeoutError) as exc:
+    except (
+        errors.InvalidBufferError,
+        errors.SecurityError,
+        errors.TypeNotFoundError,
+        errors.InvalidChecksumError,
+    ) as exc:
+        raise TelegramApiError(
+            "telegram_error", f"Telegram's answer could not be read while {doing}: {exc}"
+        ) from exc
+    except (ConnectionError, OSError, TimeoutError, EOFError) as exc:  # EOF: a cut connection
         raise TelegramApiError(
             "network", f"could not reach Telegram while {doing}: {exc or type(exc).__name__}"
         ) from exc
