@@ -114,6 +114,27 @@ def channel_target(name: str, url: str, extra: str = "") -> str:
     )
 
 
+def checked_channel(site: DemoSite, folder: Path, text: str = "one") -> None:
+    """``folder`` watches the fixture site's channel ``dealer`` (one post saying ``text``),
+    captured once by ``watcher check``."""
+    site.channel("dealer")
+    site.add_post("dealer", text)
+    (folder / "watchlist.yaml").write_text(
+        "targets:\n" + channel_target("dealer", f"{site.base_url}/s/dealer")
+    )
+    checked = watcher("check", cwd=folder)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def exported_channel(site: DemoSite, folder: Path) -> Path:
+    """:func:`checked_channel`, then ``watcher export --target dealer``: the one bundle."""
+    checked_channel(site, folder)
+    exported = watcher("export", "--target", "dealer", "--out", "bundles", cwd=folder)
+    assert exported.returncode == 0, exported.stderr
+    (bundle,) = (folder / "bundles").glob("*.zip")
+    return bundle
+
+
 def shop_target(name: str, url: str) -> str:
     """YAML for a generic shop target with the fixture site's selectors."""
     return (

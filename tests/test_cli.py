@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import channel_target, shop_target, watcher
+from tests.conftest import channel_target, exported_channel, shop_target, watcher
 from watcher.app import CUSTODY_KEY_NAME
 from watcher.cli import build_parser
 
@@ -461,15 +461,7 @@ def test_debug_option_before_or_after_the_command(tmp_path, where):
 
 
 def test_debug_before_or_after_verify_lists_every_check(site, tmp_path):
-    site.channel("dealer")
-    site.add_post("dealer", "one")
-    (tmp_path / "watchlist.yaml").write_text(
-        "targets:\n" + channel_target("dealer", f"{site.base_url}/s/dealer")
-    )
-    assert watcher("check", cwd=tmp_path).returncode == 0
-    exported = watcher("export", "--target", "dealer", "--out", "bundles", cwd=tmp_path)
-    assert exported.returncode == 0, exported.stderr
-    (bundle,) = (tmp_path / "bundles").glob("*.zip")
+    bundle = exported_channel(site, tmp_path)
 
     key = str(tmp_path / "data" / "keys" / CUSTODY_KEY_NAME)
     plain = watcher("verify", str(bundle), "--key", key, cwd=tmp_path)

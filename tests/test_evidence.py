@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import channel_target, shop_target, watcher
+from tests.conftest import channel_target, exported_channel, shop_target, watcher
 from watcher.evidence.bundle import Selection, export_bundle
 from watcher.evidence.trust import Trust
 from watcher.evidence.verify import verify_bundle
@@ -236,15 +236,7 @@ async def test_report_renders_offline_in_chromium(captured, tmp_path, browser):
 
 
 def test_cli_export_and_verify(tmp_path, site):
-    site.channel("dealer")
-    site.add_post("dealer", "one")
-    (tmp_path / "watchlist.yaml").write_text(
-        "targets:\n" + channel_target("dealer", f"{site.base_url}/s/dealer")
-    )
-    assert watcher("check", cwd=tmp_path).returncode == 0
-    exported = watcher("export", "--target", "dealer", "--out", "bundles", cwd=tmp_path)
-    assert exported.returncode == 0, exported.stderr
-    (bundle,) = (tmp_path / "bundles").glob("*.zip")
+    bundle = exported_channel(site, tmp_path)
     unanchored = watcher("verify", str(bundle), cwd=tmp_path)
     assert unanchored.returncode == 3 and "unanchored key" in unanchored.stdout
     key = watcher("key", cwd=tmp_path)

@@ -457,7 +457,8 @@ def test_telegram_details_forwarded_views_edited_preview_video():
 
 # -- layouts no saved page was found for (tests/fixtures/real/SOURCES.md) -------------------
 # The markup below is ours, written from the markup the issue's reader saw on real pages
-# and from public scrapers' selectors; the real-page corpus has none of these layouts.
+# and from public scrapers' selectors. The real-page corpus now holds m.facebook.com pages
+# (tests/fixtures/real/facebook/m_*); mbasic, www 2025 and m.vk.com are still only here.
 LAYOUTS = FIXTURES / "layouts"
 
 M_FACEBOOK = (LAYOUTS / "m_facebook_article.html").read_text(encoding="utf-8")

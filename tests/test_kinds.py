@@ -111,6 +111,16 @@ OLD_ROWS = {
     },
     EventKind.CAPTURE_RECOVERED: {"failures": 2},
     EventKind.WATCHLIST_INVALID: {"message": "watchlist.yaml: 1 problem(s)"},
+    EventKind.DEALER_RETURNED: {
+        "account": "ivory-kh2",
+        "dealer": "ivory-kh-3f9a",
+        "accounts": ["ivory-kh"],
+        "gone_since": "2026-11-01T01:00:00.000Z",
+        "how": "blocked",
+        "same": ["phone +85512345678"],
+        "photos_seen": 3,
+        "tie_ids": ["t1a2b3c4d"],
+    },
 }
 
 

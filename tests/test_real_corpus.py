@@ -7,7 +7,8 @@ A spec says::
 
     {"platform": ..., "base_url": ..., "selectors": null,
      "count": N, "ids": [...in page order...],
-     "posts": {"<id>": {"text_starts": ..., "photos": n, "time": ISO, "author": ...}},
+     "posts": {"<id>": {"text_starts": ..., "text_has": [...], "photos": n, "time": ISO,
+                        "author": ...}},                      (time null: no time may be read)
      "events": [{"post_id": ..., "kind": "service", "text_starts": ...}],   (optional)
      "block": "<reason>"}                                                    (optional)
 
@@ -71,6 +72,9 @@ def _post_mismatches(post: Post, want: dict) -> list[str]:
     problems = []
     if "text_starts" in want and not post.text.startswith(want["text_starts"]):
         problems.append(f"text {post.text[:80]!r} does not start {want['text_starts']!r}")
+    for part in want.get("text_has", ()):
+        if part not in post.text:
+            problems.append(f"text {post.text[:80]!r} lacks {part!r}")
     if "photos" in want and len(post.image_urls) != want["photos"]:
         problems.append(f"{len(post.image_urls)} photos, expected {want['photos']}")
     if "time" in want and post.posted_at != want["time"]:
@@ -83,7 +87,7 @@ def _post_mismatches(post: Post, want: dict) -> list[str]:
 
 def test_corpus_has_real_pages_per_platform():
     names = {p.parent.name for p in CASES}
-    assert {"telegram", "facebook"} <= names
+    assert {"telegram", "facebook", "vk"} <= names
     for html in CASES:
         assert html.with_suffix(".json").exists(), f"{html} has no expectation beside it"
 

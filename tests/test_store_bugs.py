@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import sqlite3
 
-from tests.conftest import channel_target, watcher
+from tests.conftest import checked_channel, watcher
 
 
 def test_a_store_refusal_is_reported_as_a_bug_and_shown_red(site, tmp_path):
-    site.channel("dealer")
-    site.add_post("dealer", "first")
-    (tmp_path / "watchlist.yaml").write_text(
-        "targets:\n" + channel_target("dealer", f"{site.base_url}/s/dealer")
-    )
-    assert watcher("check", cwd=tmp_path).returncode == 0
+    checked_channel(site, tmp_path, "first")
     db = sqlite3.connect(tmp_path / "data" / "watcher.db")
     db.execute(
         "CREATE TRIGGER planted BEFORE INSERT ON post_versions WHEN NEW.text LIKE '%poison%' "

@@ -14,9 +14,17 @@ from watcher.commands.probe import ProbeSettings, _cmd_suggest
 from watcher.watchlist import load_watchlist
 
 REAL = Path(__file__).parent / "fixtures" / "real"
-LISTINGS = sorted((REAL / "generic").glob("*.html"))
+# Listing pages: the regional marketplaces' cards and Facebook Marketplace's search page.
+LISTINGS = sorted((REAL / "generic").glob("*.html")) + sorted(
+    (REAL / "facebook").glob("marketplace_*.html")
+)
 # Feeds of the platforms: not listings, but a person could point --suggest at them too.
-FEEDS = sorted(p for d in ("telegram", "facebook") for p in (REAL / d).glob("*.html"))
+FEEDS = sorted(
+    p
+    for d in ("telegram", "facebook", "vk")
+    for p in (REAL / d).glob("*.html")
+    if not p.stem.startswith("marketplace_")
+)
 
 
 def suggestion_misses(html_path: Path) -> list[str]:
@@ -47,7 +55,7 @@ def hit_rate(pages: list[Path]) -> tuple[int, int]:
 
 def test_suggest_reads_the_real_listing_pages_without_a_hand_edit():
     hits, total = hit_rate(LISTINGS)
-    assert total == 6
+    assert total == 7
     misses = {p.stem: suggestion_misses(p) for p in LISTINGS if suggestion_misses(p)}
     assert hits == total, misses
 
@@ -55,7 +63,15 @@ def test_suggest_reads_the_real_listing_pages_without_a_hand_edit():
 def test_suggest_on_feeds_is_measured_not_trusted():
     # Feeds have their own adapters; the figure is reported, and an empty page is no feed.
     hits, total = hit_rate(FEEDS)
-    assert total == 4 and hits >= 1  # the unrendered page: no suggestion, rightly
+    assert total == len(FEEDS) >= 13 and hits >= 1  # the unrendered page: no suggestion, rightly
+
+
+def test_suggest_signs_cards_by_class_not_by_the_role_every_link_has():
+    # Facebook marks every <a> role="link": the cards are told apart by their classes.
+    html = (REAL / "facebook" / "marketplace_2025_search.html").read_text(encoding="utf-8")
+    suggestion = suggest_recipe(html)
+    assert suggestion is not None and suggestion.items == 21
+    assert "role" not in suggestion.selectors["post"]
 
 
 def test_suggest_prefers_cards_over_bare_links_and_skips_linkless_cards():
@@ -106,3 +122,20 @@ def test_probe_suggest_write_adds_a_working_target_keeping_comments(site, tmp_pa
         f"{site.base_url}/a/show/1014626088",
         f"{site.base_url}/a/show/789012",
     ]
+
+
+def test_suggested_ids_survive_a_new_page_load_of_marketplace():
+    # Each load of the search page tags every listing link with a new tracking id: the
+    # listings' ids must not change with it, or every capture would see all of them as new.
+    html = (REAL / "facebook" / "marketplace_2025_search.html").read_text(encoding="utf-8")
+    reloaded = html.replace(
+        "fbc35d9f-9d12-44f1-ba61-71b50dbe36fe", "00000000-1111-2222-3333-444444444444"
+    )
+    assert reloaded != html
+    suggestion = suggest_recipe(html)
+    assert suggestion is not None
+    adapter = adapter_for("generic", suggestion.selectors)
+    url = "https://www.facebook.com/marketplace/houston/search/?query=dji"
+    ids = [p.post_id for p in adapter.extract(html, url)]
+    assert ids[0] == "/marketplace/item/628088039705732/"
+    assert ids == [p.post_id for p in adapter.extract(reloaded, url)]

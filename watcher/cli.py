@@ -16,7 +16,7 @@ from typing import Any
 from watcher import __version__
 from watcher.alert.console import format_summary
 from watcher.app import App, resolve_data_dir
-from watcher.commands import detect, key, probe, session
+from watcher.commands import dealers, detect, key, probe, session
 from watcher.errors import WatcherError, WatchlistError
 from watcher.kinds import CaptureFailed
 from watcher.models import CaptureStatus, CaptureSummary, Event, EventKind
@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", parents=[common], help="build an evidence bundle (zip)")
     export.add_argument("--target", help="one target's captures")
     export.add_argument("--tag", help="captures of every target with this tag (a case tag)")
+    export.add_argument(
+        "--dealer", help="a dealer's dossier: the captures of its accounts (watcher dealers)"
+    )
     export.add_argument("--post", dest="post_id", help="captures that saw this post id")
     export.add_argument("--capture", dest="capture_id", type=int, help="one capture by number")
     export.add_argument("--since", help="from this UTC time, e.g. 2026-11-01T00:00:00Z")
@@ -176,6 +179,7 @@ HELP_TEXTS: dict[str, tuple[str, str]] = {
         "Examples:\n"
         "  watcher export --target ivory-dealer-kh --since 2026-11-01T00:00:00Z\n"
         "  watcher export --tag case-17 --out /media/usb\n"
+        "  watcher export --dealer ivory-kh-3f9a   one dealer's dossier (watcher dealers)\n"
         "  watcher export --all                  every capture (can be very large)",
     ),
     "verify": (
@@ -204,7 +208,7 @@ def _add_help_texts(parser: argparse.ArgumentParser, sub: argparse._SubParsersAc
 
 # Commands that live beside their subject: each module has `add_commands(sub, common)`
 # (adds its subparsers) and `COMMANDS` (name -> handler), like the built-ins below.
-COMMAND_MODULES: tuple[ModuleType, ...] = (session, detect, probe, key)
+COMMAND_MODULES: tuple[ModuleType, ...] = (session, detect, probe, key, dealers)
 
 
 def command_modules() -> list[ModuleType]:
@@ -445,6 +449,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         post_id=args.post_id,
         capture_id=args.capture_id,
     )
+    if args.dealer:
+        selection = _dealer_selection(args, selection)
     # Everything is rarely what a case needs and can be gigabytes: it has to be asked for.
     if args.all and selection.describe():
         raise WatcherError(
@@ -465,6 +471,24 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"{path} ({path.stat().st_size // 1024} KiB)")
     print(f"signed with custody key {app.custody.key.key_id}; check with `watcher verify`")
     return 0
+
+
+def _dealer_selection(args: argparse.Namespace, selection: Any) -> Any:
+    """The selection of a dealer's dossier: its name as the archive knows it, and the pages
+    its posts were captured on."""
+    from dataclasses import replace
+
+    from watcher.commands.dealers import rules_from
+    from watcher.commands.detect import _open_store
+    from watcher.evidence.dossier import dealer_targets
+    from watcher.store.dealers import find_dealer
+
+    store = _open_store(args)
+    try:
+        dealer = find_dealer(store, args.dealer, rules_from(args))
+    finally:
+        store.close()
+    return replace(selection, dealer=dealer.name, targets=tuple(dealer_targets(dealer)))
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

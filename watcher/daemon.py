@@ -115,12 +115,15 @@ async def run_daemon(
 def describe_start(watchlist: Watchlist, data_dir: Path, token: str | None) -> str:
     """The one line ``watcher run`` prints at start: what it watches and where alerts go."""
     telegram = watchlist.alerts.telegram
+    # Other sinks (a file) need nothing at start: named as configured, before Telegram.
+    others = ", ".join(name for name in watchlist.alerts.configured() if name != "telegram")
     if telegram is not None and token:
-        alerts = f"telegram chats {telegram.chat_ids}"
-    elif telegram is not None:
-        alerts = "console only (no token)"
+        alerts = f"{others} and " * bool(others) + f"telegram chats {telegram.chat_ids}"
+    elif others:
+        alerts = others + " (telegram: no token)" * (telegram is not None)
     else:
-        alerts = "console only (no telegram in the watchlist)"
+        why = "no token" if telegram is not None else "no telegram in the watchlist"
+        alerts = f"console only ({why})"
     count = len(watchlist.targets)
     return f"watching {count} target{'s' * (count != 1)}; data in {data_dir}; alerts to: {alerts}"
 

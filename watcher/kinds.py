@@ -40,6 +40,7 @@ class EventKind(StrEnum):
     CONTACT_SEEN_BEFORE = "contact_seen_before"
     KNOWN_IMAGE = "known_image"
     WATCHLIST_INVALID = "watchlist_invalid"
+    DEALER_RETURNED = "dealer_returned"
 
 
 LAYOUT_CHANGED = "layout_changed"  # the reason of a capture whose recipe started to miss
@@ -162,6 +163,7 @@ class Payload(_Record):
     by_default: ClassVar[bool] = True
     shows_page: ClassVar[bool] = False
     actionable: ClassVar[bool] = True
+    links_accounts: ClassVar[bool] = False  # ties two accounts: its alert offers "Dealer"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # No super() here: a slots dataclass is a copy of the class its body defined. Both
@@ -382,6 +384,7 @@ class ImageSeenBefore(Payload):
     """A photo already archived from another post or account (a repost)."""
 
     kind = EventKind.IMAGE_SEEN_BEFORE
+    links_accounts = True
     title = "🔁 Photo seen before"
     label = "PHOTO SEEN BEFORE"
     found = ("photo seen before", "photos seen before")
@@ -456,6 +459,7 @@ class ContactSeenBefore(Payload):
     """A phone number or messenger handle already seen on another account."""
 
     kind = EventKind.CONTACT_SEEN_BEFORE
+    links_accounts = True
     title = "☎️ Contact seen on another account"
     label = "CONTACT SEEN BEFORE"
     found = ("contact seen before", "contacts seen before")
@@ -564,3 +568,53 @@ class WatchlistInvalid(Payload):
 
     def console(self, event: Event, now: datetime | None) -> str:
         return self.message
+
+
+# -- dealers ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DealerReturned(Payload):
+    """An account with no history ties to a dealer whose accounts all went away: the dealer
+    may be back under a new name. Sent once per new account."""
+
+    kind = EventKind.DEALER_RETURNED
+    links_accounts = True
+    title = "🔄 A dealer may be back"
+    label = "DEALER BACK?"
+    found = ("dealer come back", "dealers come back")
+    always = True  # a new account is not yet anyone's target: its alert_on says nothing
+
+    account: str = ""  # the new account (a target, or an author in a watched group)
+    dealer: str = ""
+    accounts: tuple[str, ...] = ()  # the dealer's accounts that went away
+    gone_since: str | None = None  # the latest of their going
+    how: str = ""  # blocked, failing, silent (the last account's)
+    same: tuple[str, ...] = ()  # the strongest shared keys, e.g. "phone +85512345678"
+    photos_seen: int = 0  # photos of the dealer seen again (photos() is what an alert attaches)
+    tie_ids: tuple[str, ...] = ()
+
+    def excerpt(self) -> str:
+        return self._sentence(None, html=False)
+
+    def telegram(self, event: Event, excerpt: int, now: datetime | None) -> list[str]:
+        return [
+            self._sentence(now, html=True),
+            f"See it with /dealer {m.e(self.dealer)}; if these are not one dealer, reject the "
+            "tie there.",
+        ]
+
+    def console(self, event: Event, now: datetime | None) -> str:
+        return self._sentence(now, html=False)
+
+    def _sentence(self, now: datetime | None, html: bool) -> str:
+        esc = m.e if html else str
+        bold = (lambda s: f"<b>{m.e(s)}</b>") if html else str
+        when = m.when(self.gone_since, now) if html else human_time(self.gone_since, now)
+        same = [f"same {esc(s)}" for s in self.same]
+        if self.photos_seen:
+            n = self.photos_seen
+            same.append(f"{n} photo{'s' if n != 1 else ''} seen before")
+        return (
+            f"{bold(self.account.removeprefix('author:'))} looks like {bold(self.dealer)} "
+            f"(accounts {esc(', '.join(a.removeprefix('author:') for a in self.accounts))}, "
+            f"{esc(self.how or 'gone')} since {when}): {', '.join(same) or 'tied by evidence'}."
+        )

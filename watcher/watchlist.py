@@ -8,12 +8,13 @@ repair rather than one round per mistake.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import yaml
@@ -24,11 +25,13 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from watcher.alert.sinks import registered_sinks
 from watcher.capture.adapters import Adapter, adapter_for, known_platforms
 from watcher.capture.recipe import RECIPE_FIELDS, Selector
 from watcher.errors import WatcherError, WatchlistError, WatchlistProblem
@@ -58,6 +61,10 @@ _INTERNAL_KEYS = frozenset({"path"})
 def _invalid(message: str, fix: str) -> PydanticCustomError:
     """An error carrying our own wording, which the loader reports unchanged."""
     return PydanticCustomError("watchlist", "{message}", {"message": message, "fix": fix})
+
+
+# For the validators of sections defined beside their sinks (watcher.alert).
+invalid = _invalid
 
 
 def _seconds(value: Any) -> float:
@@ -266,47 +273,48 @@ class Target(_Model):
         return adapter_for(self.platform, self.selectors)
 
 
-class TelegramAlerts(_Model):
-    """Where and which alerts go to Telegram."""
+class AlertSection(_Model):
+    """One sink's section of ``alerts:``, the base of every sink's ``config_model``
+    (watcher.alert.sinks): the kinds its destinations want, and where they are."""
 
-    chat_ids: list[WholeNumber]
-    api_url: Url | None = None
-    token_file: str | None = None
     kinds: list[Kind] = Field(default_factory=lambda: list(_DEFAULT_KINDS))
 
-    @field_validator("chat_ids")
-    @classmethod
-    def _need_a_chat(cls, chat_ids: list[WholeNumber]) -> list[int]:
-        if not chat_ids:
-            raise _invalid(
-                "no chat is given",
-                "add at least one chat id, e.g. chat_ids: [-1001234567890]",
-            )
-        return chat_ids
-
     def addresses(self) -> list[str]:
-        """The chats alerts go to, as the outbox names them."""
-        return [str(chat) for chat in self.chat_ids]
-
-
-class SinkSettings(Protocol):
-    """A section of ``alerts:``: one sink's destinations and the kinds they want."""
-
-    kinds: list[str]
-
-    def addresses(self) -> list[str]: ...
+        """The destinations alerts go to, as the outbox names them (chats, a file)."""
+        raise NotImplementedError
 
 
 class Alerts(_Model):
-    """Alert sinks, one section each, keyed by the sink's name (see watcher.alert.sinks);
-    none configured means alerts are only shown on the console."""
+    """Alert sinks, one section each, keyed by the sink's registered name; none configured
+    means alerts are only shown on the console.
 
-    telegram: TelegramAlerts | None = None
+    Each section is read by its sink's own model, looked up when a watchlist is read (the
+    sinks' modules import this one, so they are not known while it is defined).
+    """
 
-    def configured(self) -> dict[str, SinkSettings]:
+    @model_validator(mode="wrap")
+    @classmethod
+    def _by_registered_sinks(cls, data: Any, handler: Any) -> Any:
+        model = _alerts_model()
+        return handler(data) if cls is model else model.model_validate(data)
+
+    def configured(self) -> dict[str, AlertSection]:
         """Each sink's section the watchlist fills in, by the sink's name."""
         sections = {name: getattr(self, name) for name in type(self).model_fields}
         return {name: section for name, section in sections.items() if section is not None}
+
+
+def _alerts_model() -> type[Alerts]:
+    """``Alerts`` with a field for each registered sink: its section, or None."""
+    sinks = registered_sinks()
+    return _alerts_with(tuple((name, sinks[name].config_model) for name in sorted(sinks)))
+
+
+@functools.cache
+def _alerts_with(sections: tuple[tuple[str, type[AlertSection]], ...]) -> type[Alerts]:
+    # One class per set of sinks, so watchlists read alike compare equal (live reload).
+    fields: dict[str, Any] = {name: (model | None, None) for name, model in sections}
+    return create_model("Alerts", __base__=Alerts, __module__=__name__, **fields)
 
 
 class Images(_Model):
@@ -322,6 +330,19 @@ class Evidence(_Model):
     tsa_ca_file: str | None = None  # the TSA's CA certificate (PEM), shipped with bundles
 
 
+class Dealers(_Model):
+    """How accounts are tied into dealers (see ``watcher dealers``)."""
+
+    # A photo, link or handle seen on more accounts than this is common (a stock photo):
+    # listed as evidence, never enough to join accounts.
+    common_after: Annotated[int, Field(ge=2, le=1000)] = 3
+    # A dealer whose accounts all posted nothing for this long (or are blocked) is gone: a new
+    # account tied to it is announced as the dealer come back.
+    silent_after: Annotated[float, BeforeValidator(_seconds), AfterValidator(_not_negative)] = (
+        14 * 86400.0
+    )
+
+
 class Watchlist(_Model):
     """The whole watchlist file, with each target's gaps filled from ``defaults``."""
 
@@ -329,7 +350,10 @@ class Watchlist(_Model):
     operator: str | None = None
     defaults: Annotated[Defaults, BeforeValidator(_none_as_empty)] = Field(default_factory=Defaults)
     targets: Annotated[list[Target], BeforeValidator(_none_as_empty_list)]
-    alerts: Annotated[Alerts, BeforeValidator(_none_as_empty)] = Field(default_factory=Alerts)
+    # Validated even when left out: the sections are the registered sinks' (see Alerts).
+    alerts: Annotated[Alerts, BeforeValidator(_none_as_empty)] = Field(
+        default_factory=dict, validate_default=True
+    )
     admins: Annotated[list[WholeNumber], BeforeValidator(_none_as_empty_list)] = Field(
         default_factory=list
     )
@@ -345,6 +369,7 @@ class Watchlist(_Model):
         default_factory=lambda: ["default"]
     )
     evidence: Annotated[Evidence, BeforeValidator(_none_as_empty)] = Field(default_factory=Evidence)
+    dealers: Annotated[Dealers, BeforeValidator(_none_as_empty)] = Field(default_factory=Dealers)
     # Pages captured at once (light checks: twice as many); read when watcher starts.
     max_concurrent: Concurrency = 2
 
@@ -979,7 +1004,8 @@ def _missing_fix(key: str) -> str:
 
 def _unknown_key(loc: Loc) -> tuple[str, str]:
     allowed = _allowed_keys(loc[:-1])
-    return f"unknown key `{loc[-1]}`", _choose_fix(str(loc[-1]), allowed)
+    what = "alert sink" if loc[:-1] == ("alerts",) else "key"
+    return f"unknown {what} `{loc[-1]}`", _choose_fix(str(loc[-1]), allowed)
 
 
 def _unknown_key_problem(loc: Loc, data: dict[str, Any], lines: _Lines) -> WatchlistProblem:
@@ -999,6 +1025,7 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
     kind: Any = Watchlist
     for part in loc:
         kind = _unwrap(kind)
+        kind = _alerts_model() if kind is Alerts else kind
         if isinstance(kind, type) and issubclass(kind, BaseModel):
             field = kind.model_fields.get(str(part))
             kind = field.annotation if field else None
@@ -1006,6 +1033,7 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
             args = get_args(kind)
             kind = args[-1] if args else None
     kind = _unwrap(kind)
+    kind = _alerts_model() if kind is Alerts else kind
     return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
 
 

@@ -23,15 +23,13 @@ import pytest
 from tests.conftest import channel_target
 from tests.fakes.tsa import local_tsa
 from tests.reliability.conftest import hostile_target
-from watcher.cli import main as cli_main
+from tests.reliability.forger import KEY_FILE, listed, members, signed_bundle, verify
 from watcher.evidence.bundle import Selection, export_bundle
 from watcher.pipeline import run_capture
-from watcher.store.blobs import sha256_hex
 from watcher.store.custody import CustodyEntry
 from watcher.store.keys import SigningKey
 from watcher.store.timestamp import request_timestamp
 
-KEY_FILE = Path("keys") / "custody-ed25519.pem"
 UNANCHORED = 3
 
 
@@ -54,17 +52,6 @@ async def genuine(site, make_app, tmp_path):
     app = await dealer_app(site, make_app)
     (bundle,) = export_bundle(app, Selection(target="dealer"), tmp_path / "out")
     return app, bundle
-
-
-def verify(*args: str, capsys) -> tuple[int, str]:
-    capsys.readouterr()
-    code = cli_main(["verify", *map(str, args)])
-    return code, capsys.readouterr().out
-
-
-def members(bundle: Path) -> dict[str, bytes]:
-    with zipfile.ZipFile(bundle) as opened:
-        return {name: opened.read(name) for name in opened.namelist()}
 
 
 def forge(
@@ -98,17 +85,8 @@ def forge(
     files.pop("manifest.sig")
     manifest["custody_head"] = entries[-1].to_json()
     manifest["signing_key"] = name_as
-    manifest["files"] = {
-        name: {"sha256": sha256_hex(data), "size": len(data)} for name, data in files.items()
-    }
-    manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode()
-    signature = {"key_id": name_as, "signature": key.sign(manifest_bytes)}
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        dst.writestr("manifest.json", manifest_bytes)
-        dst.writestr("manifest.sig", json.dumps(signature).encode())
-        for name, data in sorted(files.items()):
-            dst.writestr(name, data)
-    return out
+    manifest["files"] = {name: listed(data) for name, data in files.items()}
+    return signed_bundle(out, manifest, files, key, name_as)
 
 
 def altered_posts(bundle: Path) -> bytes:

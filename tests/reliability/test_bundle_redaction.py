@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import zipfile
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
 from tests.conftest import channel_target
-from watcher.cli import main as cli_main
+from tests.reliability.forger import KEY_FILE, listed, members, signed_bundle, verify
 from watcher.evidence.bundle import Selection, export_bundle
 from watcher.pipeline import run_capture
-from watcher.store.blobs import sha256_hex
 from watcher.store.custody import GENESIS, CustodyEntry, canonical_json, entry_hash
 from watcher.store.keys import SigningKey
 from watcher.store.migrations import MIGRATIONS
@@ -31,7 +29,6 @@ from watcher.store.migrations import MIGRATIONS
 SECRET_NAME = "informant-lead-7"
 SECRET_SLUG = "wildtrade_secret_ch"
 SECRET_TEXT = "pangolin scales via the northern route"
-KEY_FILE = Path("keys") / "custody-ed25519.pem"
 
 
 @pytest.fixture(autouse=True)
@@ -82,17 +79,6 @@ async def two_cases(site, make_app, tmp_path):
     return app, bundle
 
 
-def verify(*args: object, capsys) -> tuple[int, str]:
-    capsys.readouterr()
-    code = cli_main(["verify", *map(str, args)])
-    return code, capsys.readouterr().out
-
-
-def members(bundle: Path) -> dict[str, bytes]:
-    with zipfile.ZipFile(bundle) as opened:
-        return {name: opened.read(name) for name in opened.namelist()}
-
-
 def log_of(bundle: Path) -> list[dict]:
     return [json.loads(line) for line in members(bundle)["custody.jsonl"].splitlines()]
 
@@ -106,19 +92,8 @@ def with_log(app, bundle: Path, out: Path, lines: list[dict]) -> Path:
     )
     manifest = json.loads(files.pop("manifest.json"))
     files.pop("manifest.sig")
-    manifest["files"]["custody.jsonl"] = {
-        "sha256": sha256_hex(files["custody.jsonl"]),
-        "size": len(files["custody.jsonl"]),
-    }
-    manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode()
-    key = app.custody.key
-    signature = {"key_id": key.key_id, "signature": key.sign(manifest_bytes)}
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        dst.writestr("manifest.json", manifest_bytes)
-        dst.writestr("manifest.sig", json.dumps(signature).encode())
-        for name, data in sorted(files.items()):
-            dst.writestr(name, data)
-    return out
+    manifest["files"]["custody.jsonl"] = listed(files["custody.jsonl"])
+    return signed_bundle(out, manifest, files, app.custody.key)
 
 
 def withheld(lines: list[dict]) -> list[int]:
@@ -174,18 +149,9 @@ def test_the_old_style_whole_log_bundle_still_verifies(tmp_path, capsys) -> None
         "format": "watcher-bundle-1",
         "captures": [],
         "custody_head": json.loads(lines[-1]),
-        "files": {n: {"sha256": sha256_hex(d), "size": len(d)} for n, d in files.items()},
+        "files": {n: listed(d) for n, d in files.items()},
     }
-    manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode()
-    bundle = tmp_path / "old.zip"
-    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as dst:
-        dst.writestr("manifest.json", manifest_bytes)
-        dst.writestr(
-            "manifest.sig",
-            json.dumps({"key_id": key.key_id, "signature": key.sign(manifest_bytes)}),
-        )
-        for name, data in files.items():
-            dst.writestr(name, data)
+    bundle = signed_bundle(tmp_path / "old.zip", manifest, files, key)
     code, out = verify(bundle, "--key", key.fingerprint, capsys=capsys)
     assert code == 0 and "VERIFIED" in out, out
 

@@ -17,10 +17,9 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from watcher.alert import telegram  # noqa: F401  (registers the Telegram sink)
 from watcher.alert.render import photo_shas, render_alert, render_digest
 from watcher.alert.routing import ALWAYS
-from watcher.alert.sinks import SINKS, Sink
+from watcher.alert.sinks import Sink, registered_sinks
 from watcher.app import App
 from watcher.errors import PermanentAlertError, StoreError, TransientAlertError
 from watcher.store.bot_state import is_muted
@@ -41,9 +40,9 @@ def build_sinks(app: App, **given: object) -> dict[str, Sink]:
     """A sink for each section of the watchlist's ``alerts`` that can send; ``given`` passes
     a sink, by name, what the caller already holds (``telegram=TelegramConnection(...)``).
     A sink that cannot send (no token) is left out: its alerts stay in the outbox."""
-    sinks = {}
+    sinks, types = {}, registered_sinks()
     for name in app.watchlist.alerts.configured():
-        sink = SINKS[name].from_watchlist(app, given.get(name))
+        sink = types[name].from_watchlist(app, given.get(name))
         if sink is not None:
             sinks[name] = sink
     return sinks

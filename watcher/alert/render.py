@@ -25,7 +25,12 @@ EXCERPT = 1200
 MAX_PHOTOS = 10  # one media group
 # The buttons under an alert: (code, label). Callback data is "<code>:<event id>"; the bot
 # never trusts it, it checks the press came from the message this event was sent as.
-ALERT_ACTIONS = (("ev", "Evidence"), ("mu", "Mute target 24h"), ("rv", "Mark reviewed"))
+ALERT_ACTIONS = (
+    ("ev", "Evidence"),
+    ("mu", "Mute target 24h"),
+    ("rv", "Mark reviewed"),
+    ("dl", "Dealer"),  # only under alerts that link accounts (Payload.links_accounts)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +89,11 @@ def alert_buttons(event: Event) -> tuple[tuple[str, str], ...]:
     """(label, callback data) of the buttons under ``event``'s alert; none before it is stored."""
     if event.id is None or not event.payload.actionable:
         return ()
-    actions = [(code, label) for code, label in ALERT_ACTIONS if code != "ev" or event.capture_id]
+    actions = [
+        (code, label)
+        for code, label in ALERT_ACTIONS
+        if (code != "ev" or event.capture_id) and (code != "dl" or event.payload.links_accounts)
+    ]
     return tuple((label, f"{code}:{event.id}") for code, label in actions)
 
 

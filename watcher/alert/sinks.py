@@ -1,11 +1,14 @@
 """Alert sinks: where alerts go, one class each, registered by name.
 
 A sink class has a ``name`` (the key of its section under the watchlist's ``alerts:``, and
-the ``sink`` of its outbox rows) and builds itself from that section with
-``from_watchlist(app, given)``: None when it cannot send (no token, say), and its alerts then
-wait in the outbox. ``given`` is what a caller already holds for it (the daemon passes the
-Telegram token it loaded for the bot). Register a class with :func:`register_sink`; the
-outbox imports the built-in ones.
+the ``sink`` of its outbox rows), a ``config_model`` (that section's pydantic model, a
+:class:`watcher.watchlist.AlertSection`: the watchlist reads the section with it), and
+builds itself from that section with ``from_watchlist(app, given)``: None when it cannot
+send (no token, say), and its alerts then wait in the outbox. ``given`` is what a caller
+already holds for it (the daemon passes the Telegram token it loaded for the bot).
+
+Register a class with :func:`register_sink`; :func:`registered_sinks` names them all, the
+built-in ones (``watcher.alert.builtin``) included. Adding a sink is one class in one module.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:
     from watcher.alert.render import AlertMessage
     from watcher.app import App
+    from watcher.watchlist import AlertSection
 
 
 class Sink(Protocol):
@@ -34,9 +38,10 @@ class Sink(Protocol):
 
 
 class SinkType(Protocol):
-    """A sink class: its name, and how it builds itself from the watchlist."""
+    """A sink class: its name, its section's model, and how it builds itself."""
 
     name: str
+    config_model: type[AlertSection]
 
     def from_watchlist(self, app: App, given: Any = None) -> Sink | None: ...
 
@@ -49,3 +54,12 @@ def register_sink(cls: T) -> T:
     """Class decorator: alerts routed to ``cls.name`` are sent by ``cls``."""
     SINKS[cls.name] = cls
     return cls
+
+
+def registered_sinks() -> dict[str, SinkType]:
+    """Every sink class by name: the built-in ones and any registered since."""
+    # Imported here, not at the top: the built-in sinks define their sections with the
+    # watchlist's field types, and the watchlist asks this which sections there are.
+    from watcher.alert import builtin  # noqa: F401  (registers the built-in sinks)
+
+    return dict(SINKS)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import field_validator
 from telegram import (
     Bot,
     InlineKeyboardButton,
@@ -35,7 +36,7 @@ from watcher.alert.sinks import register_sink
 from watcher.errors import PermanentAlertError, TransientAlertError, WatcherError
 from watcher.secrets import register_secret
 from watcher.store.blobs import BlobStore
-from watcher.watchlist import TelegramAlerts
+from watcher.watchlist import AlertSection, Url, WholeNumber, invalid
 
 if TYPE_CHECKING:
     from watcher.app import App
@@ -44,6 +45,28 @@ log = logging.getLogger(__name__)
 
 TOKEN_ENV = "WATCHER_TELEGRAM_TOKEN"
 _PERMANENT_HINTS = ("chat not found", "bot was kicked", "not enough rights", "bot is not a member")
+
+
+class TelegramAlerts(AlertSection):
+    """``alerts.telegram``: the chats alerts go to, and a self-hosted Bot API or token file."""
+
+    chat_ids: list[WholeNumber]
+    api_url: Url | None = None
+    token_file: str | None = None
+
+    @field_validator("chat_ids")
+    @classmethod
+    def _need_a_chat(cls, chat_ids: list[WholeNumber]) -> list[int]:
+        if not chat_ids:
+            raise invalid(
+                "no chat is given",
+                "add at least one chat id, e.g. chat_ids: [-1001234567890]",
+            )
+        return chat_ids
+
+    def addresses(self) -> list[str]:
+        """The chats alerts go to, as the outbox names them."""
+        return [str(chat) for chat in self.chat_ids]
 
 
 def load_token(config: TelegramAlerts | None) -> str | None:
@@ -102,6 +125,7 @@ class TelegramSink:
     repeats half an alert."""
 
     name = "telegram"
+    config_model = TelegramAlerts
 
     def __init__(self, bot: Bot, blobs: BlobStore) -> None:
         self.bot = bot

@@ -25,6 +25,8 @@ CALLBACK_LIMIT = 64  # bytes, Telegram's limit for callback data
 PROPOSAL_TTL_S = 3600.0
 _ALERT = re.compile(r"^(?P<action>[a-z]{2}):(?P<event_id>[1-9][0-9]{0,17})$")
 _WATCH = re.compile(r"^(?P<action>wa|wc):(?P<token>[A-Za-z0-9_-]{16})$")
+_TIE = re.compile(r"^(?P<action>tc|tr):(?P<tie>t[0-9a-f]{8})$")
+MAX_TIE_BUTTONS = 8
 ALERT_CODES = frozenset(code for code, _label in ALERT_ACTIONS)
 
 
@@ -44,7 +46,17 @@ class WatchPress:
     token: str
 
 
-def parse_callback(data: str | None) -> AlertPress | WatchPress | None:
+@dataclass(frozen=True, slots=True)
+class TiePress:
+    """An admin's word on a tie between two accounts (under /dealer NAME). The tie id is
+    looked up in the archive when pressed; forging one only lets an admin say what
+    ``/dealer NAME reject TIE`` lets them say."""
+
+    confirm: bool
+    tie: str
+
+
+def parse_callback(data: str | None) -> AlertPress | WatchPress | TiePress | None:
     """What the callback data claims, or None when it is not ours at all."""
     if not data or len(data.encode("utf-8")) > CALLBACK_LIMIT:
         return None
@@ -52,6 +64,8 @@ def parse_callback(data: str | None) -> AlertPress | WatchPress | None:
         return AlertPress(match["action"], int(match["event_id"]))
     if match := _WATCH.match(data):
         return WatchPress(match["action"] == "wa", match["token"])
+    if match := _TIE.match(data):
+        return TiePress(match["action"] == "tc", match["tie"])
     return None
 
 
@@ -115,3 +129,23 @@ def confirm_keyboard(token: str) -> InlineKeyboardMarkup:
             ]
         ]
     )
+
+
+def tie_keyboard(ties: list) -> InlineKeyboardMarkup | None:
+    """Buttons to reject the ties that join a dealer and confirm those that do not."""
+    rows = []
+    for tie in ties[:MAX_TIE_BUTTONS]:
+        pair = f"{tie.a.removeprefix('author:')} ↔ {tie.b.removeprefix('author:')}"
+        if tie.joins:
+            rows.append(
+                [
+                    InlineKeyboardButton(
+                        f"✖ Not one dealer: {pair}"[:60], callback_data=f"tr:{tie.id}"
+                    )
+                ]
+            )
+        else:
+            rows.append(
+                [InlineKeyboardButton(f"✔ One dealer: {pair}"[:60], callback_data=f"tc:{tie.id}")]
+            )
+    return InlineKeyboardMarkup(rows) if rows else None

@@ -29,13 +29,15 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from watcher.bot import replies
-from watcher.bot.access import Decision, Role, check
+from watcher.bot.access import ADMIN_ONLY, Decision, Role, check
 from watcher.bot.buttons import (
     AlertPress,
     Proposal,
+    TiePress,
     WatchPress,
     confirm_keyboard,
     parse_callback,
+    tie_keyboard,
     without_button,
 )
 from watcher.bot.context import BotContext
@@ -49,10 +51,12 @@ from watcher.bot.work import (
     until_after,
 )
 from watcher.bot.yaml_edit import NewTarget, add_target, propose
+from watcher.detect.dealers import Rules
 from watcher.errors import WatcherError
 from watcher.evidence.bundle import Selection
 from watcher.models import CaptureStatus, Event
 from watcher.store import bot_state as queries
+from watcher.store import dealers as dealer_store
 from watcher.store import links
 from watcher.store.db import Store
 from watcher.store.search import search_posts
@@ -261,6 +265,74 @@ class WatcherBot:
         await request.reply_all(replies.links_text(name, photo, contacts))
         return f"{len(photo)} photo links"
 
+    async def dealer(self, request: Request) -> str:
+        """``/dealer`` lists the dealers; ``/dealer NAME`` shows one; an admin's
+        ``/dealer NAME confirm|reject TIE`` keeps their word on a tie."""
+        rules = Rules(common_after=self.ctx.watchlist.dealers.common_after)
+        if not request.args:
+            found = dealer_store.dealers(self.store, rules)
+            await request.reply_all(replies.dealers_text(found, self._went(found)))
+            return f"{len(found)} dealers"
+        dealer = dealer_store.find_dealer(self.store, request.args[0], rules)
+        if len(request.args) == 3 and request.args[1] in dealer_store.VERDICTS_SAID:
+            if request.role < Role.ADMIN:
+                await request.reply(e(ADMIN_ONLY))
+                return "refused: confirm/reject needs an admin"
+            tie = dealer_store.find_tie(dealer, request.args[2])
+            verdict = dealer_store.VERDICTS_SAID[request.args[1]]
+            dealer_store.record_verdict(self.store, tie, verdict, f"telegram:{request.user.id}")
+            await request.reply(
+                f"Tie <code>{e(tie.id)}</code> ({e(tie.a)} ↔ {e(tie.b)}) {verdict} by "
+                f"{e(request.user.full_name)}; kept for good."
+            )
+            return f"{verdict} {tie.id}"
+        if len(request.args) != 1:
+            raise WatcherError("use /dealer, /dealer NAME or /dealer NAME reject TIE")
+        await self._show_dealer(request, dealer)
+        return f"dealer {dealer.name}"
+
+    async def _show_dealer(self, request: Request, dealer) -> None:
+        admin = request.role >= Role.ADMIN
+        text = replies.dealer_text(dealer, self._went([dealer]), admin)
+        await request.reply_all(text)
+        markup = tie_keyboard(list(dealer.ties)) if admin else None
+        if markup is not None:
+            await request.reply(f"Your word on the ties of <b>{e(dealer.name)}</b>:", markup)
+
+    async def _tie_press(self, request: Request, query: CallbackQuery, press: TiePress) -> str:
+        rules = Rules(common_after=self.ctx.watchlist.dealers.common_after)
+        tie = next((t for t in dealer_store.all_ties(self.store, rules) if t.id == press.tie), None)
+        if tie is None:
+            await query.answer("This tie is not in the archive.")
+            return "refused: unknown tie"
+        verdict = "confirmed" if press.confirm else "rejected"
+        dealer_store.record_verdict(self.store, tie, verdict, f"telegram:{request.user.id}")
+        await query.answer(f"Tie {verdict}")
+        await request.reply(
+            f"Tie <code>{e(tie.id)}</code> ({e(tie.a)} ↔ {e(tie.b)}) {verdict} by "
+            f"{e(request.user.full_name)}; kept for good."
+        )
+        return f"{verdict} {tie.id}"
+
+    def _went(self, found: list) -> dict:
+        now = utc_now()
+        silent = self.ctx.watchlist.dealers.silent_after
+        return {a: dealer_store.gone(self.store, a, now, silent) for d in found for a in d.accounts}
+
+    async def _dealer_press(self, request: Request, query: CallbackQuery, event: Event) -> str:
+        account = getattr(event.payload, "account", "") or event.target
+        rules = Rules(common_after=self.ctx.watchlist.dealers.common_after)
+        found = [d for d in dealer_store.dealers(self.store, rules) if account in d.accounts]
+        await query.answer()
+        if not found:
+            await request.reply(
+                f"<b>{e(account)}</b> is not part of a dealer yet: what ties it to other "
+                f"accounts is too weak so far (see /links {e(account)})."
+            )
+            return f"no dealer for {account}"
+        await self._show_dealer(request, found[0])
+        return f"dealer {found[0].name}"
+
     async def evidence(self, request: Request) -> str:
         wanted = evidence_request(self.ctx.app, " ".join(request.args))
         return await self.send_evidence(request, wanted)
@@ -400,7 +472,8 @@ class WatcherBot:
         if press is None or chat is None or message is None:
             await self._refuse_button(query, chat.id if chat else 0, "unknown button data")
             return
-        need = Role.ADMIN if isinstance(press, WatchPress) or press.action == "mu" else Role.MEMBER
+        admin_only = isinstance(press, WatchPress | TiePress) or press.action == "mu"
+        need = Role.ADMIN if admin_only else Role.MEMBER
         decision = check(self.ctx.watchlist, query.from_user.id, chat.id, chat.type, need)
         if not decision.allowed:
             self.safe_log(
@@ -423,6 +496,8 @@ class WatcherBot:
         request = Request(context.bot, message, query.from_user, chat.id, decision.role, [])
         if isinstance(press, WatchPress):
             await self.run("button:watch", request, lambda r: self._watch_press(r, query, press))
+        elif isinstance(press, TiePress):
+            await self.run("button:tie", request, lambda r: self._tie_press(r, query, press))
         else:
             await self.run(
                 f"button:{press.action}", request, lambda r: self._alert_press(r, query, press)
@@ -448,6 +523,8 @@ class WatcherBot:
             return await self.send_evidence(request, _evidence_for(event))
         if press.action == "mu":
             return await self._mute(request, query, event)
+        if press.action == "dl":
+            return await self._dealer_press(request, query, event)
         return await self._reviewed(request, query, event)
 
     async def _mute(self, request: Request, query: CallbackQuery, event: Event) -> str:

@@ -31,6 +31,7 @@ COMMANDS = (
     ("search", "search every stored post: /search TEXT"),
     ("similar", "reply to a photo: where has it been seen?"),
     ("links", "accounts linked by shared photos or contacts: /links NAME"),
+    ("dealer", "dealers behind the accounts: /dealer, /dealer NAME"),
     ("evidence", "evidence bundle: /evidence CAPTURE_OR_POST_ID"),
     ("pause", "admins: stop capturing a target: /pause NAME [2h]"),
     ("resume", "admins: capture and alert again: /resume NAME"),
@@ -274,3 +275,48 @@ def _strip_tags(text: str) -> str:
     import re
 
     return re.sub(r"<[^>]+>", "", text)
+
+
+def dealers_text(found: list, went: dict) -> list[str]:
+    """``/dealer``: every dealer with its accounts and strongest tie."""
+    if not found:
+        return ["No dealers yet: no accounts are tied by a shared contact, photos or forwards."]
+    lines = [f"<b>{len(found)} dealer{'s' * (len(found) != 1)}</b>"]
+    for dealer in found:
+        lines.append(f"• <b>{e(dealer.name)}</b>: {_dealer_accounts(dealer, went)}")
+    lines.append("One with its evidence: /dealer NAME")
+    return chunks(lines)
+
+
+def dealer_text(dealer, went: dict, can_judge: bool) -> list[str]:
+    """``/dealer NAME``: its accounts and every tie with what the accounts share."""
+    lines = [f"<b>Dealer {e(dealer.name)}</b>", _dealer_accounts(dealer, went)]
+    for tie in dealer.ties:
+        state = "joins" if tie.joins else "does not join"
+        verdict = f", {e(tie.verdict)} by a person" if tie.verdict else ""
+        lines.append(
+            f"<code>{e(tie.id)}</code> {e(_account(tie.a))} ↔ {e(_account(tie.b))} "
+            f"(weight {tie.weight:.2f}, {state}{verdict}): {e(tie.summary())}"
+        )
+    if can_judge:
+        lines.append(
+            f"Not one dealer? <code>/dealer {e(dealer.name)} reject TIE</code>; sure they are: "
+            f"<code>/dealer {e(dealer.name)} confirm TIE</code>."
+        )
+    lines.append(f"Dossier: <code>watcher export --dealer {e(dealer.name)}</code> on the server.")
+    return chunks(lines)
+
+
+def _account(account: str) -> str:
+    return account.removeprefix("author:") + (
+        " (not watched)" if account.startswith("author:") else ""
+    )
+
+
+def _dealer_accounts(dealer, went: dict) -> str:
+    shown = []
+    for account in dealer.accounts:
+        gone = went.get(account)
+        mark = f" ({e(gone.how)} since {when(gone.since)})" if gone else ""
+        shown.append(f"{e(_account(account))}{mark}")
+    return ", ".join(shown)

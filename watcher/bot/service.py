@@ -47,6 +47,7 @@ def install(application: Application, ctx: BotContext) -> WatcherBot:
         ("targets", Role.MEMBER, bot.targets, False),
         ("search", Role.MEMBER, bot.search, False),
         ("links", Role.MEMBER, bot.links, False),
+        ("dealer", Role.MEMBER, bot.dealer, False),
         ("check", Role.MEMBER, bot.check, True),
         ("evidence", Role.MEMBER, bot.evidence, True),
         ("similar", Role.MEMBER, bot.similar, True),

@@ -89,6 +89,20 @@ class _Spending:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class _Fetch:
+    """What every download of one capture shares: the client, the browser context whose
+    cookies go along, who the request says it is, the guard, and where bodies go."""
+
+    client: httpx.AsyncClient
+    context: BrowserContext
+    referer: str
+    user_agent: str
+    guard: NetworkGuard
+    blobs: BlobStore
+    spending: _Spending
+
+
 class _OverBudget(Exception):
     pass
 
@@ -120,13 +134,11 @@ async def download_images(
     unique = list(dict.fromkeys(urls))
     wanted, skipped = unique[: budget.max_images], unique[budget.max_images :]
 
-    async def fetch(client: httpx.AsyncClient, url: str) -> Download:
+    async def fetch(shared: _Fetch, url: str) -> Download:
         if url in ready and len(ready[url][0]) <= budget.max_image_bytes:
             return _store_prefetched(blobs, spending, url, *ready[url])
         async with limit:
-            return await _download(
-                client, context, url, referer, user_agent, guard, blobs, spending
-            )
+            return await _download(shared, url)
 
     transport = httpx.AsyncHTTPTransport(retries=0)
     # httpx offers no public way to give its pool a network backend; this one judges and
@@ -136,14 +148,14 @@ async def download_images(
         async with httpx.AsyncClient(
             transport=transport, follow_redirects=False, trust_env=False
         ) as client:
-            results = list(await asyncio.gather(*(fetch(client, u) for u in wanted)))
+            shared = _Fetch(client, context, referer, user_agent, guard, blobs, spending)
+            results = list(await asyncio.gather(*(fetch(shared, u) for u in wanted)))
         await asyncio.to_thread(blobs.adopt_many, spending.incoming)
         spending.incoming = []
     finally:
         for tmp, _ in spending.incoming:  # cancelled or failed: no stray temporary files
             tmp.unlink(missing_ok=True)
-    over = f"skipped: the capture's budget of {budget.max_images} images was reached"
-    results += [Download(u, None, 0, None, over, skipped_for_budget=True) for u in skipped]
+    results += [_over_budget(u, budget, count=True) for u in skipped]
     return {d.url: d for d in results}
 
 
@@ -161,31 +173,24 @@ def _store_prefetched(
     return Download(url, digest, len(data), (media_type or "application/octet-stream").lower())
 
 
-def _over_budget(url: str, budget: ImageBudget) -> Download:
-    message = (
-        f"skipped: the capture's image budget of {budget.max_bytes // (1024 * 1024)} MB was used up"
-    )
-    return Download(url, None, 0, None, message, skipped_for_budget=True)
+def _over_budget(url: str, budget: ImageBudget, count: bool = False) -> Download:
+    """``url`` not fetched: the capture's budget of images (``count``) or of bytes is spent."""
+    if count:
+        why = f"the capture's budget of {budget.max_images} images was reached"
+    else:
+        why = f"the capture's image budget of {budget.max_bytes // (1024 * 1024)} MB was used up"
+    return Download(url, None, 0, None, f"skipped: {why}", skipped_for_budget=True)
 
 
-async def _download(
-    client: httpx.AsyncClient,
-    context: BrowserContext,
-    url: str,
-    referer: str,
-    user_agent: str,
-    guard: NetworkGuard,
-    blobs: BlobStore,
-    spending: _Spending,
-) -> Download:
+async def _download(shared: _Fetch, url: str) -> Download:
     """Fetch one image into a temporary file of the blob store; never raises."""
     try:
         async with asyncio.timeout(IMAGE_TIMEOUT_S):
-            return await _follow(client, context, url, referer, user_agent, guard, blobs, spending)
+            return await _follow(shared, url)
     except RefusedAddress as exc:
         return Download(url, None, 0, None, f"refused: {exc.url} leads to {_where(exc)}")
     except _OverBudget:
-        return _over_budget(url, spending.budget)
+        return _over_budget(url, shared.spending.budget)
     except _Failed as exc:
         return Download(url, None, 0, None, str(exc))
     except TimeoutError:
@@ -198,26 +203,17 @@ def _where(exc: RefusedAddress) -> str:
     return f"{exc.why} ({exc.address})" if exc.address else exc.why
 
 
-async def _follow(
-    client: httpx.AsyncClient,
-    context: BrowserContext,
-    url: str,
-    referer: str,
-    user_agent: str,
-    guard: NetworkGuard,
-    blobs: BlobStore,
-    spending: _Spending,
-) -> Download:
+async def _follow(shared: _Fetch, url: str) -> Download:
     hop = url
     for _ in range(MAX_REDIRECTS + 1):
-        await guard.check_url(hop)  # refused here, by name, before any connection
-        headers = {"Referer": referer, "Accept": "image/*", "Accept-Encoding": "identity"}
-        if user_agent:
-            headers["User-Agent"] = user_agent
-        cookie = await _cookie_header(context, hop)
+        await shared.guard.check_url(hop)  # refused here, by name, before any connection
+        headers = {"Referer": shared.referer, "Accept": "image/*", "Accept-Encoding": "identity"}
+        if shared.user_agent:
+            headers["User-Agent"] = shared.user_agent
+        cookie = await _cookie_header(shared.context, hop)
         if cookie:
             headers["Cookie"] = cookie
-        async with client.stream("GET", hop, headers=headers) as response:
+        async with shared.client.stream("GET", hop, headers=headers) as response:
             location = response.headers.get("location")
             if response.status_code in _REDIRECTS and location:
                 hop = urljoin(hop, location)
@@ -227,7 +223,7 @@ async def _follow(
             media_type = _media_type(response)
             if not media_type.startswith("image/"):
                 raise _Failed(f"not an image: the server says {media_type or 'nothing'}")
-            digest, size = await _stream_to_blob(response, blobs, spending)
+            digest, size = await _stream_to_blob(response, shared.blobs, shared.spending)
             return Download(url, digest, size, media_type)
     raise _Failed(f"more than {MAX_REDIRECTS} redirects")
 

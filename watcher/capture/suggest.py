@@ -35,6 +35,9 @@ _ID_ATTRS = (
     "data-product-id",
     "data-offer-id",
 )
+# ARIA roles every link or button carries (Facebook marks each `a` role="link"): they say
+# what an element is, not which kind of card, so the classes sign it instead.
+_GENERIC_ROLES = frozenset({"link", "button", "presentation", "none", "img"})
 _SKIP_TAGS = frozenset({"html", "body", "head", "script", "style", "noscript", "svg", "path"})
 _ICON_SUFFIXES = (".svg", ".gif", ".ico")
 
@@ -108,6 +111,8 @@ def _css_of(node: LexborNode) -> str:
             return f"{node.tag}[{name}]"
     for name in _ROLE_ATTRS:
         value = attrs.get(name)
+        if name == "role" and value in _GENERIC_ROLES:
+            continue
         if value and '"' not in value:
             return f'{node.tag}[{name}="{value}"]'
     classes = sorted(c for c in (attrs.get("class") or "").split() if _plain(c))

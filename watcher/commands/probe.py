@@ -35,6 +35,7 @@ from watcher.capture.page import PageRequest, load_pages
 from watcher.capture.recipe import RECIPE_FIELDS, Selector
 from watcher.capture.sessions import Session, SessionStore
 from watcher.capture.suggest import Suggestion, suggest_recipe
+from watcher.commands import add_private_network_option
 from watcher.errors import WatcherError
 from watcher.models import Post
 from watcher.watchlist import load_watchlist
@@ -101,13 +102,7 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     probe.add_argument("--session", help="open the page logged in as this session")
     probe.add_argument("--timeout", type=float, help="seconds (default 45)")
     probe.add_argument("--json", action="store_true", help="print one JSON object")
-    probe.add_argument(
-        "--allow-private-network",
-        action="store_true",
-        default=None,
-        help="let the page reach this machine or the local network (a page on your own "
-        "test server); refused by default, like a target without allow_private_network",
-    )
+    add_private_network_option(probe, default=None)
     probe.add_argument(
         "--suggest",
         action="store_true",

@@ -53,6 +53,7 @@ from watcher.capture.sessions import (
 from watcher.capture.tgapi.accounts import TelegramAccounts, TelegramSession, load_credentials
 from watcher.capture.tgapi.client import AccountClient, log_in, telethon_client
 from watcher.capture.tgapi.records import AccountStopped
+from watcher.commands import add_private_network_option
 from watcher.errors import BrowserError, CaptureError, WatcherError
 from watcher.timeutil import utc_now
 
@@ -129,11 +130,7 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         "--url", help="a page only a logged-in account sees (not for Telegram account sessions)"
     )
     check.add_argument("--platform", help="use this platform's block detection")
-    check.add_argument(
-        "--allow-private-network",
-        action="store_true",
-        help="let the page reach this machine or the local network (refused by default)",
-    )
+    add_private_network_option(check, default=False)
 
     telegram = actions.add_parser(
         "telegram",

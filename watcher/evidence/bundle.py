@@ -34,8 +34,10 @@ from pathlib import Path
 
 from watcher import __version__
 from watcher.app import App
+from watcher.detect.dealers import Rules
 from watcher.errors import WatcherError
 from watcher.evidence.crops import crop_png, post_boxes
+from watcher.evidence.dossier import gather, photo_shas, render_dossier
 from watcher.evidence.replay import ArchivedPayloads, PayloadSource, self_contained_wacz
 from watcher.evidence.report import Crop, ReportInput, render_report
 from watcher.models import Artifact
@@ -95,6 +97,8 @@ class Selection:
     until: str | None = None
     post_id: str | None = None
     capture_id: int | None = None
+    dealer: str | None = None  # a dealer's dossier: ``targets`` are its watched pages
+    targets: tuple[str, ...] | None = None
 
     def describe(self) -> dict[str, object]:
         """The filters that were set."""
@@ -103,13 +107,21 @@ class Selection:
     def in_words(self) -> str:
         """The filters as a person reads them: ``target dealer, since 2026-11-01T00:00:00Z``."""
         words = {"post_id": "post", "capture_id": "capture"}
-        parts = [f"{words.get(k, k)} {v}" for k, v in self.describe().items()]
+        parts = [
+            f"{words.get(k, k)} {', '.join(v) if isinstance(v, tuple) else v}"
+            for k, v in self.describe().items()
+            if not (k == "targets" and self.dealer)
+        ]
         return ", ".join(parts) or "everything"
 
     def sentence(self) -> str:
         """What was asked for, as the report's reader reads it: ``Every capture of the
         account dealer taken since 1 Nov 2026, 00:00 UTC``."""
         what = []
+        if self.dealer:
+            what.append(
+                f"of the accounts of the dealer {self.dealer} ({', '.join(self.targets or ())})"
+            )
         if self.target:
             what.append(f"of the account {self.target}")
         if self.tag:
@@ -309,6 +321,8 @@ def _timestamp_head(app: App, custody: list) -> dict[str, bytes]:
 def _select(app: App, selection: Selection) -> list[int]:
     # A target may have left the watchlist since: its captures are still evidence.
     targets = [selection.target] if selection.target else None
+    if selection.targets is not None:
+        targets = [t for t in selection.targets if targets is None or t in targets]
     if selection.target:
         known = dict.fromkeys([t.name for t in app.watchlist.targets] + app.store.target_names())
         if selection.target not in known:
@@ -424,6 +438,7 @@ def _report(
                 image_paths[sha] = f"images/{sha}.{_EXTENSIONS.get(media, 'bin')}"
                 files[image_paths[sha]] = app.blobs.read(sha)
     derived = _post_crops(app, captures, findings, files)
+    lead = _dossier(app, selection, findings, image_paths, files) if selection.dealer else ""
     own = ("posts.json", "custody.jsonl")
     data = ReportInput(
         captures=captures,
@@ -442,8 +457,29 @@ def _report(
             for name, data in files.items()
             if name in own or name.startswith(("keys/", "timestamps/", "report/"))
         },
+        lead=lead,
     )
     return render_report(data)
+
+
+def _dossier(
+    app: App,
+    selection: Selection,
+    findings: Findings,
+    image_paths: dict[str, str],
+    files: dict[str, bytes],
+) -> str:
+    """The dealer section the report leads with; adds the shared photos it shows that this
+    part's captures do not carry (their own captures' custody entries are in the log)."""
+    rules = Rules(common_after=app.watchlist.dealers.common_after)
+    data = gather(app.store, selection.dealer or "", rules, list(findings.posts), image_paths)
+    for sha in photo_shas(data.dealer):
+        if sha not in image_paths and app.blobs.path(sha).is_file():
+            facts = app.store.stored_images({sha}).get(sha)
+            media = (facts.media_type if facts else None) or ""
+            image_paths[sha] = f"images/{sha}.{_EXTENSIONS.get(media, 'bin')}"
+            files[image_paths[sha]] = app.blobs.read(sha)
+    return render_dossier(data)
 
 
 def _post_crops(
@@ -559,7 +595,9 @@ def _label(selection: Selection) -> str:
     ``_`` survive, and only 40 of them: nothing in a name can climb folders, hide the file or
     spoof its extension.
     """
-    if selection.target:
+    if selection.dealer:
+        raw = f"dealer-{selection.dealer}"
+    elif selection.target:
         raw = selection.target
     elif selection.tag:
         raw = f"tag-{selection.tag}"

@@ -121,6 +121,7 @@ class ReportInput:
     image_paths: dict[str, str] = field(default_factory=dict)
     crops: dict[tuple[str, str], Crop] = field(default_factory=dict)
     other_files: dict[str, str] = field(default_factory=dict)  # path -> SHA-256
+    lead: str = ""  # a section that comes first after the summary (a dealer's dossier)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,7 @@ def render_report(data: ReportInput) -> str:
     page = _Page(data)
     body = [
         page.summary(),
+        data.lead,
         page.activity(),
         page.findings(),
         page.posts(),

@@ -30,11 +30,13 @@ from watcher.models import (
     Post,
 )
 from watcher.steps.contacts import find_contacts
+from watcher.steps.dealers import find_returning_dealers
 from watcher.steps.keep import Kept, put_artifact
 from watcher.steps.keywords import keyword_hits
 from watcher.steps.known import find_known_photos
 from watcher.steps.take import Taken
 from watcher.store.db import CaptureRow
+from watcher.store.dealers import record_return
 from watcher.timeutil import utc_now
 from watcher.watchlist import Target
 
@@ -74,6 +76,8 @@ def record_success(
             events.append(ev.capture_recovered(target.name, failures))
         _log_custody(app, capture_id, target, CaptureStatus.OK, kept.artifacts, taken.mode)
         stored = record_events(app, [stamped(e, capture_id, now) for e in events])
+        # Ties are read from the contacts and photo events just stored: this comes last.
+        stored += _record_returns(app, target.name, baseline, diff, capture_id, now)
     for image in fresh:
         if image.phash is not None and image.sha256:
             app.images.add(image.sha256, image.phash, image.dhash)
@@ -90,6 +94,16 @@ def record_success(
         new_images=len(added),
         mode=taken.mode,
     )
+
+
+def _record_returns(
+    app: App, target: str, baseline: bool, diff: PostDiff, capture_id: int, now: str
+) -> list[Event]:
+    returns = find_returning_dealers(app, target, baseline, diff, capture_id, now)
+    stored = record_events(app, [stamped(e, capture_id, now) for e in returns])
+    for event in stored:
+        record_return(app.store, event.payload.account, event.payload.dealer, event.id, now)
+    return stored
 
 
 def record_failure(app: App, target: Target, started: str, exc: Exception) -> CaptureSummary:

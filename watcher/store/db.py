@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -35,6 +35,47 @@ from watcher.timeutil import to_iso
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+Rec = TypeVar("Rec")
+# A post version's columns by the record field each fills (StoredPost, the report's
+# ReportVersion): with `from_row`, the one place a version row is read into a record.
+VERSION_FIELDS = {
+    "version_id": "v.id",
+    "version": "v.version",
+    "text": "v.text",
+    "image_shas": "v.image_shas",
+    "posted_at": "v.posted_at",
+    "permalink": "v.permalink",
+}
+_DECODED: dict[str, Callable[[Any], Any]] = {
+    "text": lambda text: text or "",
+    "image_shas": lambda shas: tuple(json.loads(shas or "[]")),  # a JSON list in the row
+}
+_STORED_POST = {
+    "row_id": "p.id",
+    "post_id": "p.post_id",
+    **VERSION_FIELDS,
+    "first_seen_at": "p.first_seen_at",
+    "last_seen_at": "p.last_seen_at",
+    "last_capture_id": "p.last_capture_id",
+    "position": "p.last_position",
+    "deleted_at": "p.deleted_at",
+    "deleted_capture_id": "p.deleted_capture_id",
+}
+
+
+def from_row(
+    cls: Callable[..., Rec], fields: dict[str, str], row: Sequence[Any], **more: Any
+) -> Rec:
+    """The record ``cls`` from ``row``, selected as ``", ".join(fields.values())``: each
+    column to its field, version text and photo hashes decoded; ``more`` adds other fields."""
+    values = zip(fields, row, strict=True)
+    return cls(**{name: _DECODED.get(name, _same)(value) for name, value in values}, **more)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _explain(exc: sqlite3.Error, path: Path) -> str:
@@ -369,33 +410,13 @@ class Store:
 
     def _stored_posts(self, target: str, which: str) -> list[StoredPost]:
         rows = self.db.execute(
-            "SELECT p.id, p.post_id, v.id, v.version, v.text, v.image_shas, v.posted_at,"
-            " v.permalink, p.first_seen_at, p.last_seen_at, p.last_capture_id, p.last_position,"
-            " p.deleted_at, p.deleted_capture_id "
+            f"SELECT {', '.join(_STORED_POST.values())} "
             "FROM posts p JOIN post_versions v ON v.id = p.current_version_id "
             f"WHERE p.target = ? AND {which} "
             "ORDER BY p.last_capture_id, p.last_position",
             [target],
         ).fetchall()
-        return [
-            StoredPost(
-                row_id=r[0],
-                post_id=r[1],
-                version_id=r[2],
-                version=r[3],
-                text=r[4] or "",
-                image_shas=tuple(json.loads(r[5] or "[]")),
-                posted_at=r[6],
-                permalink=r[7],
-                first_seen_at=r[8],
-                last_seen_at=r[9],
-                last_capture_id=r[10],
-                position=r[11],
-                deleted_at=r[12],
-                deleted_capture_id=r[13],
-            )
-            for r in rows
-        ]
+        return [from_row(StoredPost, _STORED_POST, r) for r in rows]
 
     @translated
     def insert_post(

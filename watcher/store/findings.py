@@ -13,10 +13,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from watcher.kinds import ImageSeenBefore, KeywordHit
-from watcher.store.db import Store, VisibilityChange, translated
+from watcher.store.db import VERSION_FIELDS, Store, VisibilityChange, from_row, translated
 from watcher.store.links import ContactLink, shared_contacts
 
 _CHUNK = 500  # ids per IN (...) list, under SQLite's bound-variable limit
+# version_id first: the keyword hits are looked up by it.
+_REPORT_VERSION = {
+    **VERSION_FIELDS,
+    "capture_id": "v.capture_id",
+    "seen_at": "v.seen_at",
+    "author": "v.author",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,12 +184,11 @@ def _versions(store: Store, row_ids: list[int]) -> dict[int, list[ReportVersion]
     out: dict[int, list[tuple]] = defaultdict(list)
     for chunk in _chunks(row_ids):
         for row in store.db.execute(
-            "SELECT post_row, id, version, capture_id, seen_at, text, author, posted_at,"
-            f" permalink, image_shas FROM post_versions WHERE post_row IN ({_marks(chunk)})"
-            " ORDER BY post_row, version",
+            f"SELECT v.post_row, {', '.join(_REPORT_VERSION.values())} FROM post_versions v"
+            f" WHERE v.post_row IN ({_marks(chunk)}) ORDER BY v.post_row, v.version",
             chunk,
         ).fetchall():
-            out[row[0]].append(row)
+            out[row[0]].append(row[1:])
         for version_id, grp, term, start, end, text in store.db.execute(
             'SELECT k.version_id, k.grp, k.term, k.start, k."end", k.text FROM keyword_matches k'
             " JOIN post_versions v ON v.id = k.version_id"
@@ -193,18 +199,7 @@ def _versions(store: Store, row_ids: list[int]) -> dict[int, list[ReportVersion]
             hits[version_id].append(hit)
     return {
         row_id: [
-            ReportVersion(
-                version_id=r[1],
-                version=r[2],
-                capture_id=r[3],
-                seen_at=r[4],
-                text=r[5] or "",
-                author=r[6],
-                posted_at=r[7],
-                permalink=r[8],
-                image_shas=tuple(json.loads(r[9] or "[]")),
-                keywords=tuple(hits.get(r[1], ())),
-            )
+            from_row(ReportVersion, _REPORT_VERSION, r, keywords=tuple(hits.get(r[0], ())))
             for r in found
         ]
         for row_id, found in out.items()

@@ -368,6 +368,42 @@ def m011_archived_payloads(db: Database) -> None:
 
 
 @MIGRATIONS()
+def m013_dealers(db: Database) -> None:
+    """Dealers (see :mod:`watcher.store.dealers`): a person's word on a tie between two
+    accounts (append-only: the latest verdict per tie counts, the earlier ones stay as
+    history), the names dealers go by (an old name keeps finding its dealer), and the
+    accounts already announced as a dealer come back (one alert per account, ever)."""
+    db["dealer_verdicts"].create(
+        {
+            "id": int,
+            "tie": str,  # detect.dealers.tie_id of the two accounts
+            "account_a": str,
+            "account_b": str,
+            "verdict": str,  # confirmed, rejected
+            "by": str,  # who said so: "cli:<user>" or "telegram:<user id>"
+            "at": str,
+        },
+        pk="id",
+    )
+    db["dealer_verdicts"].create_index(["tie", "id"])
+    db["dealer_names"].create(
+        {"name": str, "anchor": str, "given_by": str, "at": str},
+        pk="name",
+    )
+    db["dealer_names"].create_index(["anchor"])
+    db["dealer_returns"].create(
+        {"account": str, "dealer": str, "event_id": int, "at": str},
+        pk="account",
+    )
+    for table in ("dealer_verdicts", "dealer_returns"):
+        for verb in ("UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+            )
+
+
+@MIGRATIONS()
 def m014_telegram_chats(db: Database) -> None:
     """The chat each Telegram-account target resolved to (issue 24): its id and access hash,
     so an invite link is used once to join and never resolved again. Keyed by target and

@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from watcher.capture.blocks import Block, BlockContext, BlockRule, find_block
+from watcher.capture.blocks import Block, BlockContext, BlockRule, block_for, find_block
 from watcher.capture.recipe import Recipe, Selector
 from watcher.models import PageEvent, Post
 from watcher.timeutil import normalise_page_time, to_iso
@@ -25,6 +25,9 @@ _SPACES = re.compile(r"[ \t\f\v]+")
 _HTML_SPACE = re.compile(r"[ \t\n\r\f\v]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)['\"]?\s*\)")
+# A CSS escape: a backslash, 1-6 hex digits and one optional space (m.facebook.com writes
+# ``url('https\\3a //scontent...\\26 oh\\3d ...')``), or a backslash before any other character.
+_CSS_ESCAPE = re.compile(r"\\([0-9a-fA-F]{1,6}) ?|\\(.)")
 _SAFE_SCHEMES = ("http", "https")
 
 
@@ -197,7 +200,19 @@ class Adapter:
             login_url=self.login_url or _site_root(requested_url),
             requested_url=requested_url,
         )
-        return find_block(html, final_url, requested_url, posts, self.block_rules, context)
+        block = find_block(html, final_url, requested_url, posts, self.block_rules, context)
+        if block is None:
+            reason = self.platform_block(html, final_url, requested_url, posts)
+            block = block_for(reason, context) if reason else None
+        return block
+
+    def platform_block(
+        self, html: str, final_url: str, requested_url: str, posts: list[Post]
+    ) -> str | None:
+        """A platform's own sign of a block that rules cannot express, asked only when no
+        rule matched: a reason of ``blocks.REASONS`` (its message is written for the
+        platform and session), or None. Pure, like :meth:`detect_block`."""
+        return None
 
     # -- selector helpers ------------------------------------------------------------------
     def read_first(self, node: LexborNode, selector: Selector | None) -> str | None:
@@ -250,8 +265,20 @@ class Adapter:
         value = target.attributes.get(selector.attr)
         if value and selector.attr == "style":
             match = _CSS_URL.search(value)
-            return match.group(1) if match else None
+            return css_unescape(match.group(1)) if match else None
         return value
+
+
+def css_unescape(value: str) -> str:
+    """A CSS string with its escapes resolved: ``https\\3a //x`` -> ``https://x``."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(2) is not None:
+            return match.group(2)
+        code = int(match.group(1), 16)
+        return chr(code) if 0 < code <= 0x10FFFF else "\ufffd"
+
+    return _CSS_ESCAPE.sub(one, value)
 
 
 def node_text(node: LexborNode) -> str:

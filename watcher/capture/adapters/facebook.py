@@ -6,13 +6,16 @@ units, in the layouts seen on real pages: ``div[role="article"]`` (minus the com
 nested inside them), ``div[aria-posinset]`` (2025 feeds), ``div.userContentWrapper`` (the
 classic www layout), ``article[data-ft]`` (m.facebook.com) and ``div[data-ft]`` stories with a
 ``mf_story_key`` (mbasic). Ids come from permalink URLs (a post's own permalink before a
-``story.php`` link, a photo's id for a photo post), the text from the message block of each
+``story.php`` link, a photo's id for a photo post; without an own permalink, the
+``top_level_post_id`` of m.facebook.com's ``data-ft``), the text from the message block of each
 layout, photos from ``scontent*.fbcdn.net`` images and ``/photo`` links, avatars left out.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -26,7 +29,7 @@ from watcher.capture.adapters.base import (
     page_time,
     register_adapter,
 )
-from watcher.capture.blocks import Block, BlockContext, BlockRule, block_for
+from watcher.capture.blocks import BlockRule
 from watcher.capture.recipe import Recipe, Selector
 from watcher.models import Post
 
@@ -35,6 +38,8 @@ from watcher.models import Post
 # name a shared post), and a photo's id names a post only when nothing better does.
 _ID_PATTERNS = (
     re.compile(r"/groups/[^/]+/(?:posts|permalink)/(\d+|pfbid[0-9A-Za-z]+)"),
+    # m.facebook.com's group permalink: /groups/<group>?view=permalink&id=<post>
+    re.compile(r"/groups/[^/?]+/?\?(?:.*&)?view=permalink&(?:.*&)?id=(\d+)"),
     re.compile(r"/(?:posts|permalink|videos|reel)/(\d+|pfbid[0-9A-Za-z]+)"),
     re.compile(r"/permalink\.php\?(?:.*&)?story_fbid=(\d+|pfbid[0-9A-Za-z]+)"),
     re.compile(r"/(pfbid[0-9A-Za-z]+)"),
@@ -42,13 +47,16 @@ _ID_PATTERNS = (
     re.compile(r"/photos/(?:[a-z]+\.[\d.]+/)?(\d+)"),
     re.compile(r"/photo(?:\.php)?/?\?(?:.*&)?fbid=(\d+)"),
 )
+# Ranks of _ID_PATTERNS that are a post's own permalink (posts/, permalink/, a group's
+# permalink, permalink.php, pfbid); story.php and photo links come after them.
+_OWN_RANK = 4
 # Avatars and icons: a size of 100 px or less in the image URL (p50x50, s100x100, cp0 ... )
 # or the element, the m.facebook.com profile picture class, Facebook's emoji images.
 _SMALL_SIZE = re.compile(r"[/_.=](?:[ps]|cs=)?(\d{1,3})x(\d{1,3})(?:[/&_.]|$)")
 _AVATAR_CLASSES = ("profpic", "_s0")
 _LISTING_ID = re.compile(r"/marketplace/item/(\d+)")
 # Query parameters that identify the post; everything else is click tracking (__cft__, __tn__).
-_KEEP_QUERY = frozenset({"story_fbid", "id", "fbid", "set", "v"})
+_KEEP_QUERY = frozenset({"story_fbid", "id", "fbid", "set", "v", "view"})
 _PUBLISH_TIME = re.compile(r'"publish_time"\s*:\s*(\d{9,11})')
 _BUTTON_WORDS = frozenset({"see more", "see less", "see original", "rate this translation"})
 
@@ -71,8 +79,9 @@ class FacebookAdapter(Adapter):
             "div.userContent, div.story_body_container > div._5rgt, "
             'div[data-ft*=\'"tn":"*s"\'], div[dir="auto"]',
             "time": "abbr[data-utime]@data-utime, footer abbr",
-            "images": 'a[href*="/photo"] img, img[src*="//scontent"], '
-            'a[href*="/photo"] i[style*="background-image"]@src',
+            # m.facebook.com draws photos as a background-image of an <i> in the photo's link.
+            "images": 'a[href*="/photo"] img@src, img[src*="//scontent"]@src, '
+            'a[href*="/photo"] i[style*="background-image"]@style',
             "link": "a[href]@href",
             "author": "h2 a, h3 a, h4 a, h5 a, strong a, h2 strong, h3 strong, "
             "header h3 a, header strong",
@@ -139,31 +148,33 @@ class FacebookAdapter(Adapter):
             return self.extract_listings(html, base_url)
         return super().extract(html, base_url, now)
 
-    def detect_block(
-        self,
-        html: str,
-        final_url: str,
-        requested_url: str,
-        posts: list[Post],
-        session: str | None,
-    ) -> Block | None:
-        """Adds "no posts read": a feed with no post where posts are expected is reported,
-        never taken for an account gone quiet (a page rendered by scripts that did not run, a
+    def platform_block(
+        self, html: str, final_url: str, requested_url: str, posts: list[Post]
+    ) -> str | None:
+        """ "No posts read": a feed with no post where posts are expected is reported, never
+        taken for an account gone quiet (a page rendered by scripts that did not run, a
         layout nobody taught watcher)."""
-        block = super().detect_block(html, final_url, requested_url, posts, session)
-        if block is None and not posts and not is_marketplace(requested_url):
-            context = BlockContext(self.label, session, self.login_url or "", requested_url)
-            return block_for("no_posts_read", context)
-        return block
+        return "no_posts_read" if not posts and not is_marketplace(requested_url) else None
 
     # -- posts ---------------------------------------------------------------------------
     def extract_post(self, node: LexborNode, base_url: str) -> Post | None:
         """One ``div[role="article"]``; None when no permalink names it (ads, suggestions)."""
         found = self.find_permalink(node, base_url)
+        story = _data_ft(node)
+        own_link = found is not None and (ranked_post_id(found[1]) or (99, ""))[0] <= _OWN_RANK
+        if story.post_id is not None and not own_link:
+            # m.facebook.com / mbasic: without a link of the post's own permalink kind,
+            # data-ft names the post, where its links may name a shared post first
+            # (story.php of the original) or only a photo.
+            found = self.link_naming(node, base_url, story.post_id) or (
+                story.post_id,
+                f"https://www.facebook.com/{story.post_id}",
+                found[2] if found else None,
+            )
         if found is None:
             return None
         post_id, permalink, anchor = found
-        posted_at = page_time(self.read_first(node, self.recipe.time)) or _data_ft_time(node)
+        posted_at = page_time(self.read_first(node, self.recipe.time)) or story.published
         if posted_at is None and anchor is not None:
             # The timestamp link: "March 1, 2024 at 8:15 AM" in its label or text.
             label = anchor.attributes.get("aria-label") or node_text(anchor)
@@ -196,6 +207,17 @@ class FacebookAdapter(Adapter):
                     best = (ranked[0], ranked[1], url, target)
             if best is not None:
                 return best[1], clean_permalink(best[2]), best[3]
+        return None
+
+    def link_naming(
+        self, node: LexborNode, base_url: str, post_id: str
+    ) -> tuple[str, str, LexborNode] | None:
+        """(post id, clean permalink, link) of the post's first link that names ``post_id``."""
+        for link in node.css("a[href]"):
+            url = absolute_url(link.attributes.get("href"), base_url)
+            ranked = ranked_post_id(url) if url else None
+            if url and ranked and ranked[1] == post_id:
+                return post_id, clean_permalink(url), link
         return None
 
     def read_images(self, node: LexborNode, base_url: str) -> tuple[str, ...]:
@@ -305,10 +327,43 @@ def _is_small_url(url: str) -> bool:
     return any(int(w) <= 100 and int(h) <= 100 for w, h in _SMALL_SIZE.findall(url))
 
 
-def _data_ft_time(node: LexborNode) -> str | None:
-    """``publish_time`` from m.facebook.com's ``data-ft`` JSON (a Unix time)."""
-    match = _PUBLISH_TIME.search(node.attributes.get("data-ft") or "")
-    return page_time(match.group(1)) if match else None
+@dataclass(frozen=True)
+class _Story:
+    """What m.facebook.com / mbasic's ``data-ft`` JSON says of a post unit."""
+
+    post_id: str | None = None
+    published: str | None = None
+
+
+def _data_ft(node: LexborNode) -> _Story:
+    """The post's own id (``top_level_post_id``) and publish time from ``data-ft``.
+
+    The time is the one of the post's own ``post_context`` (whose ``story_fbid`` names the
+    post): a share also carries its original's, often first, hours or days earlier.
+    """
+    raw = node.attributes.get("data-ft") or ""
+    try:
+        data = json.loads(raw) if raw.startswith("{") else {}
+    except ValueError:  # a trimmed or broken attribute: read what the regex finds
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    post_id = str(data.get("top_level_post_id") or "") or None
+    if post_id is not None and not post_id.isdigit():
+        post_id = None
+    published = None
+    insights = data.get("page_insights")
+    for entry in insights.values() if isinstance(insights, dict) else ():
+        context = entry.get("post_context") if isinstance(entry, dict) else None
+        if not isinstance(context, dict) or "publish_time" not in context:
+            continue
+        if post_id is None or post_id in [str(s) for s in context.get("story_fbid") or ()]:
+            published = page_time(str(context["publish_time"]))
+            break
+    if published is None and not insights:
+        match = _PUBLISH_TIME.search(raw)
+        published = page_time(match.group(1)) if match else None
+    return _Story(post_id, published)
 
 
 def clean_permalink(url: str) -> str:

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from selectolax.lexbor import LexborHTMLParser
 
 from watcher.capture.adapters.base import Adapter, page_time, register_adapter
-from watcher.capture.blocks import Block, BlockContext, BlockRule, block_for
+from watcher.capture.blocks import BlockRule
 from watcher.capture.recipe import Recipe
 from watcher.models import PageEvent, Post
 
@@ -89,20 +89,13 @@ class TelegramAdapter(Adapter):
         query.append(("before", str(min(numbers))))
         return urlunsplit(parts._replace(query=urlencode(query)))
 
-    def detect_block(
-        self,
-        html: str,
-        final_url: str,
-        requested_url: str,
-        posts: list[Post],
-        session: str | None,
-    ) -> Block | None:
-        """Adds Telegram's "no preview": ``/s/<name>`` sent on to the ``t.me/<name>`` card."""
-        block = super().detect_block(html, final_url, requested_url, posts, session)
-        if block is None and not posts and is_info_card(html, final_url, requested_url):
-            context = BlockContext(self.label, session, self.login_url or "", requested_url)
-            return block_for("no_preview", context)
-        return block
+    def platform_block(
+        self, html: str, final_url: str, requested_url: str, posts: list[Post]
+    ) -> str | None:
+        """Telegram's "no preview": ``/s/<name>`` sent on to the ``t.me/<name>`` card."""
+        if not posts and is_info_card(html, final_url, requested_url):
+            return "no_preview"
+        return None
 
 
 def is_info_card(html: str, final_url: str, requested_url: str) -> bool:

@@ -1,5 +1,6 @@
 """The ``vk`` adapter: public walls of VK communities and profiles: ``vk.com/<name>`` (posts
-``.post[data-post-id]``) and ``m.vk.com/<name>`` (posts ``div.wall_item``, the id only in the
+``.post[data-post-id]``; on older pages ``div.post`` with the id in its element id,
+``post-20629724_73803``) and ``m.vk.com/<name>`` (posts ``div.wall_item``, the id only in the
 links inside, text ``div.pi_text``, photos as ``background-image`` of ``div.thumb_map_img``,
 times such as "today at 3:40 pm", read against the capture time)."""
 
@@ -10,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
-from selectolax.lexbor import LexborNode
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from watcher.capture.adapters.base import Adapter, _unique, register_adapter
 from watcher.capture.blocks import BlockRule
@@ -19,6 +20,7 @@ from watcher.models import Post
 from watcher.timeutil import to_iso
 
 _WALL_ID = re.compile(r"/wall(-?\d+_\d+)")
+_ELEMENT_ID = re.compile(r"^post(-?\d+_\d+)$")
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})\s*([ap]\.?m\.?)?", re.IGNORECASE)
 _DAY_WORDS = {"today": 0, "сегодня": 0, "yesterday": 1, "вчера": 1}
 _MONTHS = {
@@ -50,15 +52,18 @@ class VkAdapter(Adapter):
     login_url = "https://vk.com/login"
     default_recipe = Recipe.from_strings(
         {
-            "post": ".post[data-post-id], div.wall_item",
+            "post": '.post[data-post-id], div.post[id^="post"], div.wall_item',
             # m.vk.com's wall_item has no id attribute: read_id takes it from its links.
             "id": "@data-post-id",
             "text": ".wall_post_text, div.pi_text",
             # `time` on .rel_date is a Unix time; newer markup has <time datetime>; m.vk.com
             # only a label ("today at 3:40 pm", "16 апр в 15:42") in its date link.
-            "time": ".rel_date[time]@time, time[datetime]@datetime, .rel_date@abs_time, a.wi_date",
+            "time": ".rel_date[time]@time, time[datetime]@datetime, .rel_date@abs_time, a.wi_date, "
+            ".rel_date",
             "images": "a.page_post_thumb_wrap@style, .page_post_sized_thumbs img@src, "
-            ".wall_text img.MediaGrid__imageElement@src, div.thumb_map_img@style",
+            ".wall_text img.MediaGrid__imageElement@src, div.thumb_map_img@style, "
+            # 2011-2012 vk.com: the post's own media block (the avatar is a.post_image)
+            ".wall_text .post_media img@src, td.info > div.text .post_media img@src",
             "link": "a.post_link@href, a.wi_date@href",
             "author": ".post_author a.author, a.author, .PostHeaderTitle__authorName, .pi_author",
             "links": ".wall_post_text a[href], div.pi_text a[href]@href",
@@ -106,6 +111,15 @@ class VkAdapter(Adapter):
         BlockRule("temporarily_blocked", phrases=("flood control", "слишком много запросов")),
     )
 
+    def parse(self, html: str) -> LexborHTMLParser:
+        """The page without the comments under each post: a comment's date, photos or
+        author are not the post's (a post whose date is only a label would take the first
+        comment's Unix time)."""
+        tree = LexborHTMLParser(html)
+        for comment in tree.css(".post .replies_wrap, .post .reply"):
+            comment.decompose()
+        return tree
+
     def extract_post(self, node: LexborNode, base_url: str) -> Post | None:
         """A wall post; its permalink is ``https://vk.com/wall<id>`` (stable across vk.com and
         m.vk.com, whatever link the page gives)."""
@@ -123,6 +137,9 @@ class VkAdapter(Adapter):
         post_id = super().read_id(node, base_url)
         if post_id:
             return post_id
+        match = _ELEMENT_ID.match(node.attributes.get("id") or "")
+        if match:  # older vk.com: id="post-20629724_73803" (a community's id keeps its minus)
+            return match.group(1)
         for link in (*node.css("a.wi_date[href]"), *node.css("a[href]")):
             match = _WALL_ID.search(link.attributes.get("href") or "")
             if match:
