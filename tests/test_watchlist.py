@@ -525,7 +525,10 @@ def test_warnings_for_a_plain_telegram_address_and_facebook_without_session(tmp_
     )
     checked = check_watchlist(path)
     assert len(checked.watchlist.targets) == 4
-    telegram, facebook = checked.warnings
+    telegram, facebook, private = checked.warnings
+    # A private chat has no preview: it is read through an account (issue 24).
+    assert private.where == "target private: session"
+    assert "watcher session telegram" in private.fix
     assert (telegram.line, telegram.where) == (4, "target tg: url")
     assert "url: https://t.me/s/ivory_dealer" in telegram.fix
     assert (facebook.line, facebook.where) == (6, "target fb: session")

@@ -9,6 +9,7 @@ from pathlib import Path
 from watcher.capture.browser import Browser
 from watcher.capture.pool import BrowserPool, configured_endpoints
 from watcher.capture.sessions import SessionLocks, SessionStore
+from watcher.capture.tgapi.accounts import TelegramAccounts
 from watcher.detect.images import ImageIndex
 from watcher.detect.keywords import KeywordMatcher, Lexicon
 from watcher.detect.known import KnownImage, load_known_images
@@ -57,6 +58,7 @@ class App:
     _keywords: KeywordMatcher | None = field(default=None, repr=False)
     _known: list[KnownImage] | None = field(default=None, repr=False)
     _check_browser: Browser | BrowserPool | None = field(default=None, repr=False)
+    _telegram: TelegramAccounts | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -112,6 +114,13 @@ class App:
                 reuse_contexts=True,
             )
         return self._check_browser
+
+    @property
+    def telegram(self) -> TelegramAccounts:
+        """Telegram accounts read through (pacing, pauses, stops; Telethon on first use)."""
+        if self._telegram is None:
+            self._telegram = TelegramAccounts(self.data_dir)
+        return self._telegram
 
     @property
     def images(self) -> ImageIndex:

@@ -48,6 +48,10 @@ class BrowserError(WatcherError):
 class CaptureError(WatcherError):
     """A capture of one target failed; ``reason`` is a short machine-readable code."""
 
+    # Recorded but not alerted: the same cause was already alerted through another target
+    # (a Telegram account's pause or stop is alerted once for all its targets).
+    quiet = False
+
     def __init__(self, reason: str, message: str, screenshot: bytes | None = None) -> None:
         self.reason = reason
         self.screenshot = screenshot  # what the browser showed when it failed, if anything

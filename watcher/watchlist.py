@@ -868,11 +868,33 @@ def telegram_preview_url(url: str) -> str | None:
     return f"https://t.me/s/{name}"
 
 
+def _private_chat(url: str) -> bool:
+    """An invite link or a private chat's /c/ address: no preview, an account only."""
+    parts = urlsplit(url)
+    if (parts.hostname or "").lower() not in _TELEGRAM_HOSTS:
+        return False
+    first = next((s for s in parts.path.split("/") if s), "")
+    return first.startswith("+") or first in ("joinchat", "c")
+
+
 def _warnings(watchlist: Watchlist, data: dict[str, Any], lines: _Lines) -> list[WatchlistProblem]:
     warnings = []
     for index, target in enumerate(watchlist.targets):
         loc: Loc = ("targets", index)
-        preview = telegram_preview_url(target.url)
+        # With a session a Telegram target is read through the account: any chat link works.
+        through_account = target.platform == "telegram" and target.session
+        preview = None if through_account else telegram_preview_url(target.url)
+        if target.platform == "telegram" and not target.session and _private_chat(target.url):
+            warnings.append(
+                WatchlistProblem(
+                    lines.line((*loc, "url")),
+                    _where((*loc, "session"), data),
+                    f"`{target.url}` is a group or private channel: it has no public preview "
+                    "and can only be read through a Telegram account",
+                    "log an account in with `watcher session telegram tg-reader-1`, then add "
+                    "`session: tg-reader-1` to this target (README: Telegram groups)",
+                )
+            )
         if preview is not None:
             warnings.append(
                 WatchlistProblem(

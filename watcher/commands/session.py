@@ -4,6 +4,8 @@
     watcher session login NAME --url URL  log in by hand in a browser window, then press Enter
     watcher session list                  every session: cookie count, domains, expiry
     watcher session check NAME --url URL  does the session still open the platform logged in?
+    watcher session telegram NAME         log a Telegram account in (phone, code, 2FA password)
+    watcher session check NAME            is the Telegram account session still authorised?
 
 Sessions are stored in ``data/sessions/`` (see :mod:`watcher.capture.sessions`), never in
 evidence, and nothing here prints a cookie value.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import os
 import re
 import subprocess
@@ -47,6 +50,9 @@ from watcher.capture.sessions import (
     refreshed_state,
     user_agent_for,
 )
+from watcher.capture.tgapi.accounts import TelegramAccounts, TelegramSession, load_credentials
+from watcher.capture.tgapi.client import AccountClient, log_in, telethon_client
+from watcher.capture.tgapi.records import AccountStopped
 from watcher.commands import add_private_network_option
 from watcher.errors import BrowserError, CaptureError, WatcherError
 from watcher.timeutil import utc_now
@@ -120,16 +126,98 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("name", metavar="NAME")
-    check.add_argument("--url", required=True, help="a page only a logged-in account sees")
+    check.add_argument(
+        "--url", help="a page only a logged-in account sees (not for Telegram account sessions)"
+    )
     check.add_argument("--platform", help="use this platform's block detection")
     add_private_network_option(check, default=False)
+
+    telegram = actions.add_parser(
+        "telegram",
+        parents=[common],
+        help="log a Telegram account in, for groups and private channels",
+        description="Log a Telegram account in through Telegram's API (phone number, the code "
+        "Telegram sends, and the two-step password if the account has one). Targets with "
+        "`platform: telegram` and `session: NAME` are then read through it.",
+        epilog="Example:\n  watcher session telegram tg-reader-1\n\n"
+        "Needs the team's API credentials: WATCHER_TELEGRAM_API_ID and "
+        "WATCHER_TELEGRAM_API_HASH,\nor data/keys/telegram-api.json (chmod 600).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    telegram.add_argument("name", metavar="NAME")
 
 
 def cmd_session(args: argparse.Namespace) -> int:
     """``watcher session ACTION``."""
-    store = SessionStore(resolve_data_dir(Path(args.watchlist), args.data))
+    data_dir = resolve_data_dir(Path(args.watchlist), args.data)
+    store = SessionStore(data_dir)
+    if args.session_command == "telegram":
+        return telegram_login(TelegramAccounts(data_dir), args.name)
+    if args.session_command == "check" and not args.url:
+        accounts = TelegramAccounts(data_dir)
+        if accounts.sessions.exists(args.name):
+            return asyncio.run(check_telegram(accounts, args.name))
+        raise WatcherError(
+            f"{args.name!r} is not a Telegram account session; a browser session is checked "
+            f"against a page: watcher session check {args.name} --url <a page of the platform>"
+        )
     actions = {"import": _import, "login": _login, "list": _list, "check": _check}
     return actions[args.session_command](store, args)
+
+
+# -- Telegram account sessions ------------------------------------------------------------------
+def telegram_login(accounts: TelegramAccounts, name: str) -> int:
+    """Ask for phone, code and password at the terminal; keep the session (0600)."""
+    check_name(name)
+    if not sys.stdin.isatty():
+        raise WatcherError(
+            "`watcher session telegram` asks for the account's phone number, the code Telegram "
+            "sends and its password, and this command has no terminal to ask at. Run it in a "
+            "terminal (ssh -t into the server), or on another machine and copy "
+            f"{accounts.sessions.path_for(name)} over (keep it mode 0600)"
+        )
+    credentials = load_credentials(accounts.data_dir)
+    client = telethon_client("", credentials.api_id, credentials.api_hash)
+
+    def ask(prompt: str, secret: bool) -> str:
+        answer = getpass.getpass(prompt) if secret else input(prompt)
+        if not answer.strip():
+            raise WatcherError("nothing entered; nothing saved")
+        return answer
+
+    async def run() -> tuple[str, Any]:
+        try:
+            return await log_in(client, name, ask)
+        finally:
+            with contextlib.suppress(Exception):  # closing after a refusal: nothing to keep
+                await client.disconnect()
+
+    saved, account = asyncio.run(run())
+    path = accounts.sessions.save(TelegramSession(name, saved, account.user_id, account.username))
+    print(f"Telegram account session {name}: user id {account.user_id}, stored in {path} (0600)")
+    print(f"check it: watcher session check {name}")
+    return 0
+
+
+async def check_telegram(accounts: TelegramAccounts, name: str) -> int:
+    """Whether the account's session is still authorised (one request, under its lock)."""
+    session = accounts.sessions.load(name)
+    locks = SessionLocks(accounts.sessions.folder)  # `watcher run` may be reading with it
+
+    async def unpaced() -> None:
+        return None
+
+    try:
+        async with (
+            locks.hold(name),
+            AccountClient(accounts.client(session), name, unpaced) as client,
+        ):
+            account = await client.me()
+    except AccountStopped as exc:
+        print(f"Telegram account session {name}: NOT authorised. {exc}")
+        return 1
+    print(f"Telegram account session {name}: authorised (Telegram user id {account.user_id})")
+    return 0
 
 
 # -- import / list ------------------------------------------------------------------------------
@@ -158,6 +246,15 @@ def _import(store: SessionStore, args: argparse.Namespace) -> int:
 
 def _list(store: SessionStore, args: argparse.Namespace) -> int:
     infos = store.list()
+    telegram = TelegramAccounts(store.folder.parent).sessions
+    for name in telegram.names():
+        try:
+            account = telegram.load(name)
+            print(
+                f"{name:20} Telegram account, user id {account.user_id}, saved {account.updated_at}"
+            )
+        except WatcherError as exc:
+            print(f"{name:20} Telegram account, unusable: {exc}")
     if not infos:
         print(f"no sessions in {store.folder}; create one with `watcher session import NAME FILE`")
         return 0

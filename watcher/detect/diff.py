@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from watcher.models import CapturedPost, Post, StoredPost
@@ -60,6 +61,7 @@ def diff_posts(
     previous: list[StoredPost],
     current: list[CapturedPost],
     hidden: list[StoredPost] | tuple[StoredPost, ...] = (),
+    covers: Callable[[str], bool] | None = None,
 ) -> PostDiff:
     """Sort ``current`` into new / edited / unchanged / restored and find deleted ``previous``
     posts.
@@ -67,7 +69,9 @@ def diff_posts(
     ``previous`` is in the order the last captures saw it; ``current`` in page order;
     ``hidden`` holds the target's posts already found deleted, so one that comes back is a
     return, not a new post (its row exists: inserting it again would break the store).
-    A post id that a page shows twice counts once, where it first appears.
+    A post id that a page shows twice counts once, where it first appears. ``covers``
+    (a post id -> whether the capture read that far) replaces the page-window guess where
+    the source knows exactly what it read (a Telegram account reads a range of messages).
     """
     result = PostDiff()
     stored = {p.post_id: p for p in previous}
@@ -92,7 +96,8 @@ def diff_posts(
     result.deleted = [
         p
         for p in previous
-        if p.post_id not in present and _bracketed(p, previous, current, present)
+        if p.post_id not in present
+        and (covers(p.post_id) if covers else _bracketed(p, previous, current, present))
     ]
     return result
 

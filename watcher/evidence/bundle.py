@@ -67,6 +67,7 @@ _EXTENSIONS = {
     "application/wacz": "wacz",
     "application/zip": "zip",
     "multipart/related": "mhtml",
+    "application/x-telegram-tl": "tl",  # messages as Telegram serialised them (issue 24)
 }
 _NAMES = {
     "screenshot": "screenshot",
@@ -78,6 +79,11 @@ _NAMES = {
     "mhtml": "snapshot",
     "detail_html": "listing-page",
     "detail_screenshot": "listing-screenshot",
+    # Read through a Telegram account: watcher's rendering, never a page, and the messages.
+    "rendering_screenshot": "telegram-api-rendering",
+    "rendering_html": "telegram-api-rendering",
+    "api_messages_tl": "telegram-api-messages",
+    "api_messages_json": "telegram-api-messages",
 }
 
 

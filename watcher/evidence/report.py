@@ -87,6 +87,11 @@ _LABELS = {
     "detail_screenshot": "listing page screenshot",
     "posts": "posts found (JSON)",
     "metadata": "collection record (JSON)",
+    # Read through a Telegram account (issue 24): never called a page or a screenshot of one.
+    "rendering_screenshot": "rendering of messages received through the Telegram API (PNG)",
+    "rendering_html": "rendering of messages received through the Telegram API (HTML as text)",
+    "api_messages_tl": "messages as received from the Telegram API (Telegram's serialised form)",
+    "api_messages_json": "messages as received from the Telegram API (JSON)",
 }
 
 

@@ -77,7 +77,8 @@ def keep_files(
     files = _capture_files(taken, meta)
     html_sha = sha256_hex(snap.html_pages[0].encode("utf-8")) if snap.html_pages else None
     archive = None
-    if taken.mode == CaptureMode.FULL and html_sha != previous_html:
+    # A rendering of API messages is not a page: no web archive of it.
+    if taken.mode == CaptureMode.FULL and html_sha != previous_html and not taken.account_capture:
         known = payloads or KnownPayloads()
         archive = web_archive(snap, meta, taken.cookie_values, known, taken.downloads, signer)
         files.append(_File("wacz", archive.wacz, "application/wacz", snap.final_url))
@@ -115,10 +116,18 @@ def _capture_files(taken: Taken, meta: dict[str, object]) -> list[_File]:
     snap = taken.snapshot
     meta_json = json.dumps(meta, ensure_ascii=False, indent=1, sort_keys=True)
     files = [_File("metadata", meta_json.encode("utf-8"), "application/json")]
+    # Through a Telegram account the HTML and screenshot are watcher's rendering of the
+    # messages, never a page: their kinds say so, and the raw messages come with them.
+    api = taken.account_capture
+    shot_kind, html_kind = (
+        ("rendering_screenshot", "rendering_html") if api else ("screenshot", "html")
+    )
     if snap.screenshot:
-        files.append(_File("screenshot", snap.screenshot, "image/png"))
+        files.append(_File(shot_kind, snap.screenshot, "image/png"))
     for html in snap.html_pages:
-        files.append(_File("html", html.encode("utf-8"), "text/html", snap.final_url))
+        files.append(_File(html_kind, html.encode("utf-8"), "text/html", snap.final_url))
+    for extra in api.files if api else ():
+        files.append(_File(extra.kind, extra.data, extra.media_type, extra.source))
     posts_json = json.dumps([p.to_json() for p in taken.posts], ensure_ascii=False, indent=1)
     files.append(_File("posts", posts_json.encode("utf-8"), "application/json"))
     for post in taken.posts:
@@ -132,22 +141,26 @@ def _capture_files(taken: Taken, meta: dict[str, object]) -> list[_File]:
 
 def _metadata(app: App, target: Target, taken: Taken, started: str) -> dict[str, object]:
     snap = taken.snapshot
-    return collection_metadata(
-        target=target.name,
-        platform_name=target.platform,
-        requested_url=snap.requested_url,
-        final_url=snap.final_url,
-        http_status=snap.http_status,
-        started_at=started,
-        ended_at=utc_now(),
-        user_agent=snap.user_agent,
-        browser_version=snap.browser_version,
-        operator=app.watchlist.operator,
-        session=target.session,
-        page_text="\n".join(post.text for post in taken.posts),
-        browser_host=taken.browser.to_json() if taken.browser else None,
-        lost_attempts=[a.to_json() for a in taken.lost],
-    ) | ({"network_refused": [r.to_json() for r in taken.refused]} if taken.refused else {})
+    return (
+        collection_metadata(
+            target=target.name,
+            platform_name=target.platform,
+            requested_url=snap.requested_url,
+            final_url=snap.final_url,
+            http_status=snap.http_status,
+            started_at=started,
+            ended_at=utc_now(),
+            user_agent=snap.user_agent,
+            browser_version=snap.browser_version,
+            operator=app.watchlist.operator,
+            session=target.session,
+            page_text="\n".join(post.text for post in taken.posts),
+            browser_host=taken.browser.to_json() if taken.browser else None,
+            lost_attempts=[a.to_json() for a in taken.lost],
+        )
+        | ({"network_refused": [r.to_json() for r in taken.refused]} if taken.refused else {})
+        | ({"telegram_api": taken.account_capture.to_json()} if taken.account_capture else {})
+    )
 
 
 def _image_record(blobs: BlobStore, download: Download, known: ImageRecord | None) -> ImageRecord:

@@ -52,7 +52,10 @@ def record_success(
     with app.custody.transaction():
         baseline = not store.has_ok_capture(target.name)
         failures = store.failure_streak(target.name)
-        diff = diff_posts(store.live_posts(target.name), captured, store.hidden_posts(target.name))
+        # Through a Telegram account a post is judged deleted only within the messages read.
+        covers = taken.account_capture.covers if taken.account_capture else None
+        live, hidden = store.live_posts(target.name), store.hidden_posts(target.name)
+        diff = diff_posts(live, captured, hidden, covers)
         capture_id = store.insert_capture(_capture_row(target, started, now, taken, baseline))
         for artifact in kept.artifacts:
             store.insert_artifact(capture_id, artifact, now)
@@ -136,7 +139,7 @@ def record_failure(app: App, target: Target, started: str, exc: Exception) -> Ca
             event = stamped(
                 ev.capture_failed(target.name, reason, message, streak), capture_id, now
             )
-            if streak == 1:
+            if streak == 1 and not (isinstance(exc, CaptureError) and exc.quiet):
                 (event,) = record_events(app, [event])
     except WatcherError as store_exc:
         # The store itself failed (disk full?): nothing to record into; say so loudly.

@@ -33,6 +33,7 @@ from watcher.capture.page import (
 )
 from watcher.capture.pool import LostAttempt, with_endpoint_retries
 from watcher.capture.sessions import Session, refreshed_state
+from watcher.capture.tgapi.records import AccountCapture
 from watcher.detect import layout
 from watcher.detect.diff import posts_fingerprint
 from watcher.errors import CaptureError, WatcherError
@@ -65,11 +66,20 @@ class Taken:
     # lost on remote browsers that died under the capture before this one.
     browser: BrowserInfo | None = None
     lost: tuple[LostAttempt, ...] = ()
+    # Read through a Telegram account (steps.telegram_account), not a browser: the account,
+    # the raw messages, how far back it read. None for a browser capture.
+    account_capture: AccountCapture | None = None
 
 
 async def take_or_check(app: App, target: Target, full: bool = False) -> Taken:
     """A light check when one is due and the page still shows the last capture's posts;
-    otherwise, or the moment anything differs, a full capture."""
+    otherwise, or the moment anything differs, a full capture. A Telegram target with a
+    session is read through its account's API instead of a browser."""
+    # Imported here: that source builds this module's Taken.
+    from watcher.steps.telegram_account import reads_through_account, take_through_account
+
+    if reads_through_account(target):
+        return await take_through_account(app, target)
     baseline = None if full else check_due(app, target)
     if baseline is not None:
         checked = await check(app, target)

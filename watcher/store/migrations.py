@@ -446,3 +446,24 @@ def m013_dealers(db: Database) -> None:
                 f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
                 f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
             )
+
+
+@MIGRATIONS()
+def m014_telegram_chats(db: Database) -> None:
+    """The chat each Telegram-account target resolved to (issue 24): its id and access hash,
+    so an invite link is used once to join and never resolved again. Keyed by target and
+    URL: a target whose URL changes resolves its new chat."""
+    db["telegram_chats"].create(
+        {
+            "target": str,
+            "url": str,
+            "chat_id": int,
+            "kind": str,  # channel (channels and supergroups) or chat (basic groups)
+            "access_hash": int,
+            "title": str,
+            "username": str,
+            "account": str,
+            "resolved_at": str,
+        },
+        pk=("target", "url"),
+    )
