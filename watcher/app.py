@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from watcher.capture.browser import Browser
+from watcher.capture.polite import HostGates
 from watcher.capture.sessions import SessionLocks, SessionStore
 from watcher.detect.images import ImageIndex
 from watcher.detect.keywords import KeywordMatcher, Lexicon
@@ -56,6 +57,7 @@ class App:
     _keywords: KeywordMatcher | None = field(default=None, repr=False)
     _known: list[KnownImage] | None = field(default=None, repr=False)
     _check_browser: Browser | None = field(default=None, repr=False)
+    _hosts: HostGates | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -101,6 +103,15 @@ class App:
                 reuse_contexts=True,
             )
         return self._check_browser
+
+    @property
+    def hosts(self) -> HostGates:
+        """The per-host gates every page load asks first (limits from the watchlist's
+        ``hosts:``, kept up to date across reloads; a host's Retry-After survives them)."""
+        if self._hosts is None:
+            self._hosts = HostGates()
+        self._hosts.configure(self.watchlist.host_limits())
+        return self._hosts
 
     @property
     def images(self) -> ImageIndex:

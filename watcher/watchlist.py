@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from watcher.capture.adapters import Adapter, adapter_for, known_platforms
+from watcher.capture.polite import HostLimit
 from watcher.capture.recipe import RECIPE_FIELDS, Selector
 from watcher.errors import WatcherError, WatchlistError, WatchlistProblem
 from watcher.kinds import default_kinds
@@ -322,6 +323,25 @@ class Evidence(_Model):
     tsa_ca_file: str | None = None  # the TSA's CA certificate (PEM), shipped with bundles
 
 
+def _check_host_concurrency(pages: int) -> int:
+    if not 1 <= pages <= MAX_CONCURRENT:
+        raise _invalid(
+            f"{pages} pages of one site at once is out of range",
+            f"write a number from 1 to {MAX_CONCURRENT}; 1 or 2 is polite",
+        )
+    return pages
+
+
+class HostSettings(_Model):
+    """How hard one site may be visited: pages at once, and the least time between two."""
+
+    concurrent: Annotated[WholeNumber, AfterValidator(_check_host_concurrency)] = 2
+    spacing: Jitter = 0.5
+
+    def limit(self) -> HostLimit:
+        return HostLimit(self.concurrent, self.spacing)
+
+
 class Watchlist(_Model):
     """The whole watchlist file, with each target's gaps filled from ``defaults``."""
 
@@ -347,6 +367,15 @@ class Watchlist(_Model):
     evidence: Annotated[Evidence, BeforeValidator(_none_as_empty)] = Field(default_factory=Evidence)
     # Pages captured at once (light checks: twice as many); read when watcher starts.
     max_concurrent: Concurrency = 2
+    # Per-site politeness by host name (e.g. `t.me: {concurrent: 2, spacing: 1s}`); a site
+    # not listed gets its platform's default (watcher.capture.polite.PLATFORM_LIMITS).
+    hosts: Annotated[dict[str, HostSettings], BeforeValidator(_none_as_empty)] = Field(
+        default_factory=dict
+    )
+
+    def host_limits(self) -> dict[str, HostLimit]:
+        """The ``hosts:`` limits by lower-case host name."""
+        return {host.lower().rstrip("."): s.limit() for host, s in self.hosts.items()}
 
     def folder(self) -> Path:
         """The folder relative paths in the watchlist (lexicons, reference photos) start from."""

@@ -132,20 +132,27 @@ def _capture_files(taken: Taken, meta: dict[str, object]) -> list[_File]:
 
 def _metadata(app: App, target: Target, taken: Taken, started: str) -> dict[str, object]:
     snap = taken.snapshot
-    return collection_metadata(
-        target=target.name,
-        platform_name=target.platform,
-        requested_url=snap.requested_url,
-        final_url=snap.final_url,
-        http_status=snap.http_status,
-        started_at=started,
-        ended_at=utc_now(),
-        user_agent=snap.user_agent,
-        browser_version=snap.browser_version,
-        operator=app.watchlist.operator,
-        session=target.session,
-        page_text="\n".join(post.text for post in taken.posts),
-    ) | ({"network_refused": [r.to_json() for r in taken.refused]} if taken.refused else {})
+    return (
+        collection_metadata(
+            target=target.name,
+            platform_name=target.platform,
+            requested_url=snap.requested_url,
+            final_url=snap.final_url,
+            http_status=snap.http_status,
+            started_at=started,
+            ended_at=utc_now(),
+            user_agent=snap.user_agent,
+            browser_version=snap.browser_version,
+            operator=app.watchlist.operator,
+            session=target.session,
+            page_text="\n".join(post.text for post in taken.posts),
+        )
+        | ({"network_refused": [r.to_json() for r in taken.refused]} if taken.refused else {})
+        | (
+            # A check read without a renderer says so: no browser saw this page.
+            {"read_by": taken.read_by} if taken.read_by != "browser" else {}
+        )
+    )
 
 
 def _image_record(blobs: BlobStore, download: Download, known: ImageRecord | None) -> ImageRecord:
