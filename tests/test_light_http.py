@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from tests.conftest import channel_target, watcher
+from watcher.capture.adapters import adapter_for
 from watcher.capture.fetch import accept_language, cookie_header, retry_after_seconds
+from watcher.detect.diff import posts_fingerprint
 from watcher.models import CaptureStatus
 from watcher.pipeline import run_capture
 from watcher.scheduler import first_run_in, schedule_target, spread_offset
@@ -242,3 +246,26 @@ def test_http_identity_helpers():
     assert retry_after_seconds("120") == 120.0
     assert retry_after_seconds("Sun, 06 Dec 2026 12:05:00 GMT", now) == 300.0
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+REAL_TELEGRAM = sorted((Path(__file__).parent / "fixtures" / "real" / "telegram").glob("*.html"))
+
+
+@pytest.mark.parametrize("html_path", REAL_TELEGRAM, ids=lambda p: p.stem)
+async def test_real_telegram_previews_read_the_same_without_a_renderer(site, browser, html_path):
+    # Saved t.me/s pages: the posts read from the HTML as the server sent it must be those
+    # read from the page Chromium built from it, or every real Telegram target would be
+    # marked as needing the browser at its first check.
+    raw = html_path.read_text(encoding="utf-8")
+    site.route("/s/real", raw)
+    url = f"{site.base_url}/s/real"
+    adapter = adapter_for("telegram", None)
+    async with browser.context() as context:
+        page = await context.new_page()
+        await page.goto(url, wait_until="domcontentloaded")
+        rendered = await page.content()
+    now = datetime.now(UTC)
+    served = adapter.extract(raw, url, now)
+    assert served and posts_fingerprint(served) == posts_fingerprint(
+        adapter.extract(rendered, url, now)
+    )

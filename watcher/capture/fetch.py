@@ -31,7 +31,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from watcher.capture.netguard import GuardedBackend, NetworkGuard, RefusedAddress
+from watcher.capture.netguard import GuardedBackend, NetworkGuard
 from watcher.errors import CaptureError
 
 # A 20-post Telegram preview is ~100 KB; a listing page a few hundred. Past this it is not a
@@ -69,8 +69,8 @@ class Identity:
 
 
 class RateLimited(CaptureError):
-    """The site answered 429 or 503: it asks us to come back later (``retry_after``
-    seconds, when it said; None when it did not)."""
+    """The site answered 429 (or 503 with ``Retry-After``): it asks us to come back later
+    (``retry_after`` seconds, when it said; None when it did not)."""
 
     def __init__(self, url: str, status: int, retry_after: float | None) -> None:
         host = urlsplit(url).hostname or url
@@ -81,6 +81,12 @@ class RateLimited(CaptureError):
             "watcher leaves that site alone until then and tries again later by itself",
         )
         self.url, self.status, self.retry_after = url, status, retry_after
+
+
+def is_rate_limit(status: int | None, retry_after: float | None) -> bool:
+    """429, or 503 with a ``Retry-After``: the site asks for a pause. A bare 503 is a site
+    that is down, left to the capture's own failure backoff."""
+    return status == 429 or (status == 503 and retry_after is not None)
 
 
 def accept_language(locale: str) -> str:
@@ -159,9 +165,9 @@ async def fetch_html(
 ) -> HttpPage:
     """GET ``url`` as ``identity``, following redirects (each judged by ``guard``).
 
-    Raises :class:`RateLimited` on 429/503, ``CaptureError`` (``timeout``, ``network``,
-    ``http_error``, ``too_large``, ``not_html``) otherwise, and ``RefusedAddress`` when the
-    page or a redirect leads where the guard refuses.
+    Raises :class:`RateLimited` on 429 (503 with ``Retry-After``), ``CaptureError``
+    (``timeout``, ``network``, ``http_error``, ``too_large``, ``not_html``) otherwise, and
+    ``RefusedAddress`` when the page or a redirect leads where the guard refuses.
     """
     transport = httpx.AsyncHTTPTransport(retries=0, verify=_ssl_context())
     # httpx offers no public way to give its pool a network backend; this one judges and
@@ -171,7 +177,10 @@ async def fetch_html(
         async with (
             asyncio.timeout(timeout_s),
             httpx.AsyncClient(
-                transport=transport, follow_redirects=False, trust_env=False
+                transport=transport,
+                follow_redirects=False,
+                trust_env=False,
+                timeout=timeout_s,  # the whole exchange is bounded above; no shorter phase
             ) as client,
         ):
             return await _follow(client, url, guard, identity, max_bytes)
@@ -203,8 +212,8 @@ async def _follow(
             if response.status_code in _REDIRECTS and location:
                 hop = urljoin(hop, location)
                 continue
-            if response.status_code in (429, 503):
-                retry = retry_after_seconds(response.headers.get("retry-after"))
+            retry = retry_after_seconds(response.headers.get("retry-after"))
+            if is_rate_limit(response.status_code, retry):
                 raise RateLimited(hop, response.status_code, retry)
             if response.status_code >= 400:
                 raise CaptureError("http_error", f"{hop} answered HTTP {response.status_code}")
@@ -234,15 +243,3 @@ async def _read_bounded(response: httpx.Response, url: str, max_bytes: int) -> b
 def _first_line(exc: Exception) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
-
-
-__all__ = [
-    "HttpPage",
-    "Identity",
-    "RateLimited",
-    "RefusedAddress",
-    "accept_language",
-    "cookie_header",
-    "fetch_html",
-    "retry_after_seconds",
-]

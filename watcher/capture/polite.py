@@ -1,5 +1,5 @@
 """A polite visitor: per-host limits on how many pages are read at once and how close
-together, and a host that answered 429/503 left alone until it said (``Retry-After``) or,
+together, and a host that answered 429 (or 503 with ``Retry-After``) left alone until it said or,
 when it did not say, for a backoff that doubles with each refusal in a row.
 
 Every page load of a capture or check asks its host's gate first (:meth:`HostGates.visit`).

@@ -96,7 +96,7 @@ class DemoSite:
         if self._server is not None:
             return self
         try:
-            server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
+            server = _Server((self.host, self.port), _handler_for(self))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise OSError(
@@ -342,6 +342,12 @@ def listing_number(listing: str) -> int | None:
     if not listing.startswith("L") or not digits.isdigit():
         return None
     return int(digits) - 1000
+
+
+class _Server(ThreadingHTTPServer):
+    # The listen backlog of a real site, not socketserver's 5: sixteen checks connecting at
+    # once overflowed it, and the dropped connections waited out the SYN retry.
+    request_queue_size = 128
 
 
 def _handler_for(site: DemoSite) -> type[BaseHTTPRequestHandler]:
