@@ -40,13 +40,14 @@ import hashlib
 import io
 import json
 import os
+import random
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import imagehash
@@ -58,6 +59,8 @@ from _common import (
     measure_cpu,
     mib,
     percentile,
+    photo_bytes,
+    post_text,
     serve_site_forever,
     site_in_own_process,
     write_watchlist,
@@ -68,9 +71,11 @@ from playwright.async_api import Playwright, async_playwright
 from watcher.app import App
 from watcher.capture.browser import Browser, find_chromium, launch_args
 from watcher.demo.site import DemoSite
-from watcher.steps.keep import Kept, _metadata, keep_files
+from watcher.models import CaptureMode
+from watcher.steps.keep import Kept, _metadata, keep, keep_files
 from watcher.steps.record import record_success
-from watcher.steps.take import take_or_check
+from watcher.steps.take import HTTP_READER, check_http, take_or_check
+from watcher.store.check_modes import BROWSER, set_check_mode
 from watcher.timeutil import utc_now
 from watcher.watchlist import Target, load_watchlist
 
@@ -250,7 +255,103 @@ async def run_watcher(
         )
         report_resources(f"watcher max_concurrent={concurrency}, light checks", cpu, peak)
         checked = 60 * len(timings.take) / wall
+        over_http = count_http_checks(app)
+        http_cpu = (cpu.self_s + cpu.children_s) / max(len(timings.take), 1)
+        # The same unchanged pages checked in the checks' browser (as before HTTP checks):
+        # each target marked as needing the browser, so its next check loads the page there.
+        for target in light:
+            set_check_mode(app.store, target.name, BROWSER, "benchmark: browser checks")
+        with measure_cpu() as cpu, PeakMemory() as peak:
+            timings, wall = await watcher_round(app, light, app.check_browser.max_concurrent)
+        report_round(
+            f"watcher, round {rounds + 2} (the same unchanged pages, checks in the browser "
+            f"as before HTTP checks, {app.check_browser.max_concurrent} at once)",
+            len(targets),
+            timings,
+            wall,
+            cpu,
+        )
+        report_resources("browser light checks", cpu, peak)
+        browser_cpu = (cpu.self_s + cpu.children_s) / max(len(timings.take), 1)
+        print(
+            "  - **one unchanged preview checked**: over HTTP "
+            f"**{http_cpu:.3f} CPU-s** ({over_http} HTTP checks), in the browser "
+            f"{browser_cpu:.3f} CPU-s (python + Chromium + driver, whole capture incl. keep "
+            f"and record) = **{browser_cpu / http_cpu:.0f}x less**"
+        )
     return rate, checked
+
+
+def count_http_checks(app: App) -> int:
+    """Captures recorded as checks read over HTTP (no browser)."""
+    row = app.store.db.execute(
+        "SELECT count(*) FROM captures WHERE mode = 'check' AND browser_version = ?",
+        [HTTP_READER],
+    ).fetchone()
+    return int(row[0])
+
+
+async def seed_baseline(app: App, target: Target, slots: asyncio.Semaphore) -> None:
+    """A stand-in for the first full capture, made from the page's HTTP answer (no browser,
+    no photos): what a light check compares with. The scale run's check round is what is
+    measured; real first captures of thousands of pages would take hours on two cores."""
+    started = utc_now()
+    app.store.upsert_target(target.name, target.platform, target.url, started)
+    async with slots:
+        checked, problem = await check_http(app, target)
+    if checked is None:
+        raise RuntimeError(f"no baseline for {target.name}: {problem}")
+    taken = replace(checked, mode=CaptureMode.FULL)
+    kept = await keep(app, target, taken, started)
+    record_success(app, target, started, taken, kept)
+
+
+async def run_light_scale(
+    site: RemoteSite, names: list[str], concurrency: int, politeness: str
+) -> float:
+    """HTTP light checks of ``names`` (unchanged pages, baselines seeded from HTTP answers):
+    checks/min, CPU per check (python + every child), peak memory. ``politeness`` is the
+    watchlist's ``hosts:`` line for the fixture site ("" for the platform defaults)."""
+    root = Path(tempfile.mkdtemp(prefix="watcher-bench-light-"))
+    extra = f"hosts:\n  127.0.0.1: {politeness}\n" if politeness else ""
+    watchlist = load_watchlist(write_watchlist(root / "watchlist.yaml", site, names, extra))
+    browser = Browser(max_concurrent=2)
+    app = App.open(watchlist, root / "data", browser=browser)
+    try:
+        await browser.start()  # running, as in `watcher run`: its user agent, its idle CPU
+        start = time.perf_counter()
+        slots = asyncio.Semaphore(concurrency)
+        targets = list(app.watchlist.targets)
+        await asyncio.gather(*(seed_baseline(app, t, slots) for t in targets))
+        print(
+            f"- light-check scale run, {len(names)} targets: baselines seeded from HTTP answers "
+            f"in {time.perf_counter() - start:.0f} s (not measured)"
+        )
+        light = [t.model_copy(update={"full_every": 6 * 3600.0}) for t in targets]
+        with measure_cpu() as cpu, PeakMemory() as peak:
+            timings, wall = await watcher_round(app, light, concurrency)
+        http = count_http_checks(app)
+        report_round("  HTTP light checks, split", len(names), timings, wall, cpu)
+        rate = 60 * len(timings.take) / wall
+        total = cpu.self_s + cpu.children_s
+        every_15m = len(names) / 15
+        print(
+            f"- HTTP light checks, {len(names)} unchanged targets, {concurrency} at once, "
+            f"hosts: {politeness or 'platform default (telegram: 4 at once, 0.1 s apart)'}: "
+            f"{len(timings.take)}/{len(names)} ok ({http} over HTTP, {timings.failures} failed) "
+            f"in {wall:.1f} s = **{rate:.0f} checks/min**; **{total / max(http, 1):.3f} CPU-s "
+            f"per check** (python {cpu.self_s:.1f} s + children {cpu.children_s:.1f} s; "
+            f"{cpu.cores:.2f} cores busy); `every: 15m` needs {every_15m:.0f}/min: "
+            f"{'keeps up' if rate >= every_15m else 'does NOT keep up'} "
+            f"({rate / every_15m:.1f}x); at this CPU per check two cores would do "
+            f"{2 * 60 / (total / max(http, 1)):.0f}/min"
+        )
+        report_resources("HTTP light checks", cpu, peak)
+    finally:
+        await app.close()
+        await browser.close()
+        shutil.rmtree(root, ignore_errors=True)
+    return rate
 
 
 def report_resources(label: str, cpu: CpuUse, peak: PeakMemory) -> None:
@@ -369,6 +470,58 @@ def build_site(site: DemoSite, targets: int, posts: int, images: int) -> None:
         fill_channel(site, name, posts=posts, images=images, seed_base=n + 1)
 
 
+def build_light_site(site: DemoSite, targets: int, posts: int, images: int) -> None:
+    """``targets`` channels for the light-check scale run: ``posts`` posts with ``images``
+    photo addresses each, distinct addresses sharing a few photo bodies (a check never
+    fetches them; a million distinct photos would take the site an hour to make)."""
+    bodies = [photo_bytes(seed) for seed in range(8)]
+    for n, name in enumerate(channel_names(targets)):
+        rng = random.Random(n + 1)
+        site.channel(name)
+        for p in range(posts):
+            keys = [
+                site.put_image(f"{name}-{p}-{i}", bodies[(p + i) % len(bodies)])
+                for i in range(images)
+            ]
+            site.add_post(name, post_text(rng), images=keys)
+
+
+async def main_light(args: argparse.Namespace) -> None:
+    """The light-check scale run, then the naive page-only baseline in the same run."""
+    print(
+        f"## Light checks at scale ({args.light_scale} targets, {args.posts} posts x "
+        f"{args.images} photo addresses per page)"
+    )
+    start = time.perf_counter()
+    serve = [
+        __file__,
+        "--serve-light-site",
+        *map(str, (args.light_scale, args.posts, args.images)),
+    ]
+    with site_in_own_process(serve) as site:
+        print(f"fixture site (own process) built in {time.perf_counter() - start:.0f} s")
+        names = channel_names(args.light_scale)
+        raw = await run_light_scale(site, names, args.light_concurrency, RAW_HOSTS)
+        polite = await run_light_scale(
+            site, names[: args.polite_sample], args.light_concurrency, ""
+        )
+        naive = max(
+            [
+                await run_naive(site, names[: args.naive], c, "page only")
+                for c in args.naive_concurrency
+            ]
+        )
+    print(
+        f"- **speed-up** of HTTP light checks against the naive page-only capture of the same "
+        f"run: {raw:.0f}/min vs {naive:.1f}/min = **{raw / naive:.0f}x** (goal >= 50x); with "
+        f"the platform's default politeness on one host: {polite:.0f}/min = {polite / naive:.0f}x"
+    )
+
+
+# The scale run's raw figure: the fixture site's one host may take as many as the checks give.
+RAW_HOSTS = "{concurrent: 16, spacing: 0s}"
+
+
 async def main(args: argparse.Namespace) -> None:
     """Watcher at each concurrency, then the naive baseline; print the ratio."""
     print(
@@ -425,6 +578,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--naive-concurrency", type=int, nargs="+", default=[1, 2, 4], help="browsers at once"
     )
+    parser.add_argument(
+        "--light-scale",
+        type=int,
+        default=0,
+        help="instead: HTTP light checks of this many unchanged targets (e.g. 5000)",
+    )
+    parser.add_argument("--light-concurrency", type=int, default=16)
+    parser.add_argument(
+        "--polite-sample",
+        type=int,
+        default=500,
+        help="targets of the scale run checked again with the default per-host politeness",
+    )
     return parser.parse_args()
 
 
@@ -432,4 +598,8 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve-site"]:
         targets, posts, images = map(int, sys.argv[2:5])
         serve_site_forever(lambda site: build_site(site, targets, posts, images))
-    asyncio.run(main(parse_args()))
+    if sys.argv[1:2] == ["--serve-light-site"]:
+        targets, posts, images = map(int, sys.argv[2:5])
+        serve_site_forever(lambda site: build_light_site(site, targets, posts, images))
+    arguments = parse_args()
+    asyncio.run(main_light(arguments) if arguments.light_scale else main(arguments))

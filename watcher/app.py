@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from watcher.capture.browser import Browser
+from watcher.capture.polite import HostGates
 from watcher.capture.pool import BrowserPool, configured_endpoints
 from watcher.capture.sessions import SessionLocks, SessionStore
 from watcher.capture.tgapi.accounts import TelegramAccounts
@@ -59,6 +60,7 @@ class App:
     _known: list[KnownImage] | None = field(default=None, repr=False)
     _check_browser: Browser | BrowserPool | None = field(default=None, repr=False)
     _telegram: TelegramAccounts | None = field(default=None, repr=False)
+    _hosts: HostGates | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -121,6 +123,15 @@ class App:
         if self._telegram is None:
             self._telegram = TelegramAccounts(self.data_dir)
         return self._telegram
+
+    @property
+    def hosts(self) -> HostGates:
+        """The per-host gates every page load asks first (limits from the watchlist's
+        ``hosts:``, kept up to date across reloads; a host's Retry-After survives them)."""
+        if self._hosts is None:
+            self._hosts = HostGates()
+        self._hosts.configure(self.watchlist.host_limits())
+        return self._hosts
 
     @property
     def images(self) -> ImageIndex:

@@ -25,6 +25,7 @@ from watcher.models import CaptureStatus, CaptureSummary, Event, EventKind
 from watcher.pipeline import run_capture
 from watcher.scheduler import read_schedule_file
 from watcher.steps.record import STORE_BUG
+from watcher.store.check_modes import BROWSER, check_mode
 from watcher.store.db import OutboxRow, Store
 from watcher.timeutil import format_duration, parse_iso, to_iso
 from watcher.watchlist import Watchlist, address_of, check_watchlist, load_watchlist
@@ -320,6 +321,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                         f"report it with the output of 'watcher check {st.name} --debug'"
                     )
                 )
+            marked = check_mode(store, target.name)
+            if target.full_every and marked is not None and marked.mode == BROWSER:
+                # Checks that need the browser cost ~10x the CPU: say which, and why.
+                line += f"\n  {st.name}: light checks need the browser, since {marked.decided_at}: "
+                line += marked.reason
             print(line)
         _print_alert_backlog(store)
         _print_browsers(watchlist, data_dir)

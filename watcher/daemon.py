@@ -45,6 +45,7 @@ from watcher.models import CaptureSummary, Event, EventKind
 from watcher.pipeline import run_capture
 from watcher.scheduler import (
     backoff_interval,
+    first_run_in,
     job_id,
     next_run_times,
     remove_schedule_file,
@@ -217,8 +218,10 @@ class Daemon:
 
     # -- capture jobs ------------------------------------------------------------------------
     def schedule(self, target: Target) -> None:
-        """Add (or replace) ``target``'s job at its normal interval, first run now."""
-        schedule_target(self.scheduler, target, self.capture)
+        """Add (or replace) ``target``'s job at its normal interval, its first run at its own
+        place in the interval (no burst of every target at a restart)."""
+        captured = self.app.store.has_ok_capture(target.name)
+        schedule_target(self.scheduler, target, self.capture, first_run_in(target, captured))
         self.intervals[target.name] = target.every
         self.streaks.setdefault(target.name, self.app.store.failure_streak(target.name))
 

@@ -1,12 +1,16 @@
 """Scheduling: one APScheduler job per target on the shared asyncio loop.
 
 Each job runs at the target's ``every`` plus random ``jitter``, never twice at once for one
-target, and missed runs are coalesced into one. The daemon owns the one scheduler and passes
-it in (the bot's Application is built without a JobQueue, so PTB runs no second one).
+target, and missed runs are coalesced into one. A job's first run falls at its target's own
+place in the interval (:func:`spread_offset`, from a hash of its name), so a start or a
+restart spreads thousands of targets evenly instead of sending them all at once. The daemon
+owns the one scheduler and passes it in (the bot's Application is built without a JobQueue,
+so PTB runs no second one).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -22,6 +26,22 @@ from watcher.watchlist import Target
 JOB_PREFIX = "capture:"
 SCHEDULE_FILE = "schedule.json"
 MAX_BACKOFF_S = 6 * 3600.0
+# A target never captured is not made to wait a whole interval for its first look.
+NEW_TARGET_SPREAD_S = 60.0
+
+
+def spread_offset(name: str, interval: float) -> float:
+    """Seconds into ``interval`` where ``name``'s runs fall: the same after every restart, and
+    uniform over the interval across names (SHA-256 of the name as a fraction)."""
+    fraction = int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big") / 2**64
+    return fraction * max(interval, 0.0)
+
+
+def first_run_in(target: Target, captured_before: bool) -> float:
+    """When ``target``'s job first runs after a start: at its place in its interval (for a
+    target never captured, in the first :data:`NEW_TARGET_SPREAD_S` seconds)."""
+    span = target.every if captured_before else min(target.every, NEW_TARGET_SPREAD_S)
+    return spread_offset(target.name, span)
 
 
 def job_id(target: Target | str) -> str:

@@ -33,6 +33,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from watcher.alert.sinks import registered_sinks
 from watcher.capture.adapters import Adapter, adapter_for, known_platforms
+from watcher.capture.polite import HostLimit
 from watcher.capture.recipe import RECIPE_FIELDS, Selector
 from watcher.errors import WatcherError, WatchlistError, WatchlistProblem
 from watcher.kinds import default_kinds
@@ -406,6 +407,25 @@ def address_of(url: str) -> str:
     return f"{host}:{port}" if port else host
 
 
+def _check_host_concurrency(pages: int) -> int:
+    if not 1 <= pages <= MAX_CONCURRENT:
+        raise _invalid(
+            f"{pages} pages of one site at once is out of range",
+            f"write a number from 1 to {MAX_CONCURRENT}; 1 or 2 is polite",
+        )
+    return pages
+
+
+class HostSettings(_Model):
+    """How hard one site may be visited: pages at once, and the least time between two."""
+
+    concurrent: Annotated[WholeNumber, AfterValidator(_check_host_concurrency)] = 2
+    spacing: Jitter = 0.5
+
+    def limit(self) -> HostLimit:
+        return HostLimit(self.concurrent, self.spacing)
+
+
 class Watchlist(_Model):
     """The whole watchlist file, with each target's gaps filled from ``defaults``."""
 
@@ -440,6 +460,16 @@ class Watchlist(_Model):
     browsers: Annotated[list[BrowserEndpoint], BeforeValidator(_none_as_empty_list)] = Field(
         default_factory=list
     )
+
+    # Per-site politeness by host name (e.g. `t.me: {concurrent: 2, spacing: 1s}`); a site
+    # not listed gets its platform's default (watcher.capture.polite.PLATFORM_LIMITS).
+    hosts: Annotated[dict[str, HostSettings], BeforeValidator(_none_as_empty)] = Field(
+        default_factory=dict
+    )
+
+    def host_limits(self) -> dict[str, HostLimit]:
+        """The ``hosts:`` limits by lower-case host name."""
+        return {host.lower().rstrip("."): s.limit() for host, s in self.hosts.items()}
 
     def folder(self) -> Path:
         """The folder relative paths in the watchlist (lexicons, reference photos) start from."""

@@ -37,6 +37,7 @@ from selectolax.lexbor import LexborHTMLParser
 from watcher.capture.adapters import Adapter
 from watcher.capture.adapters.base import absolute_url
 from watcher.capture.archive import ResponseRecorder, mhtml_snapshot
+from watcher.capture.fetch import RateLimited, is_rate_limit, retry_after_seconds
 from watcher.capture.recipe import Selector
 from watcher.errors import CaptureError
 from watcher.models import PageSnapshot, Post
@@ -539,6 +540,11 @@ async def _open(page: Page, url: str, timeout_s: float) -> tuple[int | None, str
         raise CaptureError("network", f"{url} could not be opened: {_short(exc)}") from exc
     await _settle(page)
     status = response.status if response else None
+    if response is not None and status in (429, 503):
+        # Too many requests, or overloaded for a said time: the host's gate keeps away.
+        retry = retry_after_seconds(await response.header_value("retry-after"))
+        if is_rate_limit(status, retry):
+            raise RateLimited(page.url or url, status, retry)
     if status is not None and status >= 400:
         raise CaptureError("http_error", f"{url} answered HTTP {status}")
     return status, page.url

@@ -1,6 +1,7 @@
 """A small loopback web site that imitates the pages the watcher reads.
 
-It serves Telegram-like public channel previews (``/s/<name>``, the real ``t.me/s`` markup)
+It serves Telegram-like public channel previews (``/s/<name>``, the real ``t.me/s`` markup;
+``/js/<name>``: the same page built by a script, whose server HTML holds no post)
 and a marketplace seller page (``/shop/<name>``) whose content can be changed while it runs,
 plus images (``/img/<key>``) and arbitrary fixed responses (:meth:`DemoSite.route`). It is
 both the bundled demo (``watcher demo``) and the fixture site of the test-suite.
@@ -8,6 +9,7 @@ both the bundled demo (``watcher demo``) and the fixture site of the test-suite.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import html
@@ -94,7 +96,7 @@ class DemoSite:
         if self._server is not None:
             return self
         try:
-            server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
+            server = _Server((self.host, self.port), _handler_for(self))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise OSError(
@@ -266,6 +268,8 @@ class DemoSite:
             before = query.get("before", "")
             feed = self._feeds[rest[0]]
             return _html(_channel_page(feed, self, int(before) if before.isdigit() else None))
+        if head == "js" and len(rest) == 1 and self._is(rest[0], "channel"):
+            return _html(_scripted(_channel_page(self._feeds[rest[0]], self, None)))
         if head == "shop" and rest and self._is(rest[0], "shop"):
             feed = self._feeds[rest[0]]
             if len(rest) == 1:
@@ -338,6 +342,12 @@ def listing_number(listing: str) -> int | None:
     if not listing.startswith("L") or not digits.isdigit():
         return None
     return int(digits) - 1000
+
+
+class _Server(ThreadingHTTPServer):
+    # The listen backlog of a real site, not socketserver's 5: sixteen checks connecting at
+    # once overflowed it, and the dropped connections waited out the SYN retry.
+    request_queue_size = 128
 
 
 def _handler_for(site: DemoSite) -> type[BaseHTTPRequestHandler]:
@@ -489,6 +499,22 @@ def _channel_page(feed: _Feed, site: DemoSite, before: int | None) -> str:
         + "\n</section></div></main>"
     )
     return _document(f"{feed.title} – Telegram", body, head, "widget_frame_base tgme_webpreview")
+
+
+_HISTORY = '<section class="tgme_channel_history js-message_history">'
+
+
+def _scripted(page: str) -> str:
+    """``page`` with its posts written in by a script after load, as sites built by scripts
+    do: the HTML the server sends holds none (they travel base64-encoded)."""
+    start = page.index(_HISTORY) + len(_HISTORY)
+    end = page.index("</section>", start)
+    encoded = base64.b64encode(page[start:end].encode("utf-8")).decode("ascii")
+    script = (
+        "<script>document.querySelector('.js-message_history').innerHTML = new TextDecoder()"
+        f".decode(Uint8Array.from(atob('{encoded}'), (c) => c.charCodeAt(0)));</script>"
+    )
+    return page[:start] + page[end:].replace("</body>", script + "</body>", 1)
 
 
 _DESCRIPTION = "Antiques, carvings and lucky charms. Worldwide shipping. DM for prices."

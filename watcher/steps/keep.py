@@ -160,6 +160,10 @@ def _metadata(app: App, target: Target, taken: Taken, started: str) -> dict[str,
         )
         | ({"network_refused": [r.to_json() for r in taken.refused]} if taken.refused else {})
         | ({"telegram_api": taken.account_capture.to_json()} if taken.account_capture else {})
+        | (
+            # A check read without a renderer says so: no browser saw this page.
+            {"read_by": taken.read_by} if taken.read_by != "browser" else {}
+        )
     )
 
 

@@ -3,7 +3,11 @@
 A full capture loads the target's pages, extracts their posts, downloads their images (and
 detail pages) and turns a block page or an empty one into a ``CaptureError``. A target with
 ``full_every`` is looked at lightly between full captures (:func:`take_or_check`): its first
-page without images, compared with the last capture's posts.
+page, compared with the last capture's posts. The check reads the HTML as the server sends
+it, without a renderer (:func:`check_http`), unless the target was marked as needing the
+browser because that HTML did not hold the posts the browser saw (a page built by scripts):
+then the checks' browser loads it without images (:func:`check`). Every page load first
+asks its host's gate (``App.hosts``, :mod:`watcher.capture.polite`).
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
+import httpx
 from playwright.async_api import BrowserContext
 from playwright.async_api import Error as PlaywrightError
 
@@ -21,7 +28,8 @@ from watcher.app import App
 from watcher.capture.adapters import Adapter
 from watcher.capture.archive import RecordedResponse, ResponseRecorder, as_connected
 from watcher.capture.blocks import BlockContext, block_for
-from watcher.capture.browser import BrowserInfo
+from watcher.capture.browser import LOCALE, BrowserInfo
+from watcher.capture.fetch import Identity, RateLimited, fetch_html
 from watcher.capture.media import Download, ImageBudget, download_images
 from watcher.capture.netguard import NetworkGuard, Refusal, RefusedAddress
 from watcher.capture.page import (
@@ -38,8 +46,9 @@ from watcher.detect import layout
 from watcher.detect.diff import posts_fingerprint
 from watcher.errors import CaptureError, WatcherError
 from watcher.models import CaptureMode, PageSnapshot, Post
+from watcher.store import check_modes
 from watcher.store.db import CheckBaseline
-from watcher.timeutil import parse_iso
+from watcher.timeutil import parse_iso, to_iso
 from watcher.watchlist import Target
 
 log = logging.getLogger(__name__)
@@ -69,24 +78,69 @@ class Taken:
     # Read through a Telegram account (steps.telegram_account), not a browser: the account,
     # the raw messages, how far back it read. None for a browser capture.
     account_capture: AccountCapture | None = None
+    # What read the page: "browser", or "http" (a check without a renderer).
+    read_by: str = "browser"
 
 
 async def take_or_check(app: App, target: Target, full: bool = False) -> Taken:
     """A light check when one is due and the page still shows the last capture's posts;
     otherwise, or the moment anything differs, a full capture. A Telegram target with a
-    session is read through its account's API instead of a browser."""
+    session is read through its account's API instead of a browser.
+
+    An HTTP check whose posts differ is followed by the full capture as any check is; when
+    the browser then sees other posts than the HTTP answer held (or the site refuses plain
+    requests), the target's checks move to the browser (``check_modes``)."""
     # Imported here: that source builds this module's Taken.
     from watcher.steps.telegram_account import reads_through_account, take_through_account
 
     if reads_through_account(target):
         return await take_through_account(app, target)
     baseline = None if full else check_due(app, target)
-    if baseline is not None:
+    if baseline is None:
+        return await take(app, target)
+    over_http = check_modes.checks_over_http(app.store, target.name)
+    problem = None
+    if over_http:
+        checked, problem = await check_http(app, target)
+    else:
         checked = await check(app, target)
-        if checked is not None and posts_fingerprint(checked.posts) == baseline.fingerprint:
-            return checked
-        log.info("%s: the check found a difference; taking a full capture", target.name)
-    return await take(app, target)
+    if checked is not None and posts_fingerprint(checked.posts) == baseline.fingerprint:
+        return checked
+    log.info("%s: the check found a difference; taking a full capture", target.name)
+    taken = await take(app, target)
+    if over_http:
+        _judge_http(app, target, checked, problem, taken)
+    return taken
+
+
+# HTTP check failures that say the site will not serve the page to a plain request (and so
+# every HTTP check would be wasted), as opposed to a passing network or server trouble.
+_NOT_FOR_HTTP = frozenset({"http_error", "not_html", "too_large", "refused"})
+
+
+def _judge_http(
+    app: App, target: Target, checked: Taken | None, problem: CaptureError | None, taken: Taken
+) -> None:
+    """Mark ``target`` as needing the browser for its checks when the HTTP answer did not
+    hold what the browser then saw."""
+    if checked is None:
+        if problem is None or problem.reason not in _NOT_FOR_HTTP:
+            return
+        reason = (
+            f"a plain HTTP request is not answered as the browser is ({problem}); "
+            "its checks use the browser"
+        )
+    elif posts_fingerprint(checked.posts) != posts_fingerprint(taken.posts):
+        seen = {p.post_id for p in checked.posts}
+        held = sum(1 for p in taken.posts if p.post_id in seen)
+        reason = (
+            f"the page as the server sends it held {held} of the {len(taken.posts)} posts the "
+            "browser saw (it is built by scripts); its checks use the browser"
+        )
+    else:
+        return  # the page really changed: the HTTP check saw it right
+    log.info("%s: %s", target.name, reason)
+    check_modes.set_check_mode(app.store, target.name, check_modes.BROWSER, reason)
 
 
 def check_due(app: App, target: Target) -> CheckBaseline | None:
@@ -115,18 +169,94 @@ async def check(app: App, target: Target) -> Taken | None:
     request = PageRequest(url=target.url, timeout_s=target.timeout)
     guard = app.check_browser.guard(target.allow_private_network)
     try:
-        async with hold, app.check_browser.context(session, guard) as context:
+        async with hold, polite(app, target), app.check_browser.context(session, guard) as context:
             browser = app.check_browser.info_for(context)
             user_agent = session.user_agent if session else browser.user_agent
             snapshot, posts = await check_page(
                 context, request, target.adapter(), user_agent, browser.version
             )
     except WatcherError as exc:
+        if isinstance(exc, CaptureError) and exc.reason == "rate_limited":
+            raise  # the site asked for a pause: no full capture on top
         log.info("check of %s failed (%s); taking a full capture", target.name, exc)
         return None
     return Taken(
         snapshot, posts, {}, mode=CaptureMode.CHECK, refused=_refusals(guard), browser=browser
     )
+
+
+async def check_http(app: App, target: Target) -> tuple[Taken | None, CaptureError | None]:
+    """The target's first page as the server sends it (no renderer) and its posts, asked as
+    the target's identity (session cookies, user agent, language); the network guard judges
+    every address. (None, why) when the check itself failed: the full capture then finds out
+    what is wrong. A 429/503 is raised: the site asked for a pause, no full capture follows.
+    """
+    session, hold = _account(app, target)
+    guard = NetworkGuard(allow_private=target.allow_private_network, hosts=app.browser.guard_hosts)
+    identity = Identity(
+        user_agent=session.user_agent if session else await _anonymous_user_agent(app, target),
+        locale=session.locale if session else LOCALE,
+        cookies=tuple(session.cookies) if session else (),
+    )
+    try:
+        async with hold, polite(app, target):
+            page = await fetch_html(target.url, guard, identity, target.timeout)
+    except CaptureError as exc:
+        if exc.reason == "rate_limited":
+            raise
+        log.info("HTTP check of %s failed (%s); taking a full capture", target.name, exc)
+        return None, exc
+    except RefusedAddress as exc:
+        log.info("HTTP check of %s refused (%s); taking a full capture", target.name, exc)
+        return None, CaptureError("refused", str(exc))
+    snapshot = PageSnapshot(
+        requested_url=page.requested_url,
+        final_url=page.final_url,
+        http_status=page.status,
+        html_pages=(page.html,),
+        screenshot=None,
+        user_agent=identity.user_agent,
+        browser_version=HTTP_READER,
+    )
+    posts = target.adapter().extract(page.html, page.final_url, datetime.now(UTC))
+    taken = Taken(
+        snapshot, posts, {}, mode=CaptureMode.CHECK, refused=_refusals(guard), read_by="http"
+    )
+    return taken, None
+
+
+# What the capture record names as the "browser" of an HTTP check: none, and the client.
+HTTP_READER = f"none: HTTP request (httpx {httpx.__version__})"
+
+
+async def _anonymous_user_agent(app: App, target: Target) -> str:
+    """The user agent the target was last seen with (its baseline capture's browser), so the
+    site sees the same visitor; the browser's when there is none."""
+    last = app.store.last_capture(target.name)
+    if last is not None and last.user_agent:
+        return last.user_agent
+    if not app.browser.user_agent:
+        await app.browser.start()
+    return app.browser.user_agent
+
+
+@contextlib.asynccontextmanager
+async def polite(app: App, target: Target) -> AsyncIterator[None]:
+    """Hold a slot of the target's host (its spacing kept); a 429/503 inside puts the host
+    on hold for its Retry-After (or the backoff)."""
+    host = urlsplit(target.url).hostname or ""
+    async with app.hosts.visit(host, target.platform, max_wait=target.timeout):
+        try:
+            yield
+        except RateLimited as exc:
+            until = app.hosts.rate_limited(
+                urlsplit(exc.url).hostname or host, target.platform, exc.retry_after
+            )
+            log.warning(
+                "%s: %s asked for a pause; left alone until %s", target.name, host, to_iso(until)
+            )
+            raise
+        app.hosts.answered(host)
 
 
 def _account(
@@ -158,7 +288,7 @@ async def _take_once(app: App, target: Target) -> Taken:
     recorder = ResponseRecorder()
     session, hold = _account(app, target)
     guard = app.browser.guard(target.allow_private_network)
-    async with hold, app.browser.context(session, guard) as context:
+    async with hold, polite(app, target), app.browser.context(session, guard) as context:
         browser = app.browser.info_for(context)
         user_agent = session.user_agent if session else browser.user_agent
         snapshot, posts = await _read(

@@ -467,3 +467,15 @@ def m014_telegram_chats(db: Database) -> None:
         },
         pk=("target", "url"),
     )
+
+
+@MIGRATIONS()
+def m015_check_mode(db: Database) -> None:
+    """How each target's light checks read its page: over HTTP without a renderer (no row:
+    the default), or in the browser (``browser``), because the server's HTML did not hold the
+    posts the browser saw (a page built by scripts). One row per target, rewritten when the
+    decision changes; each decision is also in the log."""
+    db["check_modes"].create(
+        {"target": str, "mode": str, "reason": str, "decided_at": str, "capture_id": int},
+        pk="target",
+    )
