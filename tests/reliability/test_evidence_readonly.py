@@ -140,6 +140,11 @@ def command_table(tmp: Path, data: Path, site) -> list[tuple[list[str], int, str
             REFUSED,
             data / "evidence",
         ),
+        (["dealers"], ok, "", tmp),
+        (["dealer", "nobody"], fail, "nobody", tmp),
+        (["dealer", "../evidence/x", "--reject", "a,b"], fail, "", tmp),
+        # Reads photos not read yet: it may add `photo_read` custody entries, nothing else.
+        (["ocr", "--limit", "1"], ok, "photo(s) not read yet", tmp),
         (["session", "list"], ok, "no sessions", tmp),
         (["session", "import", "../evidence/x", str(cookies)], fail, "", tmp),
         (["session", "import", "puppet", str(custody)], fail, "", tmp),
@@ -218,11 +223,16 @@ def test_no_command_writes_into_the_evidence(folder, site, record_property):
             added = assert_only_appended(data, current, {"exported"})
             assert len(added) == (expected == 0), added  # logged once, when it exported
             current = snapshot(data)
+        elif args[0] == "ocr":
+            added = assert_only_appended(data, current, {"photo_read"})
+            assert len(added) <= 1, added  # --limit 1: one photo read at most
+            current = snapshot(data)
         else:
             assert changes(current, snapshot(data)) == {"changed": [], "removed": [], "added": []}
-    added = assert_only_appended(data, before, {"exported"})  # over the whole run
+    added = assert_only_appended(data, before, {"exported", "photo_read"})  # over the run
     exports = db_value(data, "SELECT COUNT(*) FROM custody WHERE action = 'exported'")
-    assert exports == len(added)
+    reads = db_value(data, "SELECT COUNT(*) FROM custody WHERE action = 'photo_read'")
+    assert exports + reads == len(added)
     assert exports == sum(1 for a, code, *_ in runs if a[0] == "export" and code == 0)
     check_database(data, folder / "watchlist.yaml")
     figures = {"commands": len(runs), "files_checked": len(before), "exports": exports}
