@@ -97,10 +97,12 @@ def test_validate_warns_with_line_and_fix_but_passes(tmp_path, write_watchlist):
     result = watcher("validate", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "ok, 3 target(s), 2 warning(s)" in out
+    assert "ok, 3 target(s), 3 warning(s)" in out
     assert "warning: line 4 (target tg: url)" in out and "url: https://t.me/s/ivory_dealer" in out
     assert "warning: line 6 (target fb: session)" in out and "watcher session login" in out
-    assert "joinchat" not in out
+    # An invite link has no preview to point to: only an account reads it (issue 24).
+    assert "https://t.me/s/" + "joinchat" not in out
+    assert "(target invite: session)" in out and "watcher session telegram" in out
 
 
 def test_validate_accepts_the_bundled_watchlist():
