@@ -34,6 +34,7 @@ from watcher.errors import WatcherError, WatchlistError
 from watcher.models import CaptureMode, CaptureStatus
 from watcher.pipeline import run_capture
 from watcher.secrets import redact
+from watcher.store.check_modes import set_check_mode
 from watcher.watchlist import load_watchlist, parse_watchlist
 
 REPO = Path(__file__).resolve().parent.parent
@@ -359,16 +360,18 @@ async def test_light_checks_run_on_the_endpoints_too(site, tmp_path, two_kinds, 
     )
     app = open_app(tmp_path, header, target)
     try:
-        summaries = [
-            await asyncio.wait_for(run_capture(app, app.watchlist.targets[0]), 120)
-            for _ in range(3)
-        ]
-        assert [s.mode for s in summaries] == [
-            CaptureMode.FULL,
-            CaptureMode.CHECK,
-            CaptureMode.CHECK,
-        ]
-        checks = [metadata(app, s.capture_id)["browser_host"]["endpoint"] for s in summaries[1:]]
+        target = app.watchlist.targets[0]
+        first = await asyncio.wait_for(run_capture(app, target), 120)
+        # A server-rendered page is checked over HTTP with remote browsers too (this failed
+        # when the pool lacked what the HTTP check reads of a browser).
+        over_http = await asyncio.wait_for(run_capture(app, target), 120)
+        assert (first.mode, over_http.mode) == (CaptureMode.FULL, CaptureMode.CHECK)
+        assert metadata(app, over_http.capture_id)["read_by"] == "http"
+        # A page whose checks need the browser is checked on the endpoints.
+        set_check_mode(app.store, "quiet", "browser", "this test checks the browsers' lane")
+        summaries = [await asyncio.wait_for(run_capture(app, target), 120) for _ in range(2)]
+        assert [s.mode for s in summaries] == [CaptureMode.CHECK, CaptureMode.CHECK]
+        checks = [metadata(app, s.capture_id)["browser_host"]["endpoint"] for s in summaries]
         # The checks' lane takes turns over the endpoints like the captures' lane.
         assert sorted(checks) == ["devtools", "pwserver"]
         assert sum(s.served["check"] for s in app.browser.states) == 2

@@ -421,6 +421,23 @@ class BrowserPool:
     def states(self) -> list[EndpointState]:
         return self.shared.states
 
+    # Names resolve on the browser hosts: no resolver rules here, and the guard judges names
+    # as this machine resolves them (docs/deploy.md: the hosts' own firewall covers the rest).
+    guard_hosts: dict[str, str] = {}  # noqa: RUF012 (read only)
+
+    @property
+    def user_agent(self) -> str:
+        """The user agent of the first endpoint connected to ("" before any)."""
+        return next((b.user_agent for b in self._browsers() if b.user_agent), "")
+
+    @property
+    def version(self) -> str:
+        """The browser version of the first endpoint connected to ("" before any)."""
+        return next((b.version for b in self._browsers() if b.version), "")
+
+    def _browsers(self) -> list[RemoteBrowser]:
+        return [state.browsers[self.lane] for state in self.shared.states]
+
     def for_checks(self) -> BrowserPool:
         """The light checks' lane over the same endpoints (twice the slots, contexts reused)."""
         return BrowserPool(
