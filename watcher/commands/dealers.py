@@ -43,6 +43,8 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         help="dealers: groups of accounts tied by shared contacts, photos, forwards",
         description="Every dealer: the accounts tied by shared phones, handles, links, photos "
         "or forwards, with the strongest ties.",
+        epilog="Examples:\n  watcher dealers\n  watcher dealers --data /srv/watcher/data",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     one = sub.add_parser(
         "dealer",
