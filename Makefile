@@ -94,10 +94,11 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q -m "not soak"
 
-# The long reliability runs: 50 kill -9 of `watcher run` and 50 of `watcher export`, 50 MB
-# pages, a hung Chromium (~15 min on 2 cores).
+# The long runs: 50 kill -9 of `watcher run` and 50 of `watcher export`, 50 MB pages, a hung
+# Chromium, and the history machines (browser and Telegram account) over many new random
+# histories (~1 h on 2 cores).
 soak: setup
-	$(BIN)/python -m pytest -q -m soak tests/reliability
+	$(BIN)/python -m pytest -q -m soak tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
