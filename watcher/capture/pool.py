@@ -421,10 +421,6 @@ class BrowserPool:
     def states(self) -> list[EndpointState]:
         return self.shared.states
 
-    # Names resolve on the browser hosts: no resolver rules here, and the guard judges names
-    # as this machine resolves them (docs/deploy.md: the hosts' own firewall covers the rest).
-    guard_hosts: dict[str, str] = {}  # noqa: RUF012 (read only)
-
     @property
     def user_agent(self) -> str:
         """The user agent of the first endpoint connected to ("" before any)."""

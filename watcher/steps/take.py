@@ -192,7 +192,7 @@ async def check_http(app: App, target: Target) -> tuple[Taken | None, CaptureErr
     what is wrong. A 429/503 is raised: the site asked for a pause, no full capture follows.
     """
     session, hold = _account(app, target)
-    guard = NetworkGuard(allow_private=target.allow_private_network, hosts=app.browser.guard_hosts)
+    guard = app.browser.guard(target.allow_private_network)
     identity = Identity(
         user_agent=session.user_agent if session else await _anonymous_user_agent(app, target),
         locale=session.locale if session else LOCALE,
