@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from watcher.alert.photos import photo_problem
 from watcher.alert.render import TEXT_LIMIT, AlertMessage, plain_text
 from watcher.alert.sinks import register_sink
 from watcher.errors import PermanentAlertError, TransientAlertError, WatcherError
+from watcher.privatefile import read_private
 from watcher.secrets import register_secret
 from watcher.store.blobs import BlobStore
 from watcher.watchlist import AlertSection, Url, WholeNumber, invalid
@@ -82,18 +82,16 @@ def load_token(config: TelegramAlerts | None) -> str | None:
 
 def read_secret_file(path: Path) -> str:
     """A secret from a file that only its owner may read (mode 0600 or stricter)."""
+    # A link is followed: the token may be a credential the service manager hands over.
+    raw = read_private(
+        path, "token file", "the token controls the bot", "start again", follow_links=True
+    )
     try:
-        mode = path.stat().st_mode
-    except OSError as exc:
+        token = raw.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
         raise WatcherError(
-            f"token file {path} cannot be read ({exc.strerror}); check the path"
+            f"token file {path} is not text; put the bot token from @BotFather in it"
         ) from exc
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise WatcherError(
-            f"token file {path} can be read by other users (mode {stat.S_IMODE(mode):04o}); "
-            f"run `chmod 600 {path}` and start again"
-        )
-    token = path.read_text(encoding="utf-8").strip()
     if not token:
         raise WatcherError(f"token file {path} is empty; put the bot token from @BotFather in it")
     register_secret(token)

@@ -21,7 +21,6 @@ import fcntl
 import json
 import os
 import re
-import secrets as _random
 import sys
 import zoneinfo
 from collections.abc import AsyncIterator
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from watcher.errors import WatcherError
+from watcher.privatefile import read_private, write_private
 from watcher.secrets import register_secret
 from watcher.timeutil import to_iso, utc_now
 
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from playwright.async_api import BrowserContext
 
 FILE_FORMAT = "watcher-session/1"
+# How a session file is named in messages, and what a copy of it would give away.
+_WHAT = "session file"
+_WHY = "its cookies log in as the account"
 DEFAULT_LOCALE = "en-US"
 DEFAULT_TIMEZONE = "Asia/Phnom_Penh"
 # The same window as anonymous captures, so screenshots of both look alike.
@@ -191,7 +194,7 @@ class SessionStore:
                 f"there is no session named {name!r} in {self.folder} (known: {known}). "
                 + _LOGIN_HELP
             )
-        session = _session_from_json(_read_private(path), path)
+        session = _session_from_json(read_private(path, _WHAT, _WHY), path)
         _register_secrets(session.storage_state)
         return session
 
@@ -212,7 +215,7 @@ class SessionStore:
         _register_secrets(session.storage_state)
         self._ensure_folder()
         data = json.dumps(session.to_json(), ensure_ascii=False, indent=1).encode("utf-8")
-        _write_private(path, data)
+        write_private(path, data, _WHAT)
         return path
 
     def update_state(self, name: str, state: dict[str, Any]) -> Session:
@@ -497,41 +500,6 @@ def _cookie(
 
 
 # -- session files ------------------------------------------------------------------------------
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically; the file is 0600 from its first byte."""
-    tmp = path.with_name(f".{path.name}.{_random.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # the umask could have narrowed it further (e.g. 0400)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _read_private(path: Path) -> bytes:
-    """The bytes of a session file, refused when others could read it or it is a symlink."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as exc:
-        raise WatcherError(
-            f"cannot open session file {path} ({exc.strerror}); it must be a regular file"
-        ) from exc
-    with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(handle.fileno()).st_mode
-        if os.name != "nt" and mode & 0o077:
-            raise WatcherError(
-                f"session file {path} can be read by other users (mode {mode & 0o777:o}); "
-                f"its cookies log in as the account. Run `chmod 600 {path}` and try again."
-            )
-        return handle.read()
-
-
 def _session_from_json(raw: bytes, path: Path) -> Session:
     damaged = (
         f"session file {path} is damaged ({{}}). Recreate it with `watcher session import` "

@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
-import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -28,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from watcher.errors import WatcherError
+from watcher.privatefile import read_private, write_private
 
 
 class SigningKey:
@@ -68,7 +67,7 @@ class SigningKey:
 
     @classmethod
     def _load(cls, path: Path) -> SigningKey:
-        private = _read_private_key(path, "custody signing key")
+        private = _read_private_key(path, "the custody signing key")
         if not isinstance(private, Ed25519PrivateKey):
             raise WatcherError(
                 f"{path} holds a key that is not Ed25519; watcher signs with Ed25519"
@@ -76,7 +75,7 @@ class SigningKey:
         return cls(private)
 
     def _save(self, path: Path) -> None:
-        _write_private_key(path, self._private, "custody signing key")
+        _write_private_key(path, self._private, "the custody signing key")
 
     def sign(self, data: bytes) -> str:
         """The Ed25519 signature of ``data``, base64-encoded."""
@@ -127,7 +126,7 @@ class WaczSigningKey:
     def load_or_create(cls, path: Path) -> tuple[WaczSigningKey, bool]:
         """The key in ``path``, created (0600) when missing; and whether it was just created."""
         if path.exists():
-            private = _read_private_key(path, "web archive signing key")
+            private = _read_private_key(path, "the web archive signing key")
             if not (
                 isinstance(private, ec.EllipticCurvePrivateKey)
                 and private.curve.name == cls.CURVE.name
@@ -138,7 +137,7 @@ class WaczSigningKey:
                 )
             return cls(private), False
         key = cls.generate()
-        _write_private_key(path, key._private, "web archive signing key")
+        _write_private_key(path, key._private, "the web archive signing key")
         return key, True
 
     def signed_data(self, digest: str, created: str, software: str) -> dict[str, str]:
@@ -211,16 +210,14 @@ def _read_private_key(path: Path, what: str) -> object:
     Like ssh: a key that group or others can read may already have been copied, and
     signatures made with it prove nothing.
     """
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise WatcherError(
-                f"the {what} {path} can be read by other users "
-                f"(mode {mode:o}); run `chmod 600 {path}` and check nobody copied it"
-            )
-        data = path.read_bytes()
-    except OSError as exc:
-        raise WatcherError(f"cannot read the {what} {path}: {exc}") from exc
+    # A link is followed: the keys folder may point at a safer volume.
+    data = read_private(
+        path,
+        what,
+        "signatures made with a copy of it prove nothing",
+        "check nobody copied it",
+        follow_links=True,
+    )
     try:
         return serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
@@ -238,17 +235,13 @@ def _write_private_key(path: Path, private: object, what: str) -> None:
     )
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # O_EXCL: never overwrite a key another process has just created; the mode is set
-        # at creation so the key is never readable by others, not even for a moment.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-            handle.flush()
-            os.fsync(handle.fileno())
     except OSError as exc:
         raise WatcherError(
-            f"cannot write the {what} {path}: {exc.strerror or exc}; check the folder is writable"
+            f"cannot make the folder {path.parent} for the {what} ({exc.strerror}); "
+            "check the data folder is writable"
         ) from exc
+    # overwrite=False: never replace a key another process has just created.
+    write_private(path, pem, what, overwrite=False)
 
 
 def key_id_of(public_pem: str) -> str:

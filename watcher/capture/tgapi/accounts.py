@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from watcher.capture.sessions import _read_private, _write_private, check_name
+from watcher.capture.sessions import check_name
 from watcher.capture.tgapi.records import AccountStopped, FloodWait, TelegramApiError
 from watcher.errors import WatcherError
+from watcher.privatefile import read_private, write_private
 from watcher.secrets import register_secret
 from watcher.timeutil import format_duration, to_iso, utc_now
 
@@ -34,6 +35,11 @@ SESSION_FORMAT = "watcher-telegram-session/1"
 API_ID_ENV = "WATCHER_TELEGRAM_API_ID"
 API_HASH_ENV = "WATCHER_TELEGRAM_API_HASH"
 API_FILE = "telegram-api.json"  # in data/keys/, mode 0600
+# How the two secret files are named in messages, and what a copy of each would give away.
+_API_WHAT = "Telegram API credentials file"
+_API_WHY = "they let anyone use the team's Telegram application"
+_SESSION_WHAT = "Telegram account session file"
+_SESSION_WHY = "it logs in as the account"
 # Requests one account may make per minute, across all its targets. Telegram does not
 # publish its limits; a person scrolling a few chats makes about this many.
 REQUESTS_PER_MINUTE = float(os.environ.get("WATCHER_TELEGRAM_REQUESTS_PER_MINUTE", "20"))
@@ -64,7 +70,7 @@ def load_credentials(data_dir: Path, environ: dict[str, str] | None = None) -> A
         raw_id, api_hash, where = env.get(API_ID_ENV, ""), env.get(API_HASH_ENV, ""), "environment"
     elif path.exists():
         try:
-            data = json.loads(_read_private(path))
+            data = json.loads(read_private(path, _API_WHAT, _API_WHY))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise WatcherError(f"{path} is not valid JSON ({exc}). {fix}") from exc
         if not isinstance(data, dict):
@@ -120,7 +126,7 @@ class TelegramSessions:
                 f"Log the account in with `watcher session telegram {name}`"
             )
         try:
-            data = json.loads(_read_private(path))
+            data = json.loads(read_private(path, _SESSION_WHAT, _SESSION_WHY))
             session = TelegramSession(
                 data["name"],
                 data["session"],
@@ -151,7 +157,7 @@ class TelegramSessions:
             "updated_at": session.updated_at,
             "session": session.session_string,
         }
-        _write_private(path, json.dumps(data, indent=1).encode("utf-8"))
+        write_private(path, json.dumps(data, indent=1).encode("utf-8"), _SESSION_WHAT)
         return path
 
     def stamp(self, name: str) -> float:
