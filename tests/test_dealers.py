@@ -295,6 +295,65 @@ async def test_the_dossier_bundle_verifies_and_leads_with_graph_and_timeline(
     assert custody.returncode == 0 and "photo" in custody.stdout
 
 
+async def test_the_dossier_shows_keywords_read_in_a_photo_with_its_hash_and_post(
+    site, make_app, tmp_path
+):
+    # Keywords read in a photo live on its photo_text event, not in keyword_matches: the
+    # keyword section showed text hits only, so a dealer who wrote "ngà voi" on the photo
+    # alone had an empty one.
+    import zipfile
+
+    from selectolax.lexbor import LexborHTMLParser
+
+    from tests.conftest import channel_target
+    from watcher.detect.ocr import OcrStatus, PhotoText, TextBox
+    from watcher.evidence.bundle import Selection, export_bundle
+    from watcher.evidence.dossier import dealer_targets
+    from watcher.pipeline import run_capture
+    from watcher.steps.photo_text import record_reading
+
+    for feed in ("ivory-kh", "ivory-kh2"):
+        site.channel(feed)
+        site.add_post(feed, "Bangles, call +855 12 345 678")  # the tie: one phone
+    app = make_app(
+        channel_target("ivory-kh", f"{site.base_url}/s/ivory-kh"),
+        channel_target("ivory-kh2", f"{site.base_url}/s/ivory-kh2"),
+    )
+    for target in app.watchlist.targets:
+        await run_capture(app, target)  # baselines
+    site.add_photo("bracelet", 43)
+    site.add_post("ivory-kh2", "New stock, ask me", images=["bracelet"])
+    await run_capture(app, app.watchlist.target("ivory-kh2"))
+    (post_id, sha), *others = app.store.db.execute(
+        "SELECT p.post_id, pi.sha256 FROM post_images pi JOIN post_versions v"
+        " ON v.id = pi.version_id JOIN posts p ON p.id = v.post_row WHERE v.text LIKE 'New%'"
+    ).fetchall()
+    assert others == []
+    # What the OCR engine would have read, through the reader's own recording path.
+    box = ((10, 10), (300, 10), (300, 50), (10, 50))
+    read = PhotoText(OcrStatus.OK, (TextBox("NGÀ VOI thật 100%", 0.93, box),), "", 640, 480)
+    (event,) = record_reading(app, sha, read)
+    assert [h.term for h in event.payload.keywords] == ["ngà voi"]
+
+    (dealer,) = dealers(app.store)
+    selection = Selection(dealer=dealer.name, targets=tuple(dealer_targets(dealer)))
+    (bundle,) = export_bundle(app, selection, tmp_path / "bundles")
+    with zipfile.ZipFile(bundle) as opened:
+        report = opened.read("index.html").decode()
+        names = set(opened.namelist())
+    tree = LexborHTMLParser(report)
+    (found,) = tree.css(".finding.keyword.in-photo")
+    words = " ".join(found.text().split())
+    assert f"ivory-kh2 / {post_id}" in words and f"in the photo {sha[:12]}" in words
+    assert [m.text() for m in found.css("mark")] == ["NGÀ VOI"]
+    anchor = found.css_first("a[href^='#post-']").attributes["href"][1:]
+    assert tree.css_first(f"section.post[id='{anchor}']") is not None  # links to its post
+    (img,) = found.css("img")
+    assert img.attributes["src"] in names and sha in img.attributes["src"]
+    assert "KEYWORDS IN PHOTO" in tree.css_first(f"section.post[id='{anchor}']").text()
+    assert "<b>1</b>posts with keywords (1 hits)" in report
+
+
 # -- the bot ------------------------------------------------------------------------------------
 async def test_bot_dealer_obeys_access_and_alerts_offer_the_dealer(site, make_app, fake_telegram):
     from tests.conftest import channel_target

@@ -16,7 +16,13 @@ from typing import Any
 
 from watcher.alert.textdiff import word_diff
 from watcher.evidence.timeline import activity_svg
-from watcher.store.findings import Findings, KeywordHit, ReportPost, ReportVersion
+from watcher.store.findings import (
+    Findings,
+    KeywordHit,
+    PhotoKeywords,
+    ReportPost,
+    ReportVersion,
+)
 from watcher.timeutil import human_time
 
 CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
@@ -44,6 +50,8 @@ code,.hash{font-family:"DejaVu Sans Mono",monospace;font-size:.8em;overflow-wrap
 .finding.deleted{border-color:var(--red)} .finding.restored{border-color:var(--green)}
 .finding.edited{border-color:#c77700} .finding.keyword{border-color:#6a1b9a}
 .finding.photo,.finding.contact{border-color:var(--blue)}
+.read{display:grid;grid-template-columns:10em 1fr;gap:.8em;align-items:start}
+.read img{max-width:100%;max-height:10em;border:1px solid var(--line)}
 .text{white-space:pre-wrap;margin:.4em 0;padding:.4em .6em;background:#fafafa;
  border:1px solid #eee;border-radius:4px}
 del{background:#fde0dc;color:var(--red)} ins{background:#d8f3dc;text-decoration:underline}
@@ -155,8 +163,12 @@ def counts(data: ReportInput) -> Counts:
         restored=sum("restored" in c for c in changes),
         edited=sum(len(p.versions) > 1 for p in posts),
         photos=len({s for p in posts for v in p.versions for s in v.image_shas if s}),
-        keyword_posts=sum(any(v.keywords for v in p.versions) for p in posts),
-        keyword_hits=sum(len(v.keywords) for p in posts for v in p.versions),
+        keyword_posts=len(
+            {p.key for p in posts if any(v.keywords for v in p.versions)}
+            | {k.post for k in data.findings.photo_keywords}
+        ),
+        keyword_hits=sum(len(v.keywords) for p in posts for v in p.versions)
+        + sum(len(k.keywords) for k in data.findings.photo_keywords),
         photos_elsewhere=len(
             {m.later_sha for m in data.findings.photos_seen_before if m.other_account}
         ),
@@ -293,8 +305,9 @@ class _Page:
         edits = [(p, v) for p in posts for v in p.versions[1:]]
         out += [self._edit(p, v) for p, v in edits] or [_none("No post was edited.")]
         out.append("<h3 id=keywords>Keywords found</h3>")
-        hits = [(p, v) for p in posts for v in p.versions if v.keywords]
-        out += [self._keywords(p, v) for p, v in hits] or [_none("No keyword was found.")]
+        hits = [self._keywords(p, v) for p in posts for v in p.versions if v.keywords]
+        hits += [self._photo_keywords(k) for k in self.data.findings.photo_keywords]
+        out += hits or [_none("No keyword was found.")]
         out.append("<h3 id=photos>Photos seen on other posts</h3>")
         out += [self._photo(m) for m in self.data.findings.photos_seen_before] or [
             _none("No photo was seen on another post.")
@@ -359,6 +372,18 @@ class _Page:
             f"<div class='finding keyword'><b>{self._link(post)}</b>{which}: "
             f"{_e(terms)} <span class=meta>— lexicon groups: {_e(', '.join(groups))}</span>"
             f"<div class=text>{_highlight(version.text, version.keywords)}</div></div>"
+        )
+
+    def _photo_keywords(self, found: PhotoKeywords) -> str:
+        groups = sorted({h.group for h in found.keywords})
+        terms = ", ".join(dict.fromkeys(h.text for h in found.keywords))
+        return (
+            f"<div class='finding keyword in-photo'><b>{self._link_key(found.post)}</b>: "
+            f"{_e(terms)} <b>in the photo</b> <span class=hash>{_e(found.image_sha256[:12])}"
+            f"</span> <span class=meta>— lexicon groups: {_e(', '.join(groups))}; read "
+            f"{_t(found.read_at)} (event #{found.event_id})</span>"
+            f"<div class=read>{self._img(found.image_sha256)}<div class=text>"
+            f"{_highlight(found.text, found.keywords)}</div></div></div>"
         )
 
     def _photo(self, match) -> str:
@@ -429,6 +454,8 @@ class _Page:
             badges += f"<span class='badge edited'>EDITED ({len(post.versions)} versions)</span>"
         if any(v.keywords for v in post.versions):
             badges += "<span class='badge keyword'>KEYWORDS</span>"
+        if any(k.post == post.key for k in self.data.findings.photo_keywords):
+            badges += "<span class='badge keyword'>KEYWORDS IN PHOTO</span>"
         if any(post.key in (m.first, m.later) for m in self.data.findings.photos_seen_before):
             badges += "<span class='badge photo'>PHOTO SEEN ELSEWHERE</span>"
         meta = [

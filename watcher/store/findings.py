@@ -1,6 +1,7 @@
 """What the bundle's report tells a prosecutor, read from the database: each post with every
-version, every time a capture saw it, every deletion and return, its keyword matches; the
-photos also seen elsewhere; the contacts shared with other accounts.
+version, every time a capture saw it, every deletion and return, its keyword matches (in its
+text, and read in its photos); the photos also seen elsewhere; the contacts shared with other
+accounts.
 
 SQL reads only. Functions take a :class:`Store` first; ``translated`` turns SQLite errors
 into ``StoreError`` as for the Store's own methods.
@@ -12,7 +13,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from watcher.kinds import ImageSeenBefore, KeywordHit
+from watcher.kinds import ImageSeenBefore, KeywordHit, PhotoTextFound
 from watcher.store.db import VERSION_FIELDS, Store, VisibilityChange, from_row, translated
 from watcher.store.links import ContactLink, shared_contacts
 
@@ -103,6 +104,19 @@ class PhotoSeenBefore:
 
 
 @dataclass(frozen=True, slots=True)
+class PhotoKeywords:
+    """Keywords read in a photo of a post (its ``photo_text`` event): the hits' offsets are
+    in ``text``, what was read in the photo, not in the post's text."""
+
+    post: tuple[str, str]  # (target, post_id)
+    image_sha256: str
+    text: str
+    keywords: tuple[KeywordHit, ...]
+    read_at: str
+    event_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class ImageFacts:
     """What the archive recorded about one image file."""
 
@@ -121,6 +135,7 @@ class Findings:
 
     posts: list[ReportPost] = field(default_factory=list)
     photos_seen_before: list[PhotoSeenBefore] = field(default_factory=list)
+    photo_keywords: list[PhotoKeywords] = field(default_factory=list)
     contacts: list[ContactLink] = field(default_factory=list)
     images: dict[str, ImageFacts] = field(default_factory=dict)
     posts_per_capture: dict[int, int] = field(default_factory=dict)
@@ -161,6 +176,7 @@ def report_findings(store: Store, capture_ids: list[int]) -> Findings:
     ]
     keys = {p.key for p in found.posts}
     found.photos_seen_before = _photos_seen_before(store, keys)
+    found.photo_keywords = _photo_keywords(store, keys)
     found.contacts = [
         link
         for link in shared_contacts(store)
@@ -256,6 +272,38 @@ def _photos_seen_before(store: Store, keys: set[tuple[str, str]]) -> list[PhotoS
                 distance=int(repost.distance or 0),
             )
         )
+    return found
+
+
+def _photo_keywords(store: Store, keys: set[tuple[str, str]]) -> list[PhotoKeywords]:
+    """Keywords read in the photos of the posts in ``keys``.
+
+    They live on ``photo_text`` events, not in ``keyword_matches``, whose offsets point into
+    post text; a photo read on a baseline post has no event, as its text's keywords alert
+    nothing either.
+    """
+    found = []
+    targets = sorted({target for target, _ in keys})
+    for chunk in _chunks(targets):
+        for event_id, target, post_id, details_json, created_at in store.db.execute(
+            "SELECT id, target, post_id, details, created_at FROM events"
+            f" WHERE kind = 'photo_text' AND target IN ({_marks(chunk)}) ORDER BY id",
+            chunk,
+        ).fetchall():
+            key = (target, str(post_id))
+            reading = PhotoTextFound.from_json(json.loads(details_json or "{}"))
+            if key not in keys or not reading.keywords:
+                continue
+            found.append(
+                PhotoKeywords(
+                    post=key,
+                    image_sha256=reading.image_sha256,
+                    text=reading.text,
+                    keywords=reading.keywords,
+                    read_at=created_at,
+                    event_id=event_id,
+                )
+            )
     return found
 
 
