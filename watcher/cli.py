@@ -15,13 +15,23 @@ from typing import Any
 
 from watcher import __version__
 from watcher.alert.console import format_summary
-from watcher.app import App, resolve_data_dir
+from watcher.app import App
 from watcher.capture.pool import configured_endpoints
 from watcher.capture.pool import read_state as read_browser_state
-from watcher.commands import dealers, detect, key, ocr, probe, session
+from watcher.commands import (
+    data_dir_of,
+    dealers,
+    detect,
+    key,
+    ocr,
+    open_archive,
+    probe,
+    run_with_app,
+    session,
+)
 from watcher.errors import WatcherError, WatchlistError
 from watcher.kinds import CaptureFailed
-from watcher.models import CaptureStatus, CaptureSummary, Event, EventKind
+from watcher.models import CaptureStatus, Event, EventKind
 from watcher.pipeline import run_capture
 from watcher.scheduler import read_schedule_file
 from watcher.steps.record import STORE_BUG
@@ -270,7 +280,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     """``watcher check``: capture the named targets once and report what changed."""
     watchlist = load_watchlist(args.watchlist)
     targets = watchlist.select(args.names)
-    summaries = asyncio.run(_check(watchlist, _data_dir(args), targets, args.full))
+    summaries = run_with_app(
+        args,
+        lambda app: asyncio.gather(*(run_capture(app, t, args.full) for t in targets)),
+        watchlist=watchlist,
+    )
     for summary in summaries:
         if args.json:
             for event in summary.events:
@@ -280,18 +294,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(s.status == CaptureStatus.OK for s in summaries) else 2
 
 
-async def _check(watchlist: Watchlist, data_dir: Path, targets, full: bool) -> list[CaptureSummary]:
-    app = App.open(watchlist, data_dir)
-    try:
-        return list(await asyncio.gather(*(run_capture(app, t, full) for t in targets)))
-    finally:
-        await app.close()
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     """``watcher status``: one line per target."""
     watchlist = load_watchlist(args.watchlist)
-    data_dir = _data_dir(args)
+    data_dir = data_dir_of(args)
     store = Store(data_dir / "watcher.db")
     # Written by a running `watcher run`; absent when no daemon is running.
     schedule = read_schedule_file(data_dir)
@@ -401,12 +407,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from watcher.malloc import keep_big_buffers_out_of_the_heap
 
     keep_big_buffers_out_of_the_heap()
-    return asyncio.run(run_daemon(Path(args.watchlist), _data_dir(args), quiet=args.quiet))
+    return asyncio.run(run_daemon(Path(args.watchlist), data_dir_of(args), quiet=args.quiet))
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     """``watcher alerts``: the most recent events, oldest first, with their delivery per chat."""
-    store = Store(_data_dir(args) / "watcher.db")
+    store = Store(data_dir_of(args) / "watcher.db")
     try:
         events = _recent_events(store, args.limit) if args.limit else []
         if not events:
@@ -478,10 +484,6 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
-    return resolve_data_dir(Path(args.watchlist), args.data)
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     """``watcher export``: write a signed evidence bundle and log the export in custody."""
     from watcher.evidence.bundle import Selection, export_bundle
@@ -506,15 +508,16 @@ def cmd_export(args: argparse.Namespace) -> int:
             "say what to export: --target NAME, --tag TAG, --post POST_ID, --capture NUMBER "
             "and/or --since/--until TIME; or --all for every capture in the archive"
         )
-    watchlist = load_watchlist(args.watchlist)
-    app = App.open(watchlist, _data_dir(args))
-    try:
+
+    async def export(app: App) -> tuple[list[Path], str]:
+        # In the loop but not async: the export reads SQLite, whose connection is this thread's.
         paths = export_bundle(app, selection, Path(args.out), max_bytes=args.max_mb * 1_000_000)
-    finally:
-        asyncio.run(app.close())
+        return paths, app.custody.key.key_id
+
+    paths, key_id = run_with_app(args, export)
     for path in paths:
         print(f"{path} ({path.stat().st_size // 1024} KiB)")
-    print(f"signed with custody key {app.custody.key.key_id}; check with `watcher verify`")
+    print(f"signed with custody key {key_id}; check with `watcher verify`")
     return 0
 
 
@@ -524,15 +527,11 @@ def _dealer_selection(args: argparse.Namespace, selection: Any) -> Any:
     from dataclasses import replace
 
     from watcher.commands.dealers import rules_from
-    from watcher.commands.detect import _open_store
     from watcher.evidence.dossier import dealer_targets
     from watcher.store.dealers import find_dealer
 
-    store = _open_store(args)
-    try:
+    with open_archive(args) as store:
         dealer = find_dealer(store, args.dealer, rules_from(args))
-    finally:
-        store.close()
     return replace(selection, dealer=dealer.name, targets=tuple(dealer_targets(dealer)))
 
 

@@ -16,7 +16,7 @@ import contextlib
 import getpass
 from pathlib import Path
 
-from watcher.commands.detect import _open_store
+from watcher.commands import open_archive
 from watcher.detect.dealers import Dealer, Rules, SharedKey, Tie, shown
 from watcher.errors import WatcherError
 from watcher.store.dealers import (
@@ -77,15 +77,12 @@ def rules_from(args: argparse.Namespace) -> Rules:
 
 def cmd_dealers(args: argparse.Namespace) -> int:
     """``watcher dealers``: every dealer with its accounts and strongest ties."""
-    store = _open_store(args)
-    try:
+    with open_archive(args) as store:
         found = dealers(store, rules_from(args))
         now = utc_now()
         lines = []
         for dealer in found:
             lines += dealer_lines(dealer, {a: gone(store, a, now) for a in dealer.accounts})
-    finally:
-        store.close()
     if not found:
         print("no dealers: no accounts are tied by a shared contact, photos or forwards")
         return 0
@@ -133,8 +130,7 @@ def _key_lines(key: SharedKey) -> list[str]:
 
 def cmd_dealer(args: argparse.Namespace) -> int:
     """``watcher dealer NAME``: one dealer with the evidence of every tie."""
-    store = _open_store(args)
-    try:
+    with open_archive(args) as store:
         rules = rules_from(args)
         dealer = find_dealer(store, args.name, rules)
         by = f"cli:{getpass.getuser()}"
@@ -151,8 +147,6 @@ def cmd_dealer(args: argparse.Namespace) -> int:
         now = utc_now()
         went = {a: gone(store, a, now) for a in dealer.accounts}
         names = [n for n in names_of(store, dealer.anchor) if n != dealer.name]
-    finally:
-        store.close()
     print("\n".join(dealer_lines(dealer, went, ties=0)))
     if names:
         print(f"  also called: {', '.join(names)}")

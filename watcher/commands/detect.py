@@ -12,7 +12,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from watcher.app import DB_NAME, resolve_data_dir
+from watcher.commands import open_archive
 from watcher.detect.images import SAME_PHOTO_DISTANCE, ImageDecodeError, perceptual_hashes
 from watcher.detect.known import KnownImage, load_known_images
 from watcher.errors import WatcherError
@@ -78,12 +78,9 @@ def cmd_similar(args: argparse.Namespace) -> int:
     if not 0 <= args.distance <= 64 or args.limit < 1:
         raise WatcherError("--distance must be 0-64 and --limit at least 1")
     references = _reference_photos(args)
-    store = _open_store(args)
-    try:
+    with open_archive(args) as store:
         index = load_image_index(store)
         found = where_seen(store, index, references or [], phash, args.limit, args.distance)
-    finally:
-        store.close()
     print(f"{path}: pHash {phash:016x}")
     if not found.archived:
         print(f"no archived image within distance {args.distance}")
@@ -128,14 +125,11 @@ def _reference_photos(args: argparse.Namespace) -> list[KnownImage] | None:
 
 def cmd_links(args: argparse.Namespace) -> int:
     """``watcher links [TARGET]``: linked accounts and the evidence for each link."""
-    store = _open_store(args)
-    try:
+    with open_archive(args) as store:
         if args.target:
             _check_target(args, store, args.target)
         photos = photo_links(store, args.target, None if args.all else MAX_EXAMPLES)
         contacts = shared_contacts(store, args.target)
-    finally:
-        store.close()
     scope = f" involving {args.target}" if args.target else ""
     if not photos and not contacts:
         print(f"no linked accounts{scope}")
@@ -180,15 +174,6 @@ def _check_target(args: argparse.Namespace, store: Store, name: str) -> None:
     if name not in known:
         names = ", ".join(sorted(set(known))) or "none yet"
         raise WatcherError(f"no target named {name}; known: {names}")
-
-
-def _open_store(args: argparse.Namespace) -> Store:
-    data_dir = resolve_data_dir(Path(args.watchlist), args.data)
-    if not (data_dir / DB_NAME).is_file():
-        raise WatcherError(
-            f"no archive in {data_dir} (no {DB_NAME}); give --data or run `watcher check` first"
-        )
-    return Store(data_dir / DB_NAME)
 
 
 COMMANDS = {"similar": cmd_similar, "links": cmd_links}

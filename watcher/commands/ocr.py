@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from pathlib import Path
 
 from watcher.alert.console import ConsoleSink
-from watcher.app import App, resolve_data_dir
+from watcher.app import App
+from watcher.commands import run_with_app
 from watcher.detect.ocr import OcrStatus
-from watcher.lock import DataFolderLock
 from watcher.steps.photo_text import PhotoReader
 from watcher.store.photo_text import count_unread
-from watcher.watchlist import load_watchlist
 
 
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -38,14 +36,7 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
 
 def cmd_ocr(args: argparse.Namespace) -> int:
     """``watcher ocr``: read unread photos, print a line per photo and its findings."""
-    watchlist = load_watchlist(args.watchlist)
-    data_dir = resolve_data_dir(Path(args.watchlist), args.data)
-    with DataFolderLock(data_dir):
-        app = App.open(watchlist, data_dir)
-        try:
-            return asyncio.run(_read_all(app, args.limit))
-        finally:
-            asyncio.run(app.close())
+    return run_with_app(args, lambda app: _read_all(app, args.limit), lock=True)
 
 
 async def _read_all(app: App, limit: int | None) -> int:
