@@ -18,7 +18,6 @@ Bounded for ``make test`` (a few hundred steps); ``make soak`` runs thousands.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import os
 import textwrap
@@ -28,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -36,16 +34,13 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 from tests.conftest import SHOP_SELECTORS, channel_target
-from watcher.app import App
-from watcher.capture.browser import Browser
+from tests.machines import MachineHarness, machine_settings
 from watcher.demo.site import DemoSite
 from watcher.models import CaptureStatus, EventKind
 from watcher.pipeline import run_capture
-from watcher.watchlist import load_watchlist
 
 PAGE = 4  # posts the first page shows; older ones are pushed off it
 WORDS = ("ivory bangle", "rhino horn cup", "pangolin scales", "tiger tooth", "白料 手镯", "ស្បែក")
@@ -119,28 +114,25 @@ RULES_RUN: Counter = Counter()  # rule -> times run, printed at the end (pytest 
 
 
 def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
-    """Run the state machine with its own loop and Chromium (hypothesis rules are sync)."""
-    loop = asyncio.new_event_loop()
-    browser = Browser(max_concurrent=1, allow_private_network=True)
-    loop.run_until_complete(browser.start())
-    site = DemoSite().start()
-    counter = iter(range(10**6))
+    """Run the state machine in the harness's loop and Chromium (hypothesis rules are sync)."""
+    with MachineHarness(tmp) as harness, DemoSite() as site:
+        harness.run_machine(_history_machine(harness, site), machine_settings(max_examples, steps))
+    print(f"history machine: {sum(RULES_RUN.values())} steps: {dict(RULES_RUN)}")
 
+
+def _history_machine(harness: MachineHarness, site: DemoSite) -> type[RuleBasedStateMachine]:
     class History(RuleBasedStateMachine):
         @initialize(seeded=st.integers(0, 7))
         def open(self, seeded: int) -> None:
-            self.path = f"/dealer{next(counter)}"
-            folder = tmp / self.path.strip("/")
-            folder.mkdir()
-            watchlist = folder / "watchlist.yaml"
-            watchlist.write_text(
+            name = harness.fresh_name("dealer")
+            self.path = f"/{name}"
+            self.app = harness.open_app(
+                name,
                 "targets:\n  - name: dealer\n    platform: generic\n"
                 f"    url: {site.base_url}{self.path}\n    every: 1m\n"
                 "    allow_private_network: true\n"
                 + textwrap.indent(textwrap.dedent(SHOP_SELECTORS), "    "),
-                encoding="utf-8",
             )
-            self.app = App.open(load_watchlist(watchlist), folder / "data", browser=browser)
             self.target = self.app.watchlist.targets[0]
             self.site: dict[int, SitePost] = {}
             self.next_number = 1
@@ -152,8 +144,7 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
             self._add_posts(WORDS[0], seeded)  # a page with a history already, often past one page
 
         def teardown(self) -> None:
-            if hasattr(self, "app"):
-                loop.run_until_complete(self.app.close())
+            harness.close_app(self)
 
         # -- what the dealer does ----------------------------------------------------------
         @rule(word=st.sampled_from(WORDS), count=st.sampled_from([1, 1, 1, 3]))
@@ -229,7 +220,7 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
                 site.route(self.path, _page(shown))
             self.mode = "normal"
             self.captures += 1
-            summary = loop.run_until_complete(run_capture(self.app, self.target, full=True))
+            summary = harness.run(run_capture(self.app, self.target, full=True))
             # A store error is our bug, never the site's: no history may cause one.
             assert summary.reason not in ("StoreError", "IntegrityError"), summary
             unique: list[SitePost] = []
@@ -365,20 +356,7 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
                     assert changes[0] == "deleted"
                     assert (changes[-1] == "deleted") == stored[post_id][0]
 
-    History.TestCase.settings = settings(
-        max_examples=max_examples,
-        stateful_step_count=steps,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-    )
-    try:
-        run_state_machine_as_test(History, settings=History.TestCase.settings)
-        print(f"history machine: {sum(RULES_RUN.values())} steps: {dict(RULES_RUN)}")
-    finally:
-        site.stop()
-        loop.run_until_complete(browser.close())
-        loop.close()
+    return History
 
 
 def test_random_histories_match_the_model(tmp_path: Path) -> None:

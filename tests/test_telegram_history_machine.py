@@ -19,30 +19,25 @@ again is restored; a changed text is an edit.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
 
 import watcher.steps.telegram_account as source
+from tests.machines import MachineHarness, machine_settings
 from tests.test_telegram_account import ScriptedTelegram, Sleeps, telegram_target
-from watcher.app import App
-from watcher.capture.browser import Browser
 from watcher.capture.tgapi.accounts import TelegramAccounts, TelegramSession
 from watcher.models import CaptureStatus
 from watcher.pipeline import run_capture
-from watcher.watchlist import load_watchlist
 
 WINDOW = 3
 WORDS = ("ivory bangle", "rhino horn", "pangolin scales", "白料 手镯")
@@ -51,22 +46,30 @@ SEEN: Counter[str] = Counter()  # events the captures raised, over the whole run
 
 
 def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
-    loop = asyncio.new_event_loop()
-    browser = Browser(max_concurrent=1, allow_private_network=True)
-    loop.run_until_complete(browser.start())
-    counter = iter(range(10**6))
     window, source.WINDOW = source.WINDOW, WINDOW
     os.environ.setdefault("WATCHER_TELEGRAM_API_ID", "123456")
     os.environ.setdefault("WATCHER_TELEGRAM_API_HASH", "0123456789abcdef")
+    chosen = machine_settings(
+        max_examples,
+        steps,
+        # The same histories every run in make test: a random run met no edit once in ~6
+        # (the coverage line below then failed with nothing wrong); `make soak` varies them.
+        derandomize=not os.environ.get("WATCHER_TG_HISTORY_RANDOM"),
+    )
+    try:
+        with MachineHarness(tmp) as harness:
+            harness.run_machine(_chat_machine(harness), chosen)
+        print(f"telegram history machine: {dict(SEEN)}")
+    finally:
+        source.WINDOW = window
 
+
+def _chat_machine(harness: MachineHarness) -> type[RuleBasedStateMachine]:
     class ChatHistory(RuleBasedStateMachine):
         @initialize(start=st.integers(0, 6))
         def open(self, start: int) -> None:
-            folder = tmp / f"chat{next(counter)}"
-            folder.mkdir()
-            path = folder / "watchlist.yaml"
-            path.write_text("targets:\n" + telegram_target(), encoding="utf-8")
-            self.app = App.open(load_watchlist(path), folder / "data", browser=browser)
+            name = harness.fresh_name("chat")
+            self.app = harness.open_app(name, "targets:\n" + telegram_target())
             self.chat = ScriptedTelegram()
             accounts = TelegramAccounts(
                 self.app.data_dir,
@@ -85,8 +88,7 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
             self.next_id = start + 1
 
         def teardown(self) -> None:
-            if hasattr(self, "app"):
-                loop.run_until_complete(self.app.close())
+            harness.close_app(self)
 
         # -- what the group does, then watcher looks ------------------------------------------
         # One step is a few changes and a capture: captures are the costly part, and every
@@ -133,9 +135,7 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
 
         def capture(self) -> None:
             expected = self._expect()
-            summary = loop.run_until_complete(
-                run_capture(self.app, self.app.watchlist.target("traders"))
-            )
+            summary = harness.run(run_capture(self.app, self.app.watchlist.target("traders")))
             assert summary.status == CaptureStatus.OK, (summary.reason, summary.events)
             self.captures += 1
             got = Counter(str(e.kind) for e in summary.events if str(e.kind) in KINDS)
@@ -183,23 +183,7 @@ def run_machine(tmp: Path, max_examples: int, steps: int) -> None:
             assert hidden == {str(i) for i in self.deleted}
             assert live == {str(i): t for i, t in self.stored.items() if i not in self.deleted}
 
-    ChatHistory.TestCase.settings = settings(
-        max_examples=max_examples,
-        stateful_step_count=steps,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-        # The same histories every run in make test: a random run met no edit once in ~6
-        # (the coverage line below then failed with nothing wrong); `make soak` varies them.
-        derandomize=not os.environ.get("WATCHER_TG_HISTORY_RANDOM"),
-    )
-    try:
-        run_state_machine_as_test(ChatHistory, settings=ChatHistory.TestCase.settings)
-        print(f"telegram history machine: {dict(SEEN)}")
-    finally:
-        source.WINDOW = window
-        loop.run_until_complete(browser.close())
-        loop.close()
+    return ChatHistory
 
 
 def test_random_chat_histories_match_the_model(tmp_path: Path) -> None:
