@@ -31,9 +31,9 @@ import numpy as np
 
 FORMAT = "watcher-png-strips/1"
 MAX_PIXELS = 100_000_000  # ~100 MP: a bigger screenshot is kept whole, as Chromium wrote it
-# Tuned on the bench page (1280 x 9858 px, one new post): when posts move, Chromium draws some
-# photo thumbnails a little differently (up to 17 levels; a new sub-pixel offset, it seems), so
-# ~2,000 rows differ besides the new post's; short strips keep the rest. New bytes for the
+# Tuned on the bench page (1280 x 9858 px, one new post): with other photos on the page,
+# Chromium draws some unchanged thumbnails a little differently (up to 17 levels), so ~1,550
+# rows differ besides the new post's; short strips keep the rest. New bytes for the
 # one-post case: 8/15/128 with cuts at card tops 2.14 MiB (475 strips); without those cuts
 # 2.18; 16/31/256 3.62 (181 strips); 4/7/64 1.97 (814 strips).
 MIN_ROWS = 8  # a hash cut only in a strip this tall (a card's top always cuts) ...
