@@ -6,7 +6,7 @@ then, in the same page, an empty block is put above everything (the posts shift 
 10 new photos are added after the posts, then before them. Each line counts the rows of the
 new screenshot found nowhere in the first one (the least lossless sharing can store).
 
-Run: .venv/bin/python benchmarks/screenshot_rows.py [--posts 20]
+Run: .venv/bin/python benchmarks/screenshot_rows.py [--posts 20] [--chromium-arg=--flag ...]
 """
 
 from __future__ import annotations
@@ -48,17 +48,18 @@ async def rows(page: Page) -> list[bytes]:
     return [hashlib.sha256(row.tobytes()).digest() for row in pixels]
 
 
-async def main(posts: int) -> None:
+async def main(posts: int, chromium_args: list[str]) -> None:
     with DemoSite() as site:
         fill_channel(site, "dealer", posts=posts, images=10, seed_base=42)
         for i in range(10):
             site.put_image(f"new-{i}", photo_bytes(777 + i))
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=find_chromium())
+            browser = await pw.chromium.launch(executable_path=find_chromium(), args=chromium_args)
             page = await browser.new_page(viewport={"width": 1280, "height": 900})
             await page.goto(f"{site.base_url}/s/dealer", wait_until="networkidle")
             first = set(await rows(page))
-            print(f"## Screenshot rows not in the first screenshot ({posts} posts x 10 photos)")
+            flags = f", Chromium {' '.join(chromium_args)}" if chromium_args else ""
+            print(f"## Screenshot rows not in the first one ({posts} posts x 10 photos{flags})")
             for height in (1, 100, 256, 482, 512):
                 await page.evaluate(PAD, height)
                 await page.wait_for_timeout(300)
@@ -77,4 +78,6 @@ async def main(posts: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=20)
-    asyncio.run(main(parser.parse_args().posts))
+    parser.add_argument("--chromium-arg", action="append", default=[], help="a browser switch")
+    args = parser.parse_args()
+    asyncio.run(main(args.posts, args.chromium_arg))
