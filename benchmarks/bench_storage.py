@@ -3,6 +3,7 @@ unchanged (a full capture, and a light check with ``full_every``), when one post
 when a post reposts already-seen photos (resized), each against the naive copy of every file
 and, in the same run, against web archives that copy every payload again (no revisit
 records: watcher before archives were deduplicated);
+in the same run against screenshots stored whole (Chromium's PNG, before strips);
 then the database after 100,000 posts (synthetic, inserted through the ``Store`` API) and the
 time of ``watcher status`` and ``/search`` at that size, against a naive ``LIKE`` scan of the
 same rows and the same commands on an empty database.
@@ -35,6 +36,8 @@ from watcher.capture.browser import Browser
 from watcher.demo.site import DemoSite
 from watcher.models import CapturedPost, Post
 from watcher.pipeline import run_capture
+from watcher.steps import keep
+from watcher.store import strips
 from watcher.store.db import CaptureRow, Store
 from watcher.store.search import search_posts
 from watcher.timeutil import utc_now
@@ -46,6 +49,42 @@ QUERIES = ("ivory bangle", "carving", "antique collection cheap", "zzznomatch")
 def disk_bytes(root: Path) -> int:
     """Bytes of every file under ``root`` (blobs and the SQLite files)."""
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def file_sizes(root: Path) -> dict[Path, tuple[int, int]]:
+    """Each file under ``root``: (its size, what the filesystem allocates for it)."""
+    out = {}
+    for p in root.rglob("*"):
+        if p.is_file():
+            info = p.stat()
+            out[p] = (info.st_size, info.st_blocks * 512)
+    return out
+
+
+@contextlib.contextmanager
+def whole_screenshots() -> Iterator[None]:
+    """Screenshots stored as before strips: Chromium's PNG, whole, every time it changes."""
+    stored = keep._stored_screenshots
+    keep._stored_screenshots = lambda *args: {}
+    try:
+        yield
+    finally:
+        keep._stored_screenshots = stored
+
+
+ENCODE_CPU: list[float] = []  # CPU-s of each re-encode (the keep worker thread's own)
+
+
+def _timed_encode(png: bytes, level: int = strips.LEVEL) -> strips.Encoded:
+    start = time.thread_time()
+    try:
+        return _encode(png, level)
+    finally:
+        ENCODE_CPU.append(time.thread_time() - start)
+
+
+_encode = keep.encode
+keep.encode = _timed_encode
 
 
 def resized(data: bytes, scale: float = 0.6) -> bytes:
@@ -81,12 +120,16 @@ async def per_capture_cases() -> None:
     """Disk growth of each case vs the sum of the capture's artifacts (naive copy), with
     deduplicated web archives, then the same cases with every payload copied again."""
     rows = await capture_cases(keep_mhtml=False)
+    with whole_screenshots():
+        whole = await capture_cases(keep_mhtml=False)
     with_mhtml = await capture_cases(keep_mhtml=True)
     with without_revisits():
         before = await capture_cases(keep_mhtml=True)
     print("## Storage per capture (page: 20 posts x 10 photos)")
-    print("now: revisit records, MHTML on the target's first capture only:")
+    print("now: screenshots as strips, revisit records, MHTML on the target's first capture only:")
     print_cases(rows)
+    print("same run, screenshots stored whole (Chromium's PNG, as before strips):")
+    print_cases(whole)
     print("same run, keep_mhtml: true (an MHTML on every changed capture, as before issue 21):")
     print_cases(with_mhtml)
     print("baseline, same run: web archives copying every payload, MHTML every time:")
@@ -95,12 +138,15 @@ async def per_capture_cases() -> None:
 
 def print_cases(rows: list) -> None:
     """One line per case: disk growth, naive copy, the WACZ and its MHTML part, events."""
-    for label, actual, naive, summary, wacz, shot in rows:
+    for label, actual, naive, summary, wacz, shot, cost in rows:
         archive = f"; WACZ {wacz[0] / 2**20:.2f} MiB (MHTML {wacz[1] / 2**20:.2f})" if wacz else ""
+        new_files, allocated, shot_disk, cpu = cost
         print(
-            f"- {label}: **{actual / 2**20:.2f} MiB** on disk (blobs + db + WAL); naive copy "
-            f"of every file {naive / 2**20:.2f} MiB{archive}; screenshot {shot / 2**20:.2f} "
-            f"MiB; events {len(summary.events)}"
+            f"- {label}: **{actual / 2**20:.2f} MiB** on disk (blobs + db + WAL; allocated "
+            f"{allocated / 2**20:.2f} MiB in {new_files} new files); naive copy "
+            f"of every file {naive / 2**20:.2f} MiB{archive}; screenshot PNG {shot / 2**20:.2f} "
+            f"MiB, of which new on disk **{shot_disk / 2**20:.2f} MiB**; re-encode "
+            f"{cpu:.2f} CPU-s; events {len(summary.events)}"
         )
 
 
@@ -118,13 +164,20 @@ async def capture_cases(keep_mhtml: bool) -> list:
 
         async def case(label: str, which: Target = target) -> None:
             before = disk_bytes(root / "data")
+            files = file_sizes(app.blobs.root)
+            ENCODE_CPU.clear()
             summary = await run_capture(app, which)
             artifacts = app.store.artifacts(summary.capture_id)
             naive = sum(a.size for a in artifacts)
             waczs = [wacz_parts(app.blobs.read(a.sha256)) for a in artifacts if a.kind == "wacz"]
             growth = disk_bytes(root / "data") - before
-            shot = sum(a.size for a in artifacts if a.kind == "screenshot")
-            rows.append((label, growth, naive, summary, waczs[0] if waczs else None, shot))
+            shots = [a for a in artifacts if a.kind == "screenshot"]
+            shot = sum(a.size for a in shots)
+            added = {p: v for p, v in file_sizes(app.blobs.root).items() if p not in files}
+            parts = screenshot_files(app, [a.sha256 for a in shots])
+            shot_disk = sum(v[0] for p, v in added.items() if p.name in parts)
+            cost = (len(added), sum(v[1] for v in added.values()), shot_disk, sum(ENCODE_CPU))
+            rows.append((label, growth, naive, summary, waczs[0] if waczs else None, shot, cost))
 
         await case("first capture (baseline, 200 photos)")
         await case("unchanged page")
@@ -138,6 +191,21 @@ async def capture_cases(keep_mhtml: bool) -> list:
         await app.close()
         await browser.close()
     return rows
+
+
+def screenshot_files(app: App, shas: list[str]) -> set[str]:
+    """File names in the blob store that make up these screenshots: the whole PNG, or a
+    composite's pointer, manifest and pieces."""
+    names = set()
+    for sha in shas:
+        names.add(sha)
+        pointer = app.blobs.path(sha).with_name(sha + ".composite")
+        if pointer.exists():
+            manifest = pointer.read_text().strip()
+            names |= {pointer.name, manifest}
+            pieces = json.loads(app.blobs.read(manifest))["pieces"]
+            names |= {p["sha256"] for p in pieces}
+    return names
 
 
 def photo_of(site: DemoSite, index: int) -> bytes:

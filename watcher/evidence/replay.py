@@ -66,7 +66,7 @@ class ArchivedPayloads:
 
     def __call__(self, sha256: str) -> Payload:
         stored = stored_payloads(self.store, [sha256]).get(sha256)
-        if self.blobs.path(sha256).exists():
+        if self.blobs.has(sha256):
             data = self.blobs.read(sha256)
         elif stored is not None and stored.wacz_sha256:
             data = self._from_warc(stored)

@@ -2,6 +2,11 @@
 
 Blobs are written to a temporary name, fsynced and renamed, so a crash leaves either the whole
 file or nothing. Existing blobs are never rewritten: evidence is append-only.
+
+A screenshot re-encoded as strips (:mod:`watcher.store.strips`) is a *composite*: its pieces
+and its manifest are blobs, and ``<sha256>.composite`` beside where the PNG would be names the
+manifest. :meth:`BlobStore.read` assembles it and checks it hashes to its name, so every
+reader (export, report, alerts) gets the whole PNG as if it were one file.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import secrets
 from pathlib import Path
 
 from watcher.errors import StoreError
+from watcher.store.strips import Encoded, StripsError, assemble, read_manifest
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -114,11 +120,73 @@ class BlobStore:
         return final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
 
     def read(self, sha256: str) -> bytes:
-        """The blob's bytes."""
+        """The blob's bytes (a composite's assembled PNG, checked against ``sha256``)."""
+        path = self.path(sha256)
         try:
-            return self.path(sha256).read_bytes()
+            return path.read_bytes()
+        except FileNotFoundError as exc:
+            if self._pointer(sha256).exists():
+                return self._assemble(sha256)
+            raise StoreError(f"evidence file {sha256} is missing or unreadable: {exc}") from exc
         except OSError as exc:
             raise StoreError(f"evidence file {sha256} is missing or unreadable: {exc}") from exc
+
+    def has(self, sha256: str) -> bool:
+        """Whether the store holds this blob (a file of its own or a composite)."""
+        return self.path(sha256).exists() or self._pointer(sha256).exists()
+
+    def put_composite(self, encoded: Encoded) -> str:
+        """Store a screenshot re-encoded as strips: each piece and the manifest as blobs (a
+        strip unchanged since an earlier capture is already there), then the pointer under the
+        PNG's own hash, made durable after them. Returns the PNG's SHA-256."""
+        if self.has(encoded.sha256):
+            return encoded.sha256
+        manifest = self.put_many([p.data for p in encoded.pieces] + [encoded.manifest])[-1]
+        pointer = self._pointer(encoded.sha256)
+        tmp = self._temp_name(pointer)
+        try:
+            pointer.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(manifest + "\n", encoding="ascii")
+            _make_durable(self.root, [tmp])
+            os.replace(tmp, pointer)
+            _make_durable(self.root, [pointer.parent])
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(_write_failure(self.root, pointer, exc)) from exc
+        return encoded.sha256
+
+    def _pointer(self, sha256: str) -> Path:
+        path = self.path(sha256)
+        return path.with_name(path.name + ".composite")
+
+    def _assemble(self, sha256: str) -> bytes:
+        """A composite's PNG from its manifest and pieces; each piece, and the whole, checked
+        against its hash, so a piece swapped on disk is named rather than shown."""
+        what = f"the screenshot {sha256} (kept as strips)"
+        restore = "restore data/blobs from the backup"
+        try:
+            manifest_sha = self._pointer(sha256).read_text(encoding="ascii").strip()
+            manifest = self._plain(manifest_sha, what)
+            head, refs = read_manifest(manifest)
+            pieces = [self._plain(ref.sha256, what) for ref in refs]
+            png = assemble(head, pieces, refs)
+        except (OSError, UnicodeDecodeError, StripsError) as exc:
+            raise StoreError(f"{what} cannot be assembled: {exc}; {restore}") from exc
+        if sha256_hex(png) != sha256:
+            raise StoreError(
+                f"{what} no longer matches its SHA-256: its manifest was altered; {restore}"
+            )
+        return png
+
+    def _plain(self, sha256: str, what: str) -> bytes:
+        """A piece or manifest of a composite, checked against its name."""
+        data = self.path(sha256).read_bytes()
+        if sha256_hex(data) != sha256:
+            raise StoreError(
+                f"{what} is damaged: its strip {sha256} no longer matches its SHA-256; "
+                "restore data/blobs from the backup"
+            )
+        return data
 
     def verify(self, sha256: str) -> bool:
         """True when the stored bytes still hash to their name."""

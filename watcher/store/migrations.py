@@ -479,3 +479,21 @@ def m015_check_mode(db: Database) -> None:
         {"target": str, "mode": str, "reason": str, "decided_at": str, "capture_id": int},
         pk="target",
     )
+
+
+@MIGRATIONS()
+def m016_screenshot_encodings(db: Database) -> None:
+    """Screenshots re-encoded as strips (``watcher.store.strips``), by the SHA-256 of the PNG
+    Chromium wrote: an unchanged page gives the same PNG, and its stored re-encoding is used
+    again instead of decoding and compressing ~50 MB of pixels once more."""
+    db["screenshot_encodings"].create(
+        {
+            "original_sha256": str,
+            "sha256": str,  # of the PNG the blob store holds (a composite)
+            "size": int,
+            "pixels_sha256": str,
+            "encoder": str,
+            "stored_at": str,
+        },
+        pk="original_sha256",
+    )
