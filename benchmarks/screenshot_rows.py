@@ -5,6 +5,9 @@ One page of the fixture site (``--posts`` posts x 10 photos) is loaded once and 
 then, in the same page, an empty block is put above everything (the posts shift down), and
 10 new photos are added after the posts, then before them. Each line counts the rows of the
 new screenshot found nowhere in the first one (the least lossless sharing can store).
+A shift by a fraction of a pixel (a new post whose height is not a whole number of pixels,
+as text line heights often are) is what makes Chromium draw the photos below differently:
+text is snapped to whole pixels, photos are resampled at their sub-pixel position.
 
 Run: .venv/bin/python benchmarks/screenshot_rows.py [--posts 20] [--chromium-arg=--flag ...]
 """
@@ -60,7 +63,7 @@ async def main(posts: int, chromium_args: list[str]) -> None:
             first = set(await rows(page))
             flags = f", Chromium {' '.join(chromium_args)}" if chromium_args else ""
             print(f"## Screenshot rows not in the first one ({posts} posts x 10 photos{flags})")
-            for height in (1, 100, 256, 482, 512):
+            for height in (1, 100, 256, 482, 512, 100.5, 100.25, 99.9):
                 await page.evaluate(PAD, height)
                 await page.wait_for_timeout(300)
                 shot = await rows(page)
