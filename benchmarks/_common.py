@@ -85,9 +85,22 @@ def add_fresh_post(site: DemoSite, name: str, text: str, images: int, seed: int)
 
 @dataclass(frozen=True, slots=True)
 class RemoteSite:
-    """A fixture site served by another process: only its address is known here."""
+    """A fixture site served by another process: its address, and its pid for its CPU."""
 
     base_url: str
+    pid: int = 0
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the site's process has used so far; 0 if unknown.
+
+        Reported beside, never within, the watcher's figures: a real site's cost is its
+        host's, not ours."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        # utime and stime are the 14th and 15th fields; after "pid (comm)" they are 12th, 13th.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -109,7 +122,7 @@ def site_in_own_process(argv: list[str]) -> Iterator[RemoteSite]:
         raise RuntimeError(f"the fixture site did not start ({argv})")
     pid, url = int(line[0]), line[1]
     try:
-        yield RemoteSite(url)
+        yield RemoteSite(url, pid)
     finally:
         os.kill(pid, signal.SIGTERM)
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -208,3 +211,99 @@ def test_put_many_on_a_full_disk_leaves_nothing_half_written(
 
     monkeypatch.undo()
     assert store.put_many(batch) == [sha256_hex(b) for b in batch]
+
+
+# -- group commit of the blob store's syncs ---------------------------------------------------
+
+
+def _wait_until(condition, what: str) -> None:
+    """Poll ``condition`` (threads are getting there); fail the test after 30 s."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.005)
+
+
+def test_group_sync_one_sync_serves_every_writer_queued_while_another_ran(tmp_path: Path):
+    writers = 12
+    calls: list[Path] = []
+    first_running = threading.Event()
+    group: blobs.GroupSync
+
+    def sync(root: Path) -> None:
+        calls.append(root)
+        if len(calls) == 1:
+            first_running.set()
+            # Hold the first sync until every other writer has queued behind it.
+            _wait_until(lambda: group.waiting() == writers - 1, "all writers queued")
+
+    group = blobs.GroupSync(tmp_path, sync)
+    first = threading.Thread(target=group.wait)
+    first.start()
+    first_running.wait(30)
+    others = [threading.Thread(target=group.wait) for _ in range(writers - 1)]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join(30)
+        assert not thread.is_alive()
+    # The first sync may have started before the others wrote: they need one of their own,
+    # and one serves all eleven.
+    assert len(calls) == group.syncs == 2
+    assert group.waiting() == 0
+
+
+def test_concurrent_writers_share_syncs_and_all_blobs_are_complete(tmp_path: Path):
+    root = tmp_path / "blobs"
+    root.mkdir()
+    writers = 16
+    group = blobs.sync_group(root, sync=blobs._syncfs_of)  # the real syncfs, counted
+    store = BlobStore(root)
+    batches = [[f"writer {w} file {i}".encode() * 2000 for i in range(5)] for w in range(writers)]
+    start = threading.Barrier(writers)
+
+    def write(batch: list[bytes]) -> list[str]:
+        start.wait(30)
+        return store.put_many(batch)
+
+    with ThreadPoolExecutor(writers) as pool:
+        results = list(pool.map(write, batches))
+
+    for batch, digests in zip(batches, results, strict=True):
+        assert [store.read(d) for d in digests] == batch
+    assert len(_files(root)) == 5 * writers
+    # Two syncs per put_many alone would be 32.
+    assert 0 < group.syncs < writers
+
+
+def test_a_failed_group_sync_reaches_every_waiting_writer(tmp_path: Path):
+    root = tmp_path / "blobs"
+    root.mkdir()
+    writers = 8
+    group: blobs.GroupSync
+
+    def failing(path: Path) -> None:
+        # Fail once every other writer has queued for the next sync: that one fails too.
+        if group.syncs == 1:
+            _wait_until(lambda: group.waiting() == writers - 1, "all writers queued")
+        raise OSError(errno.EIO, "Input/output error")
+
+    group = blobs.sync_group(root, sync=failing)
+    store = BlobStore(root)
+
+    def write(n: int) -> str:
+        try:
+            store.put(f"evidence {n}".encode())
+        except StoreError as exc:
+            return str(exc)
+        return "no error"
+
+    with ThreadPoolExecutor(writers) as pool:
+        messages = list(pool.map(write, range(writers)))
+
+    assert all(str(root) in m and "Input/output error" in m for m in messages), messages
+    assert group.syncs == 2  # the first writer's, then one for the seven others
+    assert _files(root) == []  # no blob under its final name, no temp file
+    blobs.sync_group(root, sync=blobs._syncfs_of)  # a working sync again
+    assert store.verify(store.put(b"evidence 0"))

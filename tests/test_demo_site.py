@@ -185,6 +185,36 @@ def test_add_edit_delete_are_reflected(demo: DemoSite) -> None:
     assert demo.add_post("chan", "after delete") == 4  # ids are never reused
 
 
+def _jpeg(photo: Image.Image) -> bytes:
+    out = io.BytesIO()
+    photo.save(out, "JPEG")
+    return out.getvalue()
+
+
+def test_every_change_is_served_after_the_page_was_cached(demo: DemoSite) -> None:
+    # The site keeps rendered pages; each kind of change must still show at once.
+    demo.add_post("chan", "first")
+    assert [p.text for p in channel_posts(demo)] == ["first"]
+    first = demo.respond("/s/chan")
+    assert demo.respond("/s/chan") is first  # unchanged: served as rendered
+    demo.add_post("chan", "second")
+    assert [p.text for p in channel_posts(demo)] == ["first", "second"]
+    demo.edit_post("chan", 1, text="first, edited")
+    assert channel_posts(demo)[0].text == "first, edited"
+    gone = demo.posts("chan")[1]
+    demo.delete_post("chan", 2)
+    assert [p.post_id for p in channel_posts(demo)] == ["chan/1"]
+    demo.show_post("chan", gone)
+    assert [p.post_id for p in channel_posts(demo)] == ["chan/1", "chan/2"]
+    demo.channel("chan", "New Title")
+    assert "New Title" in page(demo, "/s/chan")
+    demo.put_image("wide", _jpeg(images.make_photo(1, size=(800, 200))))
+    demo.edit_post("chan", 1, images=["wide"])
+    before = page(demo, "/s/chan")
+    demo.put_image("wide", _jpeg(images.make_photo(1, size=(400, 400))))  # same key, new size
+    assert page(demo, "/s/chan") != before
+
+
 def test_edit_or_delete_missing_post_raises(demo: DemoSite) -> None:
     with pytest.raises(KeyError):
         demo.edit_post("chan", 99, text="x")

@@ -86,6 +86,10 @@ class DemoSite:
         self._feeds: dict[str, _Feed] = {}
         self._images: dict[str, tuple[bytes, str, tuple[int, int] | None]] = {}
         self._routes: dict[str, _Route] = {}
+        # Built-in answers already rendered, by request path; emptied by every change of
+        # content. A real site serves a busy page from its cache: rendering 5,000 previews
+        # again for each request made this site, not the watcher, the benchmarks' bottleneck.
+        self._rendered: dict[str, _Response] = {}
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -108,6 +112,8 @@ class DemoSite:
         server.daemon_threads = True
         self._server = server
         self.port = server.server_address[1]
+        with self._lock:
+            self._changed()  # pages name the site's address
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
         )
@@ -160,6 +166,7 @@ class DemoSite:
         """Add a post (channel) or listing (shop); returns its id (1, 2, ... per feed)."""
         with self._lock:
             target = self._feed(feed)
+            self._changed()
             post_id = target.next_id
             target.next_id += 1
             target.posts[post_id] = SitePost(
@@ -182,6 +189,7 @@ class DemoSite:
         """Change a post's text and/or images and mark it edited; KeyError if it is gone."""
         with self._lock:
             post = self._post(feed, post_id)
+            self._changed()
             if text is not None:
                 post.text = text
             if images is not None:
@@ -192,12 +200,14 @@ class DemoSite:
         """Remove a post; its id is never reused. KeyError if there is no such post."""
         with self._lock:
             self._post(feed, post_id)
+            self._changed()
             del self._feed(feed).posts[post_id]
 
     def show_post(self, feed: str, post: SitePost) -> None:
         """Put a deleted post back under its own id (dealers hide posts and show them again)."""
         with self._lock:
             self._feed(feed).posts[post.id] = _copy(post)
+            self._changed()
 
     def posts(self, feed: str) -> list[SitePost]:
         """Copies of the feed's current posts, oldest first."""
@@ -209,6 +219,7 @@ class DemoSite:
         """Serve ``data`` at ``/img/<key>``; returns that root-relative path."""
         with self._lock:
             self._images[key] = (bytes(data), content_type, _image_size(data))
+            self._changed()  # a page's photo sizes come from its images
         return image_path(key)
 
     def add_photo(self, key: str, seed: int, **variant_kwargs: object) -> str:
@@ -252,9 +263,14 @@ class DemoSite:
                 return _Response(
                     route.status, route.body, route.content_type, route.headers, route.delay
                 )
+            cached = self._rendered.get(raw_path)
+            if cached is not None:
+                return cached
             path = unquote(parts.path)
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            return self._builtin(path, query)
+            response = self._builtin(path, query)
+            self._rendered[raw_path] = response
+            return response
 
     def _builtin(self, path: str, query: dict[str, str]) -> _Response:
         """Built-in pages: index, channel, shop, listing and images; else 404."""
@@ -296,6 +312,7 @@ class DemoSite:
         if not name or "/" in name or name != name.strip():
             raise ValueError(f"bad feed name {name!r}")
         with self._lock:
+            self._changed()
             existing = self._feeds.get(name)
             if existing is None:
                 self._feeds[name] = _Feed(kind=kind, name=name, title=title or name)
@@ -303,6 +320,10 @@ class DemoSite:
                 raise ValueError(f"{name!r} is already a {existing.kind}")
             elif title:
                 existing.title = title
+
+    def _changed(self) -> None:
+        """Forget the rendered pages: the content changed (call holding the lock)."""
+        self._rendered.clear()
 
     def _is(self, name: str, kind: str) -> bool:
         feed = self._feeds.get(name)

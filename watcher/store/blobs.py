@@ -17,6 +17,9 @@ import hashlib
 import os
 import re
 import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from watcher.errors import StoreError
@@ -197,16 +200,14 @@ class BlobStore:
 
 
 def _make_durable(root: Path, paths: list[Path]) -> None:
-    """Flush ``paths`` (files, or folders whose entries changed) to disk: one ``syncfs`` of
-    the filesystem holding ``root`` on Linux, else an fsync of each."""
+    """Flush ``paths`` (files, or folders whose entries changed) to disk: a ``syncfs`` of
+    the filesystem holding ``root`` on Linux, shared with every writer waiting at that
+    moment (:class:`GroupSync`), else an fsync of each.
+
+    Returns only once a sync that started after the caller's writes has finished, so the
+    guarantees of :meth:`BlobStore.put_many` hold as with a sync of its own."""
     if _syncfs is not None:
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            if _syncfs(fd) != 0:
-                code = ctypes.get_errno()
-                raise OSError(code, os.strerror(code))
-        finally:
-            os.close(fd)
+        sync_group(root).wait()
         return
     for path in dict.fromkeys(paths):
         fd = os.open(path, os.O_RDONLY)
@@ -214,6 +215,102 @@ def _make_durable(root: Path, paths: list[Path]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class GroupSync:
+    """Group commit for a whole-filesystem sync, shared by the threads writing to it.
+
+    ``syncfs`` flushes everything written to the filesystem before it started, so one call
+    serves every writer that was waiting when it began. A writer joins the next round (the
+    one not yet started) and returns when that round's sync has finished: if a sync is
+    already running it may have started before the writer's data was written, so the
+    writer waits for the one after it, which also serves everyone who queued meanwhile.
+    Sixteen checks keeping files at once then cost one or two syncs, not sixteen.
+
+    An error of a round's sync is raised in every writer of that round.
+    """
+
+    def __init__(self, root: Path, sync: Callable[[Path], None]) -> None:
+        self.root = root
+        self.syncs = 0  # syncs started: for figures and tests
+        self._sync = sync
+        self._lock = threading.Condition()
+        self._running: _Round | None = None
+        self._next: _Round | None = None
+
+    def wait(self) -> None:
+        """Return once a sync that started after this call has finished; OSError if it
+        failed (a new exception per writer: they are raised in several threads)."""
+        with self._lock:
+            if self._next is None:
+                self._next = _Round()
+            mine = self._next
+            mine.writers += 1
+            while not mine.done:
+                if self._running is None:
+                    self._lead(mine)
+                else:
+                    self._lock.wait()
+        if mine.error is not None:
+            error = mine.error
+            raise OSError(error.errno, error.strerror or str(error), os.fspath(self.root))
+
+    def waiting(self) -> int:
+        """How many writers wait for the next sync (not yet started)."""
+        with self._lock:
+            return self._next.writers if self._next is not None else 0
+
+    def _lead(self, round_: _Round) -> None:
+        """Run ``round_``'s sync (called holding the lock; released during the sync)."""
+        self._running, self._next = round_, None
+        self.syncs += 1
+        self._lock.release()
+        try:
+            self._sync(self.root)
+        except OSError as exc:
+            round_.error = exc
+        finally:
+            self._lock.acquire()
+            round_.done = True
+            self._running = None
+            self._lock.notify_all()
+
+
+@dataclass(slots=True)
+class _Round:
+    """One sync of a :class:`GroupSync` and what came of it."""
+
+    writers: int = 0
+    done: bool = False
+    error: OSError | None = None
+
+
+def sync_group(root: Path, sync: Callable[[Path], None] | None = None) -> GroupSync:
+    """The :class:`GroupSync` of the blob store at ``root``, shared by every ``BlobStore``
+    of that folder in this process. With ``sync``, a new group that calls it instead of
+    ``syncfs`` (a filesystem synced another way, or a test's counting sync)."""
+    key = os.fspath(root)
+    with _GROUPS_LOCK:
+        group = _GROUPS.get(key)
+        if group is None or sync is not None:
+            group = _GROUPS[key] = GroupSync(root, sync or _syncfs_of)
+        return group
+
+
+_GROUPS: dict[str, GroupSync] = {}
+_GROUPS_LOCK = threading.Lock()
+
+
+def _syncfs_of(root: Path) -> None:
+    """``syncfs`` of the filesystem holding ``root``; OSError on failure."""
+    assert _syncfs is not None  # sync_group's default is used only where syncfs exists
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        if _syncfs(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), os.fspath(root))
+    finally:
+        os.close(fd)
 
 
 def _load_syncfs() -> ctypes._CFuncPtr | None:
