@@ -510,3 +510,28 @@ async def test_in_a_group_the_author_is_the_account(site, make_app):
     (dealer,) = dealers(app.store)
     assert dealer.accounts == ("author:Ivory Shop", "ivory-new")  # not the whole group
     assert dealer.ties[0].keys[0].seen[0].target == "market"
+
+
+def test_only_an_account_with_a_key_another_shows_is_grouped_at_its_first_capture(
+    archive: Archive,
+):
+    """``could_tie`` lets a new account's first capture skip grouping the whole archive;
+    it must never say no for an account that is in a dealer (or the return is missed)."""
+    from watcher.store.dealers import could_tie
+
+    archive.post("dealer", "1", "Ivory bangle, call 012 345 678")
+    archive.post("front", "10", "new stock WhatsApp +855 12 345 678")
+    # Two reposted photos join (one alone is too weak to).
+    archive.post("poster", "3", "carving", (encode(make_photo(7)), encode(make_photo(8))))
+    archive.post("reposter", "4", "again", (variant(7, **REPOST), variant(8, **REPOST)))
+    archive.post("alone", "5", "ceramic cats, call 097 123 4567", (encode(make_photo(9)),))
+
+    in_dealers = {a for d in dealers(archive.store) for a in d.accounts}
+    assert in_dealers >= {"dealer", "front", "poster", "reposter"}
+    for account in in_dealers:
+        assert could_tie(archive.store, account), account
+    # Its own phone on its own page and a photo nobody else has: tied to nothing.
+    assert not could_tie(archive.store, "alone")
+    # The same phone on a second page later: now it could.
+    archive.post("alone-too", "6", "call +855 97 123 4567")
+    assert could_tie(archive.store, "alone")

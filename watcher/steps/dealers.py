@@ -17,7 +17,7 @@ from watcher.detect.dealers import AUTHOR_PREFIX, Rules, Tie
 from watcher.detect.diff import PostDiff
 from watcher.kinds import DealerReturned
 from watcher.models import Event, EventKind
-from watcher.store.dealers import announced, dealers, gone, is_group
+from watcher.store.dealers import announced, could_tie, dealers, gone, is_group
 
 log = logging.getLogger(__name__)
 MAX_SAME = 3  # shared keys named in the alert
@@ -58,8 +58,8 @@ def find_returning_dealers(
 ) -> list[Event]:
     """One ``dealer_returned`` event per new account tied to a dealer that went away."""
     fresh = new_accounts(app, target, baseline, diff, capture_id)
-    if not fresh:
-        return []
+    if not any(could_tie(app.store, account) for account in fresh):
+        return []  # tied to nothing: no need to group the whole archive
     config = app.watchlist.dealers
     events = []
     for dealer in dealers(app.store, rules_of(app)):

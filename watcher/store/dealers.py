@@ -351,6 +351,40 @@ def gone(
 
 
 @translated
+def could_tie(store: Store, account: str) -> bool:
+    """Whether ``account`` shows any key that could tie it to another account: a contact
+    another page gave too, a photo seen before, a forwarded post. Without one it is in no
+    dealer, and grouping the whole archive to find out can be skipped: done at every new
+    account's first capture, that grouping made adding 5,000 targets cost ~O(n^2) (issue 25:
+    the second 500 of 1,000 first captures took twice the first 500's time).
+
+    An author in a group, or a group itself, is always read the whole way: its keys are
+    spread over the group's posts by author, which these per-page queries do not follow.
+    """
+    if account.startswith(AUTHOR_PREFIX) or is_group(store, account):
+        return True
+    db = store.db
+    shared_contact = db.execute(
+        "SELECT 1 FROM contacts c WHERE c.target = ? AND EXISTS (SELECT 1 FROM contacts d "
+        "WHERE d.value = c.value AND d.target != c.target) LIMIT 1",
+        [account],
+    ).fetchone()
+    # A photo it reposted (the event is its own), or one of its photos another account
+    # reposted (that event names it inside its details).
+    reposted = db.execute(
+        "SELECT 1 FROM events WHERE kind = ? AND (target = ? OR "
+        "json_extract(details, '$.first_seen.target') = ?) LIMIT 1",
+        [str(EventKind.IMAGE_SEEN_BEFORE), account, account],
+    ).fetchone()
+    forwarded = db.execute(
+        "SELECT 1 FROM post_versions v JOIN posts p ON p.id = v.post_row WHERE p.target = ? "
+        "AND v.extra LIKE '%forwarded_from%' LIMIT 1",
+        [account],
+    ).fetchone()
+    return bool(shared_contact or reposted or forwarded)
+
+
+@translated
 def announced(store: Store, account: str) -> bool:
     """Whether the team was already told this account looks like a dealer come back."""
     row = store.db.execute("SELECT 1 FROM dealer_returns WHERE account = ?", [account]).fetchone()
