@@ -27,7 +27,7 @@ from tests.reliability.conftest import (
     shop_page,
 )
 from watcher.capture.adapters.base import absolute_url
-from watcher.capture.page import MAX_POSTS
+from watcher.capture.page import MAX_POSTS, MAX_SCREENSHOT_PIXELS, MAX_SCREENSHOT_WIDTH
 from watcher.demo.images import variant
 from watcher.models import CaptureStatus
 from watcher.pipeline import run_capture
@@ -170,6 +170,25 @@ async def test_huge_page_is_captured_within_its_time(site, make_app, tmp_path, m
     report_memory(f"{megabytes} MB hidden page", took, memory)
     html = app.store.db.execute("SELECT size FROM artifacts WHERE kind = 'html'").fetchone()
     assert html[0] >= megabytes * 1_000_000  # the page is kept whole as evidence
+
+
+async def test_a_very_wide_page_gets_a_bounded_screenshot(site, make_app, tmp_path):
+    # A page 60,000 px wide once made a 481-megapixel screenshot (5.4 GB of memory on the
+    # capture machine) that nothing downstream could even open. Now its top left is kept.
+    wide = "<div style='width:60000px;height:8000px;background:linear-gradient(90deg,red,blue)'>"
+    site.route("/wide", shop_page(listing("only", "the one real listing"), wide + "</div>"))
+    with PeakRss() as memory:
+        summary, app, took = await capture_hostile(site, make_app, tmp_path, "/wide", timeout=30)
+    assert summary.status == CaptureStatus.OK and summary.post_count == 1
+    report_memory("60,000 px wide page", took, memory)
+    (shot,) = app.store.db.execute(
+        "SELECT sha256 FROM artifacts WHERE kind = 'screenshot' AND capture_id = ?",
+        [summary.capture_id],
+    ).fetchone()
+    with Image.open(io.BytesIO(app.blobs.read(shot))) as image:
+        width, height = image.size
+        assert width == MAX_SCREENSHOT_WIDTH and width * height <= MAX_SCREENSHOT_PIXELS
+        assert image.convert("L").getextrema()[0] < 128  # the listing was painted
 
 
 @pytest.mark.soak

@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 
 # Chromium cannot paint taller than this in one screenshot; past it the shot is cut.
 MAX_SCREENSHOT_HEIGHT = 16_000
+# A hostile page can also be wide: one 60,000 px wide made a 481-megapixel screenshot and
+# took the capture machine to 5.4 GB. Cut at this width, and at the pixels of the tallest
+# screenshot of the usual 1280 px viewport (20.5 MP), whatever the page's shape.
+MAX_SCREENSHOT_WIDTH = 4_096
+MAX_SCREENSHOT_PIXELS = 1_280 * MAX_SCREENSHOT_HEIGHT
 SETTLE_MS = 2_000
 SCREENSHOT_EVAL_TIMEOUT_S = 10.0
 # A screenshot is a DevTools call with no timeout of its own: a hung renderer must not hold it.
@@ -458,7 +463,8 @@ async def _close(page: Page) -> None:
 
 
 async def take_screenshot(page: Page) -> bytes | None:
-    """Full-page PNG, cut at :data:`MAX_SCREENSHOT_HEIGHT`; None if the page cannot paint."""
+    """Full-page PNG, cut at :data:`MAX_SCREENSHOT_HEIGHT` and :data:`MAX_SCREENSHOT_WIDTH`
+    (see :func:`screenshot_size`); None if the page cannot paint."""
     try:
         # evaluate has no timeout of its own: a hung renderer must not hold the capture.
         height = await asyncio.wait_for(
@@ -488,20 +494,31 @@ async def _fast_png(page: Page, full_page: bool) -> bytes:
         if full_page:
             size = await session.send("Page.getLayoutMetrics")
             content = size["cssContentSize"]
+            width, height = screenshot_size(content["width"], content["height"])
             params["captureBeyondViewport"] = True
-            params["clip"] = {
-                "x": 0,
-                "y": 0,
-                "width": math.ceil(content["width"]),
-                "height": math.ceil(content["height"]),
-                "scale": 1,
-            }
+            params["clip"] = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
         result = await session.send("Page.captureScreenshot", params)
         return base64.b64decode(result["data"])
     finally:
         # Also reached when a hung renderer timed the screenshot out: do not hang here either.
         with contextlib.suppress(PlaywrightError, TimeoutError):
             await asyncio.wait_for(session.detach(), SCREENSHOT_EVAL_TIMEOUT_S)
+
+
+def screenshot_size(width: float, height: float) -> tuple[int, int]:
+    """The part of a page a full-page screenshot keeps: from the top left, at most
+    :data:`MAX_SCREENSHOT_WIDTH` wide and :data:`MAX_SCREENSHOT_PIXELS` in all."""
+    keep_w = max(1, min(math.ceil(width), MAX_SCREENSHOT_WIDTH))
+    keep_h = max(1, min(math.ceil(height), MAX_SCREENSHOT_HEIGHT, MAX_SCREENSHOT_PIXELS // keep_w))
+    if (keep_w, keep_h) != (math.ceil(width), math.ceil(height)):
+        log.warning(
+            "page is %d x %d px: its screenshot keeps the top left %d x %d px",
+            math.ceil(width),
+            math.ceil(height),
+            keep_w,
+            keep_h,
+        )
+    return keep_w, keep_h
 
 
 async def _top_of_tall_page(page: Page) -> bytes:
