@@ -299,7 +299,10 @@ ZIP_BOMB_CHILD = textwrap.dedent(
     from pathlib import Path
     from watcher.evidence.verify import verify_bundle
     report = verify_bundle(Path(sys.argv[1]))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent, so a child
+    # of a grown pytest process reported pytest's size (320 MB late in a full run).
+    status = open("/proc/self/status").read().split("VmHWM:")[1]
+    peak = int(status.split()[0]) * 1024
     failures = [f"{f.item}: {f.message}" for f in report.findings if not f.ok]
     print(json.dumps({"failures": failures, "peak": peak}))
     """
