@@ -193,6 +193,15 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
+def _comm(pid: int) -> str:
+    """The process's name; "" for a short-lived helper already gone (a clean-clone run once
+    failed on one vanishing between listing and reading)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 async def test_browser_and_driver_never_hold_the_bot_token(monkeypatch):
     monkeypatch.setenv("WATCHER_TELEGRAM_TOKEN", TOKEN)
     monkeypatch.setenv("SOME_API_KEY", "k-0123456789abcdef")
@@ -201,7 +210,7 @@ async def test_browser_and_driver_never_hold_the_bot_token(monkeypatch):
     await browser.start()
     try:
         pids = _descendants(os.getpid())
-        names = {pid: Path(f"/proc/{pid}/comm").read_text().strip() for pid in pids}
+        names = {pid: name for pid in pids if (name := _comm(pid))}
         driver = [p for p, n in names.items() if n.startswith(("node", "playwright"))]
         chromium = [p for p, n in names.items() if "chrom" in n]
         assert driver and chromium, names
