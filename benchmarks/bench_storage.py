@@ -32,9 +32,10 @@ from PIL import Image
 
 from watcher.app import App
 from watcher.capture import dedup
+from watcher.capture import page as page_module
 from watcher.capture.browser import Browser
 from watcher.demo.site import DemoSite
-from watcher.models import CapturedPost, Post
+from watcher.models import CapturedPost, Post, ShotLayout
 from watcher.pipeline import run_capture
 from watcher.steps import keep
 from watcher.store import strips
@@ -70,6 +71,22 @@ def whole_screenshots() -> Iterator[None]:
         yield
     finally:
         keep._stored_screenshots = stored
+
+
+@contextlib.contextmanager
+def page_as_it_is() -> Iterator[None]:
+    """Screenshots of the page's own layout: no post box rounded to whole pixels, the page
+    not drawn lower (``capture.page.screenshot_on_pixels`` before this change)."""
+    chosen = page_module._on_whole_pixels
+
+    async def untouched(page: object, posts_css: str | None) -> ShotLayout:
+        return ShotLayout()
+
+    page_module._on_whole_pixels = untouched
+    try:
+        yield
+    finally:
+        page_module._on_whole_pixels = chosen
 
 
 ENCODE_CPU: list[float] = []  # CPU-s of each re-encode (the keep worker thread's own)
@@ -120,6 +137,8 @@ async def per_capture_cases() -> None:
     """Disk growth of each case vs the sum of the capture's artifacts (naive copy), with
     deduplicated web archives, then the same cases with every payload copied again."""
     rows = await capture_cases(keep_mhtml=False)
+    with page_as_it_is():
+        own_layout = await capture_cases(keep_mhtml=False)
     with whole_screenshots():
         whole = await capture_cases(keep_mhtml=False)
     with_mhtml = await capture_cases(keep_mhtml=True)
@@ -128,6 +147,8 @@ async def per_capture_cases() -> None:
     print("## Storage per capture (page: 20 posts x 10 photos)")
     print("now: screenshots as strips, revisit records, MHTML on the target's first capture only:")
     print_cases(rows)
+    print("same run, strips of the page's own layout (no post box made whole-pixel high):")
+    print_cases(own_layout)
     print("same run, screenshots stored whole (Chromium's PNG, as before strips):")
     print_cases(whole)
     print("same run, keep_mhtml: true (an MHTML on every changed capture, as before issue 21):")

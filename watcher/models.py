@@ -165,6 +165,19 @@ class ImageRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ShotLayout:
+    """What watcher did to a page's layout for its screenshot (``capture.page``): each post
+    box made a whole number of pixels high, and the page drawn lower by less than a pixel,
+    so photos fall on the same sub-pixel positions from one capture to the next."""
+
+    drawn_lower_px: float = 0.0
+    posts_rounded: int = 0  # post boxes given less than a pixel more height each
+
+    def to_json(self) -> dict[str, object]:
+        return {"drawn_lower_px": self.drawn_lower_px, "posts_rounded": self.posts_rounded}
+
+
+@dataclass(frozen=True, slots=True)
 class PageSnapshot:
     """What the browser saw of a target: the raw material of one capture."""
 
@@ -177,6 +190,7 @@ class PageSnapshot:
     browser_version: str
     mhtml: bytes | None = None
     responses: tuple[Any, ...] = ()  # watcher.capture.archive.RecordedResponse, for the WARC
+    screenshot_layout: ShotLayout = ShotLayout()  # what the screenshot's layout was given
 
 
 @dataclass(frozen=True, slots=True)

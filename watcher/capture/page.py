@@ -40,7 +40,7 @@ from watcher.capture.archive import ResponseRecorder, mhtml_snapshot
 from watcher.capture.fetch import RateLimited, is_rate_limit, retry_after_seconds
 from watcher.capture.recipe import Selector
 from watcher.errors import CaptureError
-from watcher.models import PageSnapshot, Post
+from watcher.models import PageSnapshot, Post, ShotLayout
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,8 @@ async def load_pages(
         await expand_see_more(page, adapter, deadline)
         html = await _content(page)
         posts = adapter.extract(html, final_url, datetime.now(UTC))
-    screenshot = await take_screenshot(page)
+    post = adapter.recipe.post
+    screenshot, layout = await screenshot_on_pixels(page, post.plain_css if post else None)
     unchanged = hashlib.sha256(html.encode("utf-8")).hexdigest() == request.previous_html
     mhtml = None if unchanged or not request.mhtml else await mhtml_snapshot(page)
     htmls = [html]
@@ -220,6 +221,7 @@ async def load_pages(
         user_agent=user_agent,
         browser_version=version,
         mhtml=mhtml,
+        screenshot_layout=layout,
     )
     return snapshot, posts[: request.max_posts]
 
@@ -464,7 +466,31 @@ async def _close(page: Page) -> None:
 
 async def take_screenshot(page: Page) -> bytes | None:
     """Full-page PNG, cut at :data:`MAX_SCREENSHOT_HEIGHT` and :data:`MAX_SCREENSHOT_WIDTH`
-    (see :func:`screenshot_size`); None if the page cannot paint."""
+    (see :func:`screenshot_size`), drawn on whole pixels (see :func:`screenshot_on_pixels`);
+    None if the page cannot paint."""
+    png, _layout = await screenshot_on_pixels(page)
+    return png
+
+
+async def screenshot_on_pixels(
+    page: Page, posts_css: str | None = None
+) -> tuple[bytes | None, ShotLayout]:
+    """The full-page PNG (None if the page cannot paint) and what its layout was given.
+
+    Chromium resamples a photo at its position's fraction of a pixel. A post whose height is
+    not a whole number of pixels (text line heights seldom are) comes or goes, every post
+    below it moves by that fraction, and their photos come out a few levels different in
+    every row: the next capture could share none of the screenshot's strips with the last
+    (2.45 of 3.55 MiB per changed capture, ``benchmarks/RESULTS.md``). So, for the shot only:
+    each post box (``posts_css``, the recipe's ``post``) is made a whole number of pixels high
+    (less than a pixel of space at its foot), and the page is drawn lower by less than a pixel
+    so that the first post (else the page's bottom) starts on a whole pixel. The posts' text,
+    photos and order are untouched; it is a style sheet of watcher's, outside the page's HTML,
+    taken away again after the shot, and recorded in the capture's metadata
+    (``screenshot_layout``). A page where it would move anything by a pixel or more keeps
+    its own layout.
+    """
+    layout = await _on_whole_pixels(page, posts_css)
     try:
         # evaluate has no timeout of its own: a hung renderer must not hold the capture.
         height = await asyncio.wait_for(
@@ -472,10 +498,96 @@ async def take_screenshot(page: Page) -> bytes | None:
             SCREENSHOT_EVAL_TIMEOUT_S,
         )
         if height > MAX_SCREENSHOT_HEIGHT:
-            return await _top_of_tall_page(page)
-        return await asyncio.wait_for(_fast_png(page, full_page=True), SCREENSHOT_TIMEOUT_S)
+            return await _top_of_tall_page(page), layout
+        png = await asyncio.wait_for(_fast_png(page, full_page=True), SCREENSHOT_TIMEOUT_S)
+        return png, layout
     except (PlaywrightError, TimeoutError):
-        return None
+        return None, ShotLayout()
+    finally:
+        if layout != ShotLayout():
+            await _unpad(page)
+
+
+# Run in the page's own world, so a hostile page can answer nonsense: whatever is not the
+# expected shape leaves the page as it is. The style sheet is adopted, so the page's HTML
+# and attributes are never touched (an inline style put back is not always the same
+# attribute). ``calc-size`` rounds an automatic height up (Chromium 129+); a post box whose
+# height the page fixed, or that grows by a pixel or more (beyond what the post boxes inside
+# it add), is not left rounded.
+_ON_WHOLE_PIXELS = """([css, most]) => {
+    const root = document.documentElement;
+    if (!root || !document.adoptedStyleSheets) return [0, 0];
+    const marker = ':root:not(#watcher-whole-pixels)';
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(marker + ' {}');
+    document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+    let posts = [];
+    if (css) {
+        try { posts = Array.from(document.querySelectorAll(css)).slice(0, most); }
+        catch (e) { posts = []; }
+    }
+    let rounded = 0;
+    if (posts.length) {
+        const before = posts.map((p) => p.getBoundingClientRect().height);
+        try {
+            sheet.insertRule(css + ' { height: calc-size(auto, round(up, size, 1px)) }', 1);
+        } catch (e) { posts = []; }
+        const grew = posts.map((p, i) => p.getBoundingClientRect().height - before[i]);
+        const inside = (i) => posts[i].querySelectorAll(css).length;
+        if (grew.every((g, i) => g >= 0 && (g < 1 || g < 1 + inside(i)))) {
+            rounded = grew.filter((g) => g > 0).length;
+        } else {
+            sheet.deleteRule(1);
+            posts = [];
+        }
+    }
+    const y = posts.length
+        ? posts[0].getBoundingClientRect().top + window.scrollY
+        : root.getBoundingClientRect().height;
+    const offset = Math.ceil(y) - y;
+    if (offset > 0 && offset < 1) {
+        const padding = parseFloat(getComputedStyle(root).paddingTop) || 0;
+        sheet.insertRule(':root { padding-top: ' + (padding + offset) + 'px !important }', 1);
+        const moved = posts.length
+            ? posts[0].getBoundingClientRect().top + window.scrollY
+            : root.getBoundingClientRect().height;
+        if (Math.abs(moved - Math.ceil(y)) > 1 / 64) { sheet.deleteRule(1); return [0, rounded]; }
+        return [offset, rounded];
+    }
+    return [0, rounded];
+}"""
+_UNPAD = """() => {
+    const marker = ':root:not(#watcher-whole-pixels)';
+    document.adoptedStyleSheets = document.adoptedStyleSheets.filter(
+        (sheet) => !(sheet.cssRules.length && sheet.cssRules[0].selectorText === marker));
+}"""
+# Post boxes measured for rounding, at most (a feed ends at MAX_POSTS anyway).
+_MOST_ROUNDED = MAX_POSTS
+
+
+async def _on_whole_pixels(page: Page, posts_css: str | None) -> ShotLayout:
+    """Give the page's posts whole-pixel heights and its top a sub-pixel offset (see
+    :func:`screenshot_on_pixels`); what was done, nothing left added if nothing was."""
+    try:
+        answer = await asyncio.wait_for(
+            page.evaluate(_ON_WHOLE_PIXELS, [posts_css, _MOST_ROUNDED]),
+            SCREENSHOT_EVAL_TIMEOUT_S,
+        )
+        offset, rounded = answer
+        if isinstance(offset, int | float) and 0.0 <= offset < 1.0 and isinstance(rounded, int):
+            layout = ShotLayout(float(offset), max(0, rounded))
+            if layout != ShotLayout():
+                return layout
+    except (PlaywrightError, TimeoutError, TypeError, ValueError):
+        # A page that breaks this is screenshot as it is: the offset only saves disk.
+        pass
+    await _unpad(page)
+    return ShotLayout()
+
+
+async def _unpad(page: Page) -> None:
+    with contextlib.suppress(PlaywrightError, TimeoutError):
+        await asyncio.wait_for(page.evaluate(_UNPAD), SCREENSHOT_EVAL_TIMEOUT_S)
 
 
 async def _fast_png(page: Page, full_page: bool) -> bytes:

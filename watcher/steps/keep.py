@@ -24,7 +24,7 @@ from watcher.capture.dedup import KnownPayloads, WebArchive, known_payloads, web
 from watcher.capture.environment import collection_metadata
 from watcher.capture.media import Download
 from watcher.detect.images import ImageDecodeError, perceptual_hashes
-from watcher.models import Artifact, CaptureMode, ImageRecord, PageSnapshot
+from watcher.models import Artifact, CaptureMode, ImageRecord, PageSnapshot, ShotLayout
 from watcher.steps.take import Taken
 from watcher.store.blobs import BlobStore, sha256_hex
 from watcher.store.screenshots import ScreenshotEncoding, known_encodings, remember_encodings
@@ -257,6 +257,12 @@ def _metadata(app: App, target: Target, taken: Taken, started: str) -> dict[str,
             lost_attempts=[a.to_json() for a in taken.lost],
         )
         | ({"network_refused": [r.to_json() for r in taken.refused]} if taken.refused else {})
+        | (
+            # Less than a pixel of space per post and above the page (capture.page).
+            {"screenshot_layout": snap.screenshot_layout.to_json()}
+            if snap.screenshot and snap.screenshot_layout != ShotLayout()
+            else {}
+        )
         | ({"telegram_api": taken.account_capture.to_json()} if taken.account_capture else {})
         | (
             # A check read without a renderer says so: no browser saw this page.
