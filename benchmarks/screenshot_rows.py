@@ -9,6 +9,10 @@ A shift by a fraction of a pixel (a new post whose height is not a whole number 
 as text line heights often are) is what makes Chromium draw the photos below differently:
 text is snapped to whole pixels, photos are resampled at their sub-pixel position.
 
+Last, the bench's real case: one new post comes and the oldest of the 20 leaves, screenshot
+as the page is, with only its bottom on a whole pixel, and with each post box made a whole
+number of pixels high (``capture.page.screenshot_on_pixels``, what captures do).
+
 Run: .venv/bin/python benchmarks/screenshot_rows.py [--posts 20] [--chromium-arg=--flag ...]
 """
 
@@ -18,13 +22,16 @@ import argparse
 import asyncio
 import hashlib
 import io
+from collections.abc import Awaitable
 
 import numpy as np
-from _common import fill_channel, photo_bytes
+from _common import add_fresh_post, fill_channel, photo_bytes
 from PIL import Image
 from playwright.async_api import Page, async_playwright
 
+from watcher.capture.adapters.telegram import TelegramAdapter
 from watcher.capture.browser import find_chromium
+from watcher.capture.page import _fast_png, screenshot_on_pixels
 from watcher.demo.site import DemoSite
 
 ADD_PHOTOS = """([where, prefix]) => {
@@ -75,7 +82,39 @@ async def main(posts: int, chromium_args: list[str]) -> None:
                 shot = await rows(page)
                 side = "after" if where == "append" else "before"
                 print(f"- 10 new photos {side} the posts: {sum(r not in first for r in shot)} rows")
+            await new_post_in_a_full_feed(page, site)
             await browser.close()
+
+
+async def new_post_in_a_full_feed(page: Page, site: DemoSite) -> None:
+    """Rows not found after one post comes and the oldest leaves, three ways."""
+    url = f"{site.base_url}/s/dealer"
+    posts_css = TelegramAdapter.default_recipe.post.plain_css
+    ways = {
+        "as the page is": lambda: _fast_png(page, full_page=True),
+        "its bottom on a whole pixel": lambda: screenshot_on_pixels(page),
+        "each post box whole pixels high": lambda: screenshot_on_pixels(page, posts_css),
+    }
+    await page.goto(url, wait_until="networkidle")
+    before = {name: await _png(way()) for name, way in ways.items()}
+    add_fresh_post(site, "dealer", "one new post, new stock", images=10, seed=9001)
+    await page.goto(url, wait_until="networkidle")
+    print("## One new post, the oldest leaving the page: rows not in the last screenshot")
+    for name, way in ways.items():
+        old = {hashlib.sha256(r.tobytes()).digest() for r in pixels_of(before[name])}
+        new = [hashlib.sha256(r.tobytes()).digest() for r in pixels_of(await _png(way()))]
+        print(f"- {name}: {sum(r not in old for r in new)} of {len(new)} rows")
+
+
+async def _png(shot: Awaitable[bytes | tuple[bytes | None, object]]) -> bytes:
+    got = await shot
+    png = got[0] if isinstance(got, tuple) else got
+    assert png, "the page did not paint"
+    return png
+
+
+def pixels_of(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
 
 if __name__ == "__main__":
