@@ -87,6 +87,8 @@ async def test_summary_counts_match_the_store(case):
     assert "{&#x27;target" not in index and "{'tag'" not in index  # no raw selection dict
     grouped = " ".join(app.custody.key.fingerprint[i : i + 4] for i in range(0, 64, 4))
     assert grouped in index and "watcher verify BUNDLE.zip --key FINGERPRINT" in index
+    # The screenshot's whole-pixel layout is disclosed where the reader starts.
+    assert "<code>screenshot_layout</code>, its screenshot was drawn" in index
 
 
 async def test_each_finding_links_to_an_existing_post(case):

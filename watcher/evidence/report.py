@@ -261,8 +261,11 @@ class _Page:
             + "<p class=mute>All times are UTC. The dealers' pages are kept as text "
             "(<code>.html.txt</code>): opening them runs none of their scripts; the web archive "
             "(<code>.wacz</code>) of each capture replays the page in ReplayWeb.page "
-            "(replayweb.page, or its desktop app), which runs offline from the file.</p>"
-            + _contents()
+            "(replayweb.page, or its desktop app), which runs offline from the file. Where a "
+            "capture's metadata has <code>screenshot_layout</code>, its screenshot was drawn "
+            "with each post box a whole number of pixels high (less than one pixel of blank "
+            "space below each, and above the page), so that unchanged posts are stored once; "
+            "the text, photos and order are as the browser drew them.</p>" + _contents()
         )
 
     # -- activity -------------------------------------------------------------------------
