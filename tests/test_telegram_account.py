@@ -546,3 +546,60 @@ async def test_a_cut_connection_and_a_damaged_session_are_plain_failures(tg):
     assert not sleeps.seconds  # no retry loop: the target's next run is the retry
     with pytest.raises(WatcherError, match="damaged"):
         telethon_client("not-a-session", 1, "abcdef")
+
+
+def restarted(app, chat, sleeps, **clock) -> TelegramAccounts:
+    """The accounts of a watcher started again on the same data folder."""
+    app._telegram = TelegramAccounts(
+        app.data_dir, factory=lambda session, creds: chat, sleep=sleeps, per_minute=6000, **clock
+    )
+    return app._telegram
+
+
+async def test_a_pause_outlives_a_restart(tg):
+    # Telegram said wait an hour; watcher is restarted ten minutes later (an update, a
+    # reboot). The account must not be sent one more request before the hour is up.
+    app, chat, sleeps = tg
+    chat.post(1, "hello")
+    chat.fail("iter_messages", errors.FloodWaitError(request=None, capture=3600))
+    assert (await capture(app)).reason == "account_paused"
+    holds = app.data_dir / "telegram-holds.json"
+    assert holds.stat().st_mode & 0o777 == 0o600
+    calls = len(chat.calls)
+    restarted(app, chat, sleeps)
+    again = await capture(app)
+    assert again.reason == "account_paused" and len(chat.calls) == calls
+    # An hour later the account reads again.
+    restarted(app, chat, sleeps, wall_clock=lambda: time.time() + 3601)
+    assert (await capture(app)).status == CaptureStatus.OK
+    assert len(chat.calls) > calls
+
+
+async def test_a_stopped_account_stays_stopped_after_a_restart_until_logged_in_again(tg):
+    app, chat, sleeps = tg
+    chat.post(1, "hello")
+    chat.fail("get_me", errors.UserDeactivatedBanError(request=None))
+    assert (await capture(app)).reason == "account_banned"
+    calls = len(chat.calls)
+    accounts = restarted(app, chat, sleeps)
+    assert (await capture(app)).reason == "account_banned" and len(chat.calls) == calls
+    session = accounts.sessions.load("acct")
+    accounts.sessions.save(session)
+    future = time.time() + 5
+    os.utime(accounts.sessions.path_for("acct"), (future, future))
+    assert (await capture(app)).status == CaptureStatus.OK
+    # Cleared for good: a restart after the new login does not stop it again.
+    restarted(app, chat, sleeps)
+    assert (await capture(app)).status == CaptureStatus.OK
+
+
+@pytest.mark.parametrize("damage", [b"{not json", b'{"acct": 7}', b'{"acct": {"stopped": 1}}'])
+async def test_a_damaged_holds_file_is_reported_and_does_not_stop_captures(tg, caplog, damage):
+    app, chat, sleeps = tg
+    chat.post(1, "hello")
+    holds = app.data_dir / "telegram-holds.json"
+    holds.write_bytes(damage)
+    holds.chmod(0o600)
+    restarted(app, chat, sleeps)
+    assert "Telegram account holds file" in caplog.text and "not read" in caplog.text
+    assert (await capture(app)).status == CaptureStatus.OK

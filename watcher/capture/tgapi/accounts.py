@@ -4,7 +4,9 @@ An investigator's account is precious. Captures through one account are serialis
 session's lock, as for browser sessions) and paced by a request budget; a flood wait is
 honoured to the second when it is short and pauses the account's targets when it is long;
 an account that is logged out, restricted or banned stops its targets. Each of those is
-alerted once for the account: the other targets' failures are recorded quietly.
+alerted once for the account: the other targets' failures are recorded quietly. Pauses and
+stops outlive a restart (``data/telegram-holds.json``): a watcher started again must not
+send a resting or banned account one more request, nor alert the team a second time.
 
 The session file (``data/sessions/NAME.tgsession``, 0600, in the 0700 folder) holds
 Telethon's session string, which logs in as the account: it is registered as a secret the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +33,8 @@ from watcher.privatefile import read_private, write_private
 from watcher.secrets import register_secret
 from watcher.timeutil import format_duration, to_iso, utc_now
 
+log = logging.getLogger(__name__)
+
 SESSION_SUFFIX = ".tgsession"
 SESSION_FORMAT = "watcher-telegram-session/1"
 API_ID_ENV = "WATCHER_TELEGRAM_API_ID"
@@ -40,6 +45,11 @@ _API_WHAT = "Telegram API credentials file"
 _API_WHY = "they let anyone use the team's Telegram application"
 _SESSION_WHAT = "Telegram account session file"
 _SESSION_WHY = "it logs in as the account"
+# Accounts resting after a long flood wait, or stopped (logged out, banned), across restarts.
+# Not in data/sessions/, where every NAME.json is a browser session.
+HOLDS_FILE = "telegram-holds.json"  # in the data folder, mode 0600
+_HOLDS_WHAT = "Telegram account holds file"
+_HOLDS_WHY = "it says which of the team's accounts are resting or banned"
 # Requests one account may make per minute, across all its targets. Telegram does not
 # publish its limits; a person scrolling a few chats makes about this many.
 REQUESTS_PER_MINUTE = float(os.environ.get("WATCHER_TELEGRAM_REQUESTS_PER_MINUTE", "20"))
@@ -238,11 +248,54 @@ class TelegramAccounts:
         self.per_minute = per_minute
         self.flood_wait_cap_s = flood_wait_cap_s
         self._states: dict[str, _AccountState] = {}
+        self._holds = self.data_dir / HOLDS_FILE
+        self._load_holds()
 
     def state(self, name: str) -> _AccountState:
         if name not in self._states:
             self._states[name] = _AccountState(RequestBudget(self.per_minute, sleep=self.sleep))
         return self._states[name]
+
+    def _load_holds(self) -> None:
+        """The pauses and stops a watcher before this one left (see the module's doc)."""
+        if not self._holds.exists():
+            return
+        try:
+            holds = json.loads(read_private(self._holds, _HOLDS_WHAT, _HOLDS_WHY))
+            for name, hold in holds.items():
+                state = self.state(check_name(name))
+                state.paused_until = float(hold.get("paused_until") or 0.0)
+                stopped = hold.get("stopped")
+                if stopped:
+                    state.stopped = AccountStopped(str(stopped["reason"]), str(stopped["message"]))
+                    state.stopped_stamp = float(hold.get("stopped_stamp") or 0.0)
+                state.alerted = True  # the team was told by the watcher that set it
+        except (WatcherError, ValueError, AttributeError, KeyError, TypeError) as exc:
+            # Losing the holds risks one request per held account, not a capture: say so and
+            # go on (JSONDecodeError and UnicodeDecodeError are ValueErrors).
+            log.warning("%s %s not read (%s): starting without it", _HOLDS_WHAT, self._holds, exc)
+
+    def _save_holds(self) -> None:
+        holds = {
+            name: {
+                "paused_until": state.paused_until,
+                "paused_until_utc": to_iso_ts(state.paused_until) if state.paused_until else None,
+                "stopped": (
+                    {"reason": state.stopped.reason, "message": str(state.stopped)}
+                    if state.stopped is not None
+                    else None
+                ),
+                "stopped_stamp": state.stopped_stamp,
+            }
+            for name, state in sorted(self._states.items())
+            if state.stopped is not None or state.paused_until > self.wall_clock()
+        }
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            write_private(self._holds, json.dumps(holds, indent=1).encode("utf-8"), _HOLDS_WHAT)
+        except (OSError, WatcherError) as exc:
+            # The hold still stands in this watcher; only a restart would forget it.
+            log.warning("%s %s not written (%s)", _HOLDS_WHAT, self._holds, exc)
 
     def client(self, session: TelegramSession) -> Any:
         """A Telethon client for the session (or the test's fake)."""
@@ -260,6 +313,7 @@ class TelegramAccounts:
         if state.stopped is not None:
             if self.sessions.stamp(name) > state.stopped_stamp:
                 state.stopped, state.alerted = None, False  # logged in again: try it
+                self._save_holds()
             else:
                 raise _again(state.stopped, state)
         now = self.wall_clock()
@@ -277,6 +331,7 @@ class TelegramAccounts:
         state = self.state(name)
         state.stopped, state.stopped_stamp = error, self.sessions.stamp(name)
         state.alerted = True
+        self._save_holds()
         return error
 
     def pause(self, name: str, wait: FloodWait) -> TelegramApiError:
@@ -284,6 +339,7 @@ class TelegramAccounts:
         state = self.state(name)
         state.paused_until = self.wall_clock() + wait.seconds
         state.alerted = True
+        self._save_holds()
         return TelegramApiError(
             "account_paused",
             f"{wait} (more than the {self.flood_wait_cap_s}s watcher waits inside a capture): "
