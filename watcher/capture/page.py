@@ -481,7 +481,7 @@ async def screenshot_on_pixels(
     not a whole number of pixels (text line heights seldom are) comes or goes, every post
     below it moves by that fraction, and their photos come out a few levels different in
     every row: the next capture could share none of the screenshot's strips with the last
-    (2.45 of 3.55 MiB per changed capture, ``benchmarks/RESULTS.md``). So, for the shot only:
+    (2.20 of 3.30 MiB per changed capture, ``benchmarks/RESULTS.md``). So, for the shot only:
     each post box (``posts_css``, the recipe's ``post``) is made a whole number of pixels high
     (less than a pixel of space at its foot), and the page is drawn lower by less than a pixel
     so that the first post (else the page's bottom) starts on a whole pixel. The posts' text,
