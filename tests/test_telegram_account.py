@@ -38,7 +38,7 @@ from watcher.capture.tgapi.accounts import (
     TelegramSession,
     load_credentials,
 )
-from watcher.capture.tgapi.client import parse_chat_link, telethon_client
+from watcher.capture.tgapi.client import log_in, parse_chat_link, telethon_client
 from watcher.capture.tgapi.records import RENDERING_LABEL
 from watcher.commands.session import check_telegram
 from watcher.errors import WatcherError
@@ -603,3 +603,84 @@ async def test_a_damaged_holds_file_is_reported_and_does_not_stop_captures(tg, c
     restarted(app, chat, sleeps)
     assert "Telegram account holds file" in caplog.text and "not read" in caplog.text
     assert (await capture(app)).status == CaptureStatus.OK
+
+
+# -- logging an account in ------------------------------------------------------------------
+class LoginClient:
+    """Telethon's side of an interactive login, scripted: what ``log_in`` calls, in order."""
+
+    def __init__(self, code_error: Exception | None = None, password: str | None = None):
+        self.code_error, self.password, self.calls = code_error, password, []
+        self.session = self  # client.session.save()
+
+    async def connect(self):
+        self.calls.append("connect")
+
+    async def send_code_request(self, phone):
+        self.calls.append(("code_request", phone))
+
+    async def sign_in(self, phone=None, code=None, password=None):
+        self.calls.append(("sign_in", phone, code, password is not None))
+        if code is not None and self.code_error is not None:
+            raise self.code_error
+        if code is not None and self.password is not None:
+            raise errors.SessionPasswordNeededError(request=None)
+        if password is not None and password != self.password:
+            raise errors.PasswordHashInvalidError(request=None)
+
+    async def get_me(self):
+        return types.User(id=4242000, username="team_reader")
+
+    def save(self):
+        return "1BVtsOK-new-session-string"
+
+
+def answers(*replies: str):
+    """An ``ask`` that gives these replies in turn and records (prompt, secret)."""
+    asked: list[tuple[str, bool]] = []
+    queue = list(replies)
+
+    def ask(prompt: str, secret: bool) -> str:
+        asked.append((prompt, secret))
+        return queue.pop(0)
+
+    return ask, asked
+
+
+async def test_login_with_a_two_step_password_asks_it_hidden_and_keeps_the_session():
+    client = LoginClient(password="hunter2 but longer")
+    ask, asked = answers(" +85512345678 ", "12345 ", "hunter2 but longer")
+    saved, account = await log_in(client, "acct", ask)
+    assert saved == "1BVtsOK-new-session-string"
+    assert (account.user_id, account.username) == (4242000, "team_reader")
+    assert client.calls[:2] == ["connect", ("code_request", "+85512345678")]
+    assert client.calls[2] == ("sign_in", "+85512345678", "12345", False)
+    # Phone and code are typed in the open; only the password is asked without echo.
+    assert [secret for _prompt, secret in asked] == [False, False, True]
+    assert "two-step verification password" in asked[2][0]
+
+
+@pytest.mark.parametrize(
+    ("code_error", "replies", "said"),
+    [
+        (errors.PhoneCodeInvalidError(request=None), ("+85512345678", "1"), "refused the code"),
+        (errors.PhoneCodeExpiredError(request=None), ("+85512345678", "1"), "code expired"),
+        (None, ("+85512345678", "1", "not the password"), "password was wrong"),
+    ],
+)
+async def test_a_refused_login_says_what_and_how_to_try_again(code_error, replies, said):
+    client = LoginClient(code_error=code_error, password="the password")
+    ask, _asked = answers(*replies)
+    with pytest.raises(WatcherError) as caught:
+        await log_in(client, "acct", ask)
+    message = str(caught.value)
+    assert said in message and "watcher session telegram acct" in message
+    assert "not the password" not in message  # a typed password is never echoed back
+
+
+def test_login_without_a_terminal_says_where_to_run_it(tmp_path):
+    result = watcher("session", "telegram", "acct", "--data", str(tmp_path / "data"))
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "no terminal to ask at" in out and "ssh -t" in out, out
+    assert not (tmp_path / "data" / "sessions" / "acct.tgsession").exists()
