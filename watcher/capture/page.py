@@ -490,8 +490,9 @@ async def screenshot_on_pixels(
     (``screenshot_layout``). A page where it would move anything by a pixel or more keeps
     its own layout.
     """
-    layout = await _on_whole_pixels(page, posts_css)
+    layout = ShotLayout()
     try:
+        layout = await _on_whole_pixels(page, posts_css)
         # evaluate has no timeout of its own: a hung renderer must not hold the capture.
         height = await asyncio.wait_for(
             page.evaluate("Math.max(document.body ? document.body.scrollHeight : 0, 1)"),
@@ -578,8 +579,10 @@ async def _on_whole_pixels(page: Page, posts_css: str | None) -> ShotLayout:
             layout = ShotLayout(float(offset), max(0, rounded))
             if layout != ShotLayout():
                 return layout
-    except (PlaywrightError, TimeoutError, TypeError, ValueError):
-        # A page that breaks this is screenshot as it is: the offset only saves disk.
+    except (PlaywrightError, TypeError, ValueError):
+        # A page that breaks this is screenshot as it is: the offset only saves disk. One that
+        # does not answer in time is hung: its TimeoutError ends the screenshot at once, as
+        # the first call of a screenshot always has (a hung renderer costs one bound, not four).
         pass
     await _unpad(page)
     return ShotLayout()
